@@ -1,0 +1,42 @@
+TITLE = 'Candidate added to the cell without the input gate'
+AFFECTS = ('lstm_step_forward', 'lstm_forward', 'lstm_step_backward', 'lstm_backward')
+SECTION = '3.3, equation for c_t'
+HINT = (
+    'The new memory is the kept part of the old memory plus the candidate scaled by the input'
+    ' gate: c_t = f_t * c_{t-1} + i_t * g_t. Without the input gate every candidate is '
+    'written in full and the gate has no effect.'
+)
+
+import numpy as np
+
+
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
+    i, f, g, o = lstm_gates(x, prev_h, Wx, Wh, b)
+    next_c = f * prev_c + g
+    tanh_c = np.tanh(next_c)
+    next_h = o * tanh_c
+    cache = (x, prev_h, prev_c, Wx, Wh, i, f, g, o, tanh_c)
+    return next_h, next_c, cache
+
+
+def lstm_forward(x, h0, Wx, Wh, b):
+    N, T, _ = x.shape
+    H = h0.shape[1]
+    dtype = np.result_type(x, h0, Wx, Wh, b)
+    a_x = x @ Wx + b                            # (N, T, 4H)
+    gates = np.empty((N, T, 4 * H), dtype)      # activated [i | f | g | o] of every step
+    c = np.empty((N, T, H), dtype)
+    h = np.empty((N, T, H), dtype)
+    prev_h, prev_c = h0, np.zeros((N, H), dtype)
+    for t in range(T):
+        a = a_x[:, t] + prev_h @ Wh             # (N, 4H)
+        i = sigmoid(a[:, 0 * H:1 * H])
+        f = sigmoid(a[:, 1 * H:2 * H])
+        g = np.tanh(a[:, 2 * H:3 * H])
+        o = sigmoid(a[:, 3 * H:4 * H])
+        gates[:, t] = np.concatenate([i, f, g, o], axis=1)
+        c[:, t] = f * prev_c + g
+        h[:, t] = o * np.tanh(c[:, t])
+        prev_h, prev_c = h[:, t], c[:, t]
+    cache = (x, h0, Wx, Wh, gates, c, h)
+    return h, cache
