@@ -3,7 +3,8 @@ AFFECTS = ('lstm_step_forward', 'lstm_forward', 'lstm_step_backward', 'lstm_back
 SECTION = '3.3, equation for c_t'
 HINT = (
     'The forget gate multiplies the old memory c_{t-1} and the input gate multiplies the new '
-    'candidate g_t, not the other way round.'
+    'candidate g_t, not the other way round. Reading the first two blocks of the pre-'
+    'activation in the wrong order has the same effect.'
 )
 
 import numpy as np
