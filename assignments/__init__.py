@@ -1,0 +1,1 @@
+"""Everything that makes one assignment gradable: one subpackage per assignment."""

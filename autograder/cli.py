@@ -1,0 +1,92 @@
+"""python -m autograder {grade,samples,demo,mutants} ... (see README, "For TAs")."""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from autograder import config as configuration
+from autograder import report
+from autograder.grade import Grader, find_submissions, grade_all
+from autograder.sandbox import GraderError
+
+
+def progress_bar(total, quiet=False):
+    """A progress bar on stderr (tqdm) and the callback that advances it."""
+    from tqdm import tqdm
+    bar = tqdm(total=total, desc="grading", unit="submission", file=sys.stderr, disable=quiet,
+               bar_format="{desc}: {n}/{total} |{bar:30}| {elapsed}<{remaining} {postfix}")
+
+    def advance(result):
+        bar.set_postfix_str(f"{result['student_id']}: {report.fmt(result['score'])}/{report.fmt(result['max_score'])}")
+        bar.update()
+    return bar, advance
+
+
+def grade_command(config, root, out, jobs, sandbox_mode, quiet=False):
+    root = Path(root)
+    if not root.is_dir():
+        raise GraderError(f"{root} is not a folder of submissions")
+    submissions = find_submissions(root, config.name, config.notebook)
+    grader = Grader.prepare(config, sandbox_mode)
+    if not quiet:
+        where = "bubblewrap sandbox" if grader.use_bubblewrap else "plain processes (no bubblewrap here)"
+        print(f"Grading {len(submissions)} submission(s) of '{config.name}' in {where}, "
+              f"{jobs or os.cpu_count()} at a time.", file=sys.stderr)
+    started = time.monotonic()
+    bar, advance = progress_bar(len(submissions), quiet)
+    with bar:
+        results = grade_all(grader, submissions, jobs, advance)
+    report.write_all(config, results, out)
+    if not quiet:
+        print(report.table(config, results))
+        print(f"\n{len(results)} graded in {time.monotonic() - started:.1f} s. "
+              f"Grades: {Path(out) / 'grades.csv'}; feedback: {Path(out) / 'feedback'}/; "
+              f"details: {Path(out) / 'results'}/")
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    grade = sub.add_parser("grade", help="grade every submission under ROOT (nbgrader layout)")
+    grade.add_argument("root", help="ROOT/<student_id>/<assignment>/<notebook>.ipynb")
+    for p in [grade] + [sub.add_parser(n, help=h) for n, h in (
+            ("samples", "write the bundled sample submissions"),
+            ("demo", "write the samples, grade them, print the table"),
+            ("mutants", "grade every catalogued misconception: detection and diagnosis rates"))]:
+        p.add_argument("--assignment", required=True)
+        p.add_argument("--jobs", type=int, default=None, help="parallel submissions (default: cores)")
+        p.add_argument("--sandbox", choices=("auto", "bubblewrap", "none"), default="auto")
+        if p.prog.split()[-1] != "mutants":
+            p.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    try:
+        config = configuration.load(args.assignment)
+        if args.command == "grade":
+            grade_command(config, args.root, args.out, args.jobs, args.sandbox)
+        elif args.command == "samples":
+            write_samples(config, Path(args.out))
+        elif args.command == "demo":
+            root = write_samples(config, Path(args.out) / "submitted")
+            grade_command(config, root, args.out, args.jobs, args.sandbox)
+        elif args.command == "mutants":
+            from autograder import mutants
+            return mutants.main(config, args.jobs)
+    except (configuration.ConfigError, GraderError) as exc:
+        print(f"autograder: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def write_samples(config, root):
+    """Write the assignment's sample submissions (config.module.SAMPLES) under root."""
+    from autograder.samples import write_submission
+    samples = getattr(config.module, "SAMPLES", None)
+    if not samples:
+        raise configuration.ConfigError(f"assignment '{config.name}' bundles no samples")
+    for sample in samples:
+        write_submission(root, sample.student_id, config.name, sample.file_name or config.notebook,
+                         sample.build(config))
+    print(f"Wrote {len(samples)} sample submissions under {root}", file=sys.stderr)
+    return root

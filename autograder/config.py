@@ -1,0 +1,80 @@
+"""grading.yml -> an AssignmentConfig; the assignment module it names -> its exercises."""
+import importlib
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(Exception):
+    """grading.yml or the assignment module is missing something the grader needs."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    wall_seconds: float
+    call_seconds: float
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class AssignmentConfig:
+    name: str
+    notebook: str
+    seed: int
+    skip_cell_tags: tuple
+    limits: Limits
+    tolerance: dict
+    input_modified_penalty: float
+    points: dict           # exercise id -> points, in notebook order
+    manual: dict           # nbgrader grade_id -> points, graded by hand
+    module: object         # the assignment module: EXERCISES, CATALOGUE, SAMPLES
+    reference: object      # the reference module
+
+    @property
+    def release_dir(self):
+        return REPO / "release" / self.name
+
+    @property
+    def exercises(self):
+        """The assignment's Exercise objects, in grading.yml's order."""
+        by_id = {e.id: e for e in self.module.EXERCISES}
+        return [by_id[i] for i in self.points]
+
+    @property
+    def max_score(self):
+        return float(sum(self.points.values()))
+
+    def parameter_names(self):
+        """fn name -> argument names, from the reference's signatures (for messages)."""
+        return {name: tuple(inspect.signature(fn).parameters)
+                for name, fn in vars(self.reference).items()
+                if inspect.isfunction(fn) and not name.startswith("_")}
+
+
+def load(assignment, path=REPO / "grading.yml"):
+    """Read one assignment's section of grading.yml and import what it names."""
+    try:
+        section = yaml.safe_load(Path(path).read_text())["assignments"][assignment]
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found") from None
+    except (KeyError, TypeError):
+        raise ConfigError(f"no assignment '{assignment}' in {path}") from None
+    module = importlib.import_module(section["module"])
+    limits = section["limits"]
+    config = AssignmentConfig(
+        name=assignment, notebook=section["notebook"], seed=int(section["seed"]),
+        skip_cell_tags=tuple(section.get("skip_cell_tags", ())),
+        limits=Limits(float(limits["wall_seconds"]), float(limits["call_seconds"]), int(limits["memory_mb"])),
+        tolerance={k: float(v) for k, v in section["tolerance"].items()},
+        input_modified_penalty=float(section.get("input_modified_penalty", 0.5)),
+        points={k: float(v) for k, v in section["exercises"].items()},
+        manual={k: float(v) for k, v in (section.get("manual") or {}).items()},
+        module=module, reference=importlib.import_module(section["reference"]))
+    missing = set(config.points) - {e.id for e in module.EXERCISES}
+    if missing:
+        raise ConfigError(f"grading.yml names exercises {sorted(missing)} that {section['module']} does not define")
+    return config

@@ -1,0 +1,135 @@
+"""Grading one submission, and a class of them in parallel."""
+import concurrent.futures
+import inspect
+import multiprocessing
+import os
+import shutil
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from autograder import sandbox
+from autograder.exercise import Context, ExerciseResult, grade_exercise
+from autograder.impl import Crashed, LocalImpl, StudentImpl, TimedOut
+from autograder.notebook import Unreadable, read_cells
+
+
+@dataclass
+class Grader:
+    """Everything that is the same for every submission of one assignment: built once, before
+    the worker processes fork, so each of them shares it."""
+    config: object
+    use_bubblewrap: bool
+    misconceptions: list     # [(Misconception, namespace)]
+
+    @classmethod
+    def prepare(cls, config, sandbox_mode="auto"):
+        if sandbox_mode == "bubblewrap" and not sandbox.bubblewrap_works():
+            raise RuntimeError("bubblewrap was asked for but does not work on this machine")
+        use = sandbox_mode == "bubblewrap" or (sandbox_mode == "auto" and sandbox.bubblewrap_works())
+        source = inspect.getsource(config.reference)
+        catalogue = getattr(config.module, "CATALOGUE", [])
+        return cls(config, use, [(m, m.namespace(source)) for m in catalogue])
+
+    def rng(self, student_id, exercise_id):
+        """The hidden inputs' generator: fixed by grading.yml's seed, the assignment, the student
+        and the exercise, so regrading gives the same inputs and classmates get different ones."""
+        words = (self.config.name, student_id, exercise_id)
+        return np.random.default_rng([self.config.seed] + [zlib.crc32(w.encode()) for w in words])
+
+    def grade(self, student_id, notebook_path):
+        """One submission -> its result dict (results/<student>.json)."""
+        config, limits = self.config, self.config.limits
+        started = time.monotonic()
+        result = {"student_id": student_id, "assignment": config.name, "status": "graded",
+                  "reason": None, "score": 0.0, "max_score": config.max_score,
+                  "exercises": [], "cell_errors": [], "seconds": 0.0}
+        try:
+            if notebook_path is None:
+                raise Unreadable(f"no {config.notebook} found in the submission")
+            cells = read_cells(Path(notebook_path), config.skip_cell_tags)
+        except Unreadable as exc:
+            result.update(status="unreadable" if notebook_path else "missing", reason=str(exc))
+            result["exercises"] = [ExerciseResult(e, 0.0, p, "missing", str(exc)).to_json()
+                                   for e, p in config.points.items()]
+            result["seconds"] = round(time.monotonic() - started, 3)
+            return result
+
+        def time_left():
+            return limits.wall_seconds - (time.monotonic() - started)
+
+        scratch = sandbox.make_scratch(config.release_dir, config.notebook)
+
+        def start():
+            process = sandbox.StudentProcess(scratch, limits, self.use_bubblewrap)
+            seconds = time_left()
+            try:
+                reply = process.request({"op": "run", "cells": cells, "cell_seconds": limits.call_seconds},
+                                        seconds)
+            except sandbox.ChannelTimeout:
+                raise TimedOut("notebook", f"its cells did not finish running within {seconds:.0f} s") from None
+            except sandbox.ChannelClosed as exc:
+                raise Crashed("notebook", f"{exc} while its cells were running") from None
+            return process, reply
+
+        names = config.parameter_names()
+        student = StudentImpl(start, names, limits.call_seconds, time_left)
+        ctx = Context(student, LocalImpl(vars(config.reference), names), config.tolerance,
+                      misconception_impls=[(m, LocalImpl(ns, names)) for m, ns in self.misconceptions])
+        try:
+            for exercise in config.exercises:
+                cases = exercise.cases(self.rng(student_id, exercise.id))
+                outcome = grade_exercise(exercise, ctx, cases, config.points[exercise.id],
+                                         config.input_modified_penalty)
+                ctx.results[exercise.id] = outcome
+                result["exercises"].append(outcome.to_json())
+                if student.run_reply and not result["cell_errors"]:
+                    result["cell_errors"] = [{"cell": i, "error": e} for i, e in student.run_reply["cell_errors"]]
+        finally:
+            student.close()
+            shutil.rmtree(scratch, ignore_errors=True)
+        result["score"] = round(sum(e["points"] for e in result["exercises"]), 4)
+        result["seconds"] = round(time.monotonic() - started, 3)
+        return result
+
+
+def find_submissions(root, assignment, notebook):
+    """nbgrader layout ROOT/<student>/<assignment>/<notebook> -> sorted [(student, path or None)].
+
+    Every student folder gets an entry; a missing notebook is None (graded as missing)."""
+    found = []
+    for student in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        path = student / assignment / notebook
+        found.append((student.name, path if path.is_file() else None))
+    return found
+
+
+_GRADER = None   # set in the parent before forking; read by the pool's workers
+
+
+def _grade_one(item):
+    return _GRADER.grade(*item)
+
+
+def grade_all(grader, submissions, jobs=None, progress=None):
+    """Grade submissions in parallel, `jobs` at a time (default: the number of cores).
+
+    progress(result) is called as each finishes; returns results sorted by student id."""
+    global _GRADER
+    _GRADER = grader
+    jobs = jobs or os.cpu_count() or 1
+    results = []
+    if jobs == 1:
+        for item in submissions:
+            results.append(_grade_one(item))
+            progress and progress(results[-1])
+    else:
+        context = multiprocessing.get_context("fork")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            for future in concurrent.futures.as_completed([pool.submit(_grade_one, s) for s in submissions]):
+                results.append(future.result())
+                progress and progress(results[-1])
+    return sorted(results, key=lambda r: r["student_id"])

@@ -1,0 +1,111 @@
+"""The only format that crosses the boundary between the grader and a student's process.
+
+A message is JSON-like data (None, bool, int, float, str, list, dict with str keys) plus
+numeric numpy arrays, framed as
+
+    8-byte big-endian length | 4-byte header length | JSON header | array bytes ...
+
+Decoding never runs code (no pickle) and accepts only numeric dtypes, so whatever a
+student's process sends back is inert data. This module must import nothing but the standard
+library and numpy: it is copied into the student's sandbox next to worker.py.
+"""
+import json
+import os
+import struct
+
+import numpy as np
+
+MAX_MESSAGE_BYTES = 256 * 2**20
+NUMERIC_KINDS = "biufc"
+
+
+class WireError(Exception):
+    """A message that is malformed, too large or holds something that is not plain data."""
+
+
+def encode(obj):
+    """obj -> bytes of one framed message (see module docstring)."""
+    blobs = []
+
+    def walk(value):
+        if isinstance(value, np.generic):
+            value = np.asarray(value)
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind not in NUMERIC_KINDS:
+                raise WireError(f"array of dtype {value.dtype} is not numeric")
+            data = np.ascontiguousarray(value).tobytes()
+            blobs.append(data)
+            return {"__nd__": len(data), "dtype": value.dtype.str, "shape": list(value.shape)}
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            if not all(isinstance(k, str) for k in value):
+                raise WireError("dict keys must be strings")
+            if "__nd__" in value:
+                raise WireError("reserved key __nd__")
+            return {k: walk(v) for k, v in value.items()}
+        raise WireError(f"a {type(value).__name__} is not plain data")
+
+    header = json.dumps(walk(obj)).encode()
+    body = struct.pack(">I", len(header)) + header + b"".join(blobs)
+    return struct.pack(">Q", len(body)) + body
+
+
+def decode(body):
+    """bytes of one message body (without the 8-byte length) -> obj; raises WireError."""
+    try:
+        (hlen,) = struct.unpack(">I", body[:4])
+        header = json.loads(body[4:4 + hlen])
+    except (struct.error, ValueError) as exc:
+        raise WireError(f"bad header: {exc}") from None
+    offset = 4 + hlen
+
+    def walk(value):
+        nonlocal offset
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            if "__nd__" not in value:
+                return {k: walk(v) for k, v in value.items()}
+            dtype = np.dtype(value["dtype"])
+            shape = tuple(int(n) for n in value["shape"])
+            nbytes = int(value["__nd__"])
+            if dtype.kind not in NUMERIC_KINDS or dtype.hasobject or min(shape, default=0) < 0:
+                raise WireError("not a numeric array")
+            if nbytes != dtype.itemsize * int(np.prod(shape, dtype=np.int64)) or offset + nbytes > len(body):
+                raise WireError("array size does not match its shape")
+            array = np.frombuffer(body, dtype, offset=offset, count=nbytes // max(dtype.itemsize, 1))
+            offset += nbytes
+            return array.reshape(shape).copy()
+        return value
+
+    return walk(header)
+
+
+def send(fd, obj):
+    """Write one message to a file descriptor."""
+    data = memoryview(encode(obj))
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def read_exactly(fd, n):
+    """Read n bytes from fd; raises EOFError when the other side has gone away."""
+    chunks = []
+    while n:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise EOFError("the other process closed the channel")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def receive(fd):
+    """Read one message from a file descriptor."""
+    (length,) = struct.unpack(">Q", read_exactly(fd, 8))
+    if length > MAX_MESSAGE_BYTES:
+        raise WireError(f"message of {length} bytes is over the limit")
+    return decode(read_exactly(fd, length))
