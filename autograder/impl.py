@@ -15,6 +15,11 @@ import numpy as np
 from autograder.sandbox import ChannelClosed, ChannelTimeout, StudentProcess
 
 
+class Unavailable(Exception):
+    """An implementation cannot answer this call (a replay of recorded results that never
+    saw these arguments); judges treat it as "no second opinion", never as the student's fault."""
+
+
 class StudentFailure(Exception):
     """A call of a student function that produced no usable result."""
     status = "error"
@@ -194,5 +199,5 @@ def to_arrays(value):
     return np.asarray(value)
 
 
-__all__ = ["Impl", "LocalImpl", "StudentImpl", "Handle", "StudentFailure", "NotImplementedYet",
+__all__ = ["Impl", "LocalImpl", "StudentImpl", "Handle", "StudentFailure", "Unavailable", "NotImplementedYet",
            "NotDefined", "TimedOut", "Crashed", "StudentProcess"]

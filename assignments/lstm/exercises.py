@@ -16,7 +16,7 @@ import numpy as np
 
 from autograder import compare
 from autograder.exercise import Exercise
-from autograder.impl import StudentFailure, unpack
+from autograder.impl import StudentFailure, Unavailable, unpack
 
 CLOSE = 0.25            # relative error under which an upstream function counts as "close"
 GATES = ("i", "f", "g", "o")
@@ -153,7 +153,7 @@ def judge_with_fallback(ctx, exercise, student_out, expected_out, alternative):
         return verdicts
     try:
         second = alternative()
-    except StudentFailure:
+    except (StudentFailure, Unavailable):
         return verdicts
     return {n: (v if v[0] or not second or not second[n][0] else second[n]) for n, v in verdicts.items()}
 
