@@ -194,7 +194,7 @@ def to_arrays(value):
         return tuple(to_arrays(v) for v in value)
     if isinstance(value, dict):
         return {k: to_arrays(v) for k, v in value.items()}
-    if isinstance(value, Handle) or value is None:
+    if isinstance(value, (Handle, str)) or value is None:
         return value
     return np.asarray(value)
 

@@ -131,11 +131,16 @@ class StudentProcess:
         try:
             return wire.receive(self.from_child)
         except (EOFError, wire.WireError, OSError) as exc:
-            code = self.kill()
+            code = self.kill(grace=1.0)
             raise ChannelClosed(exit_reason(code, exc)) from None
 
-    def kill(self):
-        """Kill the process (and, through bwrap's --die-with-parent, everything in it)."""
+    def kill(self, grace=0.0):
+        """Kill the process (and, through bwrap's --die-with-parent, everything in it), after
+        giving it `grace` seconds to exit by itself; returns its exit status."""
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
         if self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, 9)

@@ -125,6 +125,8 @@ def plain(value, depth=0):
         return np.asarray(value)
     if value is None or isinstance(value, (bool, int, float)):
         return value
+    if isinstance(value, str):
+        return value[:MESSAGE_LIMIT]
     if isinstance(value, (list, tuple)):
         return [plain(v, depth + 1) for v in value]
     if isinstance(value, dict):

@@ -1,0 +1,31 @@
+"""Shared fixtures. Tests run from the repository root (pyproject's pytest pythonpath)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def config():
+    from autograder import config as configuration
+    return configuration.load("lstm")
+
+
+def run_cli(*args, cwd=REPO, timeout=600):
+    """python -m autograder ARGS, as a TA runs it; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """`python -m autograder demo` once: the bundled samples written and graded for real."""
+    out = tmp_path_factory.mktemp("demo")
+    done = run_cli("demo", "--assignment", "lstm", "--out", str(out), "--no-gradebook")
+    assert done.returncode == 0, done.stderr
+    results = {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
+    return out, results, done

@@ -1,0 +1,90 @@
+"""CONTRACT sections 2-3: the command line, its outputs, determinism, what feedback may show."""
+import csv
+import inspect
+import re
+
+import numpy as np
+
+from assignments.lstm import exercises
+from autograder.grade import Grader
+from solutions import lstm as reference
+from tests.conftest import run_cli
+
+
+def test_grades_csv_has_the_contract_header_and_a_row_per_student_folder(demo, config):
+    out, _, _ = demo
+    rows = list(csv.reader((out / "grades.csv").open()))
+    assert rows[0] == ["student_id", *config.points, "total", "max_score"]
+    folders = sorted(p.name for p in (out / "submitted").iterdir() if p.is_dir())
+    assert [r[0] for r in rows[1:]] == folders
+    for row in rows[1:]:
+        assert float(row[-2]) == sum(float(v) for v in row[1:-2])
+        assert float(row[-1]) == config.max_score
+    for student in folders:
+        assert (out / "results" / f"{student}.json").is_file()
+        assert (out / "feedback" / f"{student}.html").is_file()
+
+
+def test_grading_twice_gives_the_same_grades(demo, tmp_path):
+    out, _, _ = demo
+    again = run_cli("grade", str(out / "submitted"), "--assignment", "lstm", "--out", str(tmp_path),
+                    "--no-gradebook", "--jobs", "1")
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "grades.csv").read_text() == (out / "grades.csv").read_text()
+
+
+def test_the_demo_prints_the_grade_table(demo):
+    _, _, done = demo
+    assert "correct" in done.stdout and "mean" in done.stdout and "total" in done.stdout
+    assert "grading" in done.stderr  # the progress bar
+
+
+def test_feedback_shows_no_reference_code_hidden_tests_or_inputs(demo):
+    out, results, _ = demo
+    secret_lines = set()
+    for module in (reference, exercises):
+        for line in inspect.getsource(module).splitlines():
+            if len(line.strip()) > 25 and not line.strip().startswith(("#", '"', "def ")):
+                secret_lines.add(line.strip())
+    for page in (out / "feedback").glob("*.html"):
+        text = page.read_text()
+        assert not [s for s in secret_lines if s in text], page.name
+        # no hidden input values: numbers in feedback are error sizes, indices and points only
+        assert not re.search(r"\d\.\d{6,}", text), page.name
+
+
+def test_bad_input_gives_a_clear_error_and_nonzero_exit(tmp_path):
+    missing = run_cli("grade", str(tmp_path / "nope"), "--assignment", "lstm", "--out", str(tmp_path / "o"))
+    assert missing.returncode != 0 and "is not a folder" in missing.stderr
+    unknown = run_cli("grade", str(tmp_path), "--assignment", "nosuch", "--out", str(tmp_path / "o"))
+    assert unknown.returncode != 0 and "no assignment 'nosuch'" in unknown.stderr
+
+
+def test_an_empty_class_is_graded_to_an_empty_table(tmp_path, config):
+    (tmp_path / "root").mkdir()
+    done = run_cli("grade", str(tmp_path / "root"), "--assignment", "lstm", "--out", str(tmp_path / "o"),
+                   "--no-gradebook")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "o" / "grades.csv").read_text().splitlines() == [
+        ",".join(["student_id", *config.points, "total", "max_score"])]
+
+
+def test_hidden_inputs_are_seeded_per_student_and_assignment(config):
+    grader = Grader(config, use_bubblewrap=False, misconceptions=[])
+    first = exercises.sequence_cases(grader.rng("ada", "lstm_forward"))
+    again = exercises.sequence_cases(grader.rng("ada", "lstm_forward"))
+    other = exercises.sequence_cases(grader.rng("bob", "lstm_forward"))
+    assert all(np.array_equal(a["x"], b["x"]) for a, b in zip(first, again))
+    assert any(a["x"].shape != b["x"].shape or not np.array_equal(a["x"], b["x"]) for a, b in zip(first, other))
+
+
+def test_hidden_cases_use_shapes_public_checks_never_use(config):
+    grader = Grader(config, use_bubblewrap=False, misconceptions=[])
+    for student in ("a", "b", "c"):
+        seq = exercises.sequence_cases(grader.rng(student, "lstm_forward"))
+        assert seq[0]["x"].shape[:2] == (1, 1)                                 # N = T = 1
+        assert all(c["x"].shape[2] != c["h0"].shape[1] for c in seq)           # D != H
+        assert all(np.abs(c["h0"]).max() > 0 for c in seq)                     # non-zero h0
+        step = exercises.step_cases(grader.rng(student, "lstm_gates"))
+        a = step[2]["x"] @ step[2]["Wx"] + step[2]["prev_h"] @ step[2]["Wh"] + step[2]["b"]
+        assert np.mean(np.abs(a) > 4) > 0.3                                    # saturated gates
