@@ -1,5 +1,6 @@
 """What a student's process can and cannot do, with bubblewrap and without it (README, Isolation)."""
 import inspect
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,8 @@ import numpy as np
 
 def student(use_bubblewrap, tmp_path, memory_mb=1024, call_seconds=3):
     scratch = sandbox.make_scratch(None, "lstm.ipynb")
+    shutil.move(scratch, tmp_path / "scratch")
+    scratch = tmp_path / "scratch"
     limits = Limits(wall_seconds=60, call_seconds=call_seconds, memory_mb=memory_mb)
 
     def start():
