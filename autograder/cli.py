@@ -23,7 +23,9 @@ def progress_bar(total, quiet=False):
     return bar, advance
 
 
-def grade_command(config, root, out, jobs, sandbox_mode, quiet=False):
+def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=False):
+    """Grade every submission under root into out; with `gradebook` (a path to gradebook.db),
+    also record the grades there for formgrader and `nbgrader export`."""
     root = Path(root)
     if not root.is_dir():
         raise GraderError(f"{root} is not a folder of submissions")
@@ -43,7 +45,23 @@ def grade_command(config, root, out, jobs, sandbox_mode, quiet=False):
         print(f"\n{len(results)} graded in {time.monotonic() - started:.1f} s. "
               f"Grades: {Path(out) / 'grades.csv'}; feedback: {Path(out) / 'feedback'}/; "
               f"details: {Path(out) / 'results'}/")
+    if gradebook is not None:
+        write_gradebook(config, results, submissions, gradebook, quiet)
     return results
+
+
+def write_gradebook(config, results, submissions, db_path, quiet=False):
+    from autograder import gradebook
+    started = time.monotonic()
+    try:
+        folder = gradebook.write(config, results, submissions, db_path, quiet)
+    except Exception as exc:
+        raise GraderError(f"could not write the gradebook {db_path}: {type(exc).__name__}: {exc}") from exc
+    if not quiet:
+        count, waiting = gradebook.summary(db_path)
+        print(f"Gradebook: {db_path} ({count} submission(s), {waiting} written answer(s) waiting for a "
+              f"manual grade; {time.monotonic() - started:.1f} s); autograded notebooks: {Path(folder) / 'autograded'}/\n"
+              f"Formgrader: {gradebook.formgrader_hint(folder)}")
 
 
 def main(argv=None):
@@ -60,16 +78,27 @@ def main(argv=None):
         p.add_argument("--sandbox", choices=("auto", "bubblewrap", "none"), default="auto")
         if p.prog.split()[-1] != "mutants":
             p.add_argument("--out", required=True)
+        if p.prog.split()[-1] in ("grade", "demo"):
+            where = "the course root's gradebook.db" if p is grade else "OUT/gradebook.db"
+            book = p.add_mutually_exclusive_group()
+            book.add_argument("--gradebook", metavar="PATH",
+                              help=f"nbgrader gradebook to record the grades in (default: {where}); "
+                                   "its folder is the nbgrader course folder (autograded/ goes there)")
+            book.add_argument("--no-gradebook", action="store_true", help="write no gradebook")
     args = parser.parse_args(argv)
     try:
         config = configuration.load(args.assignment)
         if args.command == "grade":
-            grade_command(config, args.root, args.out, args.jobs, args.sandbox)
+            book = None if args.no_gradebook else (args.gradebook or configuration.REPO / "gradebook.db")
+            grade_command(config, args.root, args.out, args.jobs, args.sandbox, book)
         elif args.command == "samples":
             write_samples(config, Path(args.out))
         elif args.command == "demo":
+            # The demo's gradebook lives in OUT, which is then an nbgrader course folder of its own
+            # (OUT/submitted, OUT/autograded, OUT/gradebook.db): the repository's gradebook is untouched.
             root = write_samples(config, Path(args.out) / "submitted")
-            grade_command(config, root, args.out, args.jobs, args.sandbox)
+            book = None if args.no_gradebook else (args.gradebook or Path(args.out) / "gradebook.db")
+            grade_command(config, root, args.out, args.jobs, args.sandbox, book)
         elif args.command == "mutants":
             from autograder import mutants
             return mutants.main(config, args.jobs)
