@@ -1,4 +1,4 @@
-"""python -m autograder {grade,samples,demo,mutants} ... (see README, "For TAs")."""
+"""python -m autograder {grade,samples,demo,mutants,gradescope} ... (see README, "For TAs")."""
 import argparse
 import os
 import sys
@@ -85,6 +85,9 @@ def main(argv=None):
                               help=f"nbgrader gradebook to record the grades in (default: {where}); "
                                    "its folder is the nbgrader course folder (autograded/ goes there)")
             book.add_argument("--no-gradebook", action="store_true", help="write no gradebook")
+    scope = sub.add_parser("gradescope", help="write an otter-grader autograder zip for Gradescope")
+    scope.add_argument("--assignment", required=True)
+    scope.add_argument("--out", required=True, help="folder for <assignment>-gradescope.zip")
     args = parser.parse_args(argv)
     try:
         config = configuration.load(args.assignment)
@@ -99,6 +102,12 @@ def main(argv=None):
             root = write_samples(config, Path(args.out) / "submitted")
             book = None if args.no_gradebook else (args.gradebook or Path(args.out) / "gradebook.db")
             grade_command(config, root, args.out, args.jobs, args.sandbox, book)
+        elif args.command == "gradescope":
+            from autograder import gradescope
+            try:
+                gradescope.main(config, args.out, configuration.REPO)
+            except FileNotFoundError as exc:
+                raise GraderError(str(exc)) from None
         elif args.command == "mutants":
             from autograder import mutants
             return mutants.main(config, args.jobs)
