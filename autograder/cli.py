@@ -59,8 +59,10 @@ def write_gradebook(config, results, submissions, db_path, quiet=False):
         raise GraderError(f"could not write the gradebook {db_path}: {type(exc).__name__}: {exc}") from exc
     if not quiet:
         count, waiting = gradebook.summary(db_path)
-        print(f"Gradebook: {db_path} ({count} submission(s), {waiting} written answer(s) waiting for a "
-              f"manual grade; {time.monotonic() - started:.1f} s); autograded notebooks: {Path(folder) / 'autograded'}/\n"
+        here = Path.cwd().resolve()
+        print(f"Gradebook: {gradebook.shown(Path(db_path).resolve(), here)} ({count} submission(s), {waiting} "
+              f"written answer(s) waiting for a manual grade; {time.monotonic() - started:.1f} s); autograded "
+              f"notebooks: {gradebook.shown(Path(folder) / 'autograded', here)}/\n"
               f"Formgrader: {gradebook.formgrader_hint(folder)}")
 
 

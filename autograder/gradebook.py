@@ -243,12 +243,23 @@ def summary(db_path):
     return count, waiting
 
 
+def shown(path, start):
+    """path relative to start when it lies inside start, else absolute."""
+    relative = os.path.relpath(path, start)
+    return str(path) if relative.startswith("..") else relative
+
+
 def formgrader_hint(folder):
     """How to open formgrader on the course folder: the exact command, from the current folder."""
-    folder = Path(folder).resolve()
+    folder, here = Path(folder).resolve(), Path.cwd().resolve()
     jupyter = Path(sys.executable).parent / "jupyter"
-    command = f"{os.path.relpath(jupyter, folder)} lab" if jupyter.exists() else "jupyter lab"
-    where = os.path.relpath(folder, Path.cwd())
+    where = shown(folder, here)
+    if not jupyter.exists():
+        command = "jupyter lab"
+    elif where.startswith("/") or shown(jupyter, here).startswith("/"):
+        command = f"{jupyter} lab"
+    else:
+        command = f"{os.path.relpath(jupyter, folder)} lab"
     prefix = "" if where == "." else f"cd {where} && "
     return f"{prefix}{command}   then Nbgrader > Formgrader (http://localhost:8888/formgrader)"
 
