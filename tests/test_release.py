@@ -170,3 +170,39 @@ def test_release_writes_nothing_to_stderr(executed_release):
               if c.cell_type == "code" for o in c.outputs
               if o.output_type == "stream" and o.name == "stderr"]
     assert not stderr
+
+
+def test_nbgrader_autograde_full_marks_for_solution_zero_for_release(tmp_path, release_nb):
+    """nbgrader's own autograde on the check cells: the solved notebook earns every point
+    (no check writes to stderr), the untouched release earns none."""
+    from nbgrader.api import Gradebook
+    import yaml
+    points = yaml.safe_load((REPO / "grading.yml").read_text())["assignments"]["lstm"]["exercises"]
+    ignore = shutil.ignore_patterns(*JUNK, "*.pyc")
+    shutil.copytree(REPO / "source", tmp_path / "source", ignore=ignore)
+    shutil.copy(REPO / "nbgrader_config.py", tmp_path)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    nbgrader = [sys.executable, "-m", "nbgrader"]
+    done = subprocess.run(nbgrader + ["generate_assignment", "lstm", "--force"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    def no_demos(nb):
+        nb = json.loads(json.dumps(nb))
+        nb["cells"] = [c for c in nb["cells"] if "demo" not in c["metadata"].get("tags", [])]
+        return nb
+
+    source_nb = json.loads((SOURCE / "lstm.ipynb").read_text(encoding="utf-8"))
+    for student, nb in (("solved", source_nb), ("blank", release_nb)):
+        folder = tmp_path / "submitted" / student / "lstm"
+        shutil.copytree(RELEASE, folder, ignore=shutil.ignore_patterns("lstm.ipynb", *JUNK))
+        (folder / "lstm.ipynb").write_text(json.dumps(no_demos(nb)), encoding="utf-8")
+    done = subprocess.run(nbgrader + ["autograde", "lstm", "--force"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
+        for student, full in (("solved", True), ("blank", False)):
+            for name, pts in points.items():
+                grade = gb.find_grade(f"check_{name}", "lstm", "lstm", student)
+                assert grade.auto_score == (pts if full else 0), (student, name, grade.auto_score)
