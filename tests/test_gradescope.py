@@ -86,30 +86,35 @@ def test_the_zip_pins_python_and_the_projects_versions(built):
 
 
 def otter_run(zip_path, notebook, out):
-    """`otter run` on one notebook (wrapped in timeout: otter run has no time limit of its own)."""
+    """Start `otter run` on one notebook (wrapped in timeout: otter run has no time limit of its
+    own); returns a function that waits for it and reads its results.json."""
     out.mkdir()
     otter = os.path.join(os.path.dirname(sys.executable), "otter")
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
-    done = subprocess.run(["timeout", "300", otter, "run", "--no-logo", "-a", str(zip_path), "-o", str(out),
-                           str(notebook)], cwd=out, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return json.loads((out / "results.json").read_text())
+    process = subprocess.Popen(["timeout", "300", otter, "run", "--no-logo", "-a", str(zip_path), "-o", str(out),
+                                str(notebook)], cwd=out, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+
+    def wait():
+        output, _ = process.communicate()
+        assert process.returncode == 0, output[-5000:]
+        return json.loads((out / "results.json").read_text())
+    return wait
 
 
 @pytest.fixture(scope="module")
 def runs(built, tmp_path_factory, config):
-    """The local grader and otter run on the same three submissions."""
+    """The local grader and otter run (all three at once) on the same three submissions."""
     tmp = tmp_path_factory.mktemp("gradescope_runs")
     root = tmp / "submitted"
     for student in RUN:
         write_submission(root, student, config.name, config.notebook, BY_ID[student].build(config))
+    waits = {student: otter_run(built, root / student / "lstm" / config.notebook, tmp / f"otter_{student}")
+             for student in RUN}
     local = run_cli("grade", str(root), "--assignment", "lstm", "--out", str(tmp / "local"), "--no-gradebook")
     assert local.returncode == 0, local.stderr
-    results = {}
-    for student in RUN:
-        results[student] = (json.loads((tmp / "local" / "results" / f"{student}.json").read_text()),
-                            otter_run(built, root / student / "lstm" / config.notebook, tmp / f"otter_{student}"))
-    return results
+    return {student: (json.loads((tmp / "local" / "results" / f"{student}.json").read_text()), wait())
+            for student, wait in waits.items()}
 
 
 @pytest.mark.parametrize("student", RUN)
