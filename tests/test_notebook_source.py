@@ -290,6 +290,29 @@ def test_check_catches_modified_inputs():
     assert "modified" in msg and "`b`" in msg
 
 
+def test_check_names_an_unimplemented_helper():
+    def step(x, prev_h, prev_c, Wx, Wh, b):
+        return lstm_gates(x, prev_h, Wx, Wh, b)
+
+    def lstm_gates(*args):
+        raise NotImplementedError()
+    msg = str(run_check(checks.check_lstm_step_forward, step)[2])
+    assert "lstm_step_forward calls lstm_gates, which is not implemented yet" in msg
+
+
+def test_check_reports_where_a_student_error_happened():
+    def broken(x, prev_h, Wx, Wh, b):
+        a = x @ Wh            # wrong matrix: shapes do not match
+        return a, a, a, a
+    msg = _fails(checks.check_lstm_gates, broken)
+    assert "ValueError" in msg and "in broken, line" in msg and "a = x @ Wh" in msg
+
+
+def test_check_accepts_a_list_of_outputs():
+    out, err, exc = run_check(checks.check_lstm_gates, lambda *a: list(ref.lstm_gates(*a)))
+    assert exc is None, exc
+
+
 def test_check_catches_nan():
     msg = _fails(checks.check_sigmoid, lambda x: np.full(np.shape(x), np.nan))
     assert "NaN" in msg
@@ -340,7 +363,7 @@ def test_check_clip_grad_norm_in_place_and_scale():
 def test_checks_module_imports_only_numpy():
     src = (SOURCE / "seqlab" / "checks.py").read_text()
     imports = set(re.findall(r"^\s*(?:import|from)\s+([\w.]+)", src, flags=re.M))
-    assert imports <= {"os", "warnings", "numpy", "__main__"}, imports
+    assert imports <= {"os", "traceback", "warnings", "numpy", "__main__"}, imports
 
 
 # ------------------------------------------------------------------ full execution

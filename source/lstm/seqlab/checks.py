@@ -8,6 +8,7 @@ The grader uses other, random inputs and shapes: passing these checks is necessa
 sufficient.
 """
 import os
+import traceback
 import warnings
 
 import numpy as np
@@ -63,20 +64,51 @@ def _call(name, fn, *args):
             warnings.simplefilter("error")
             with np.errstate(divide="raise", over="raise", invalid="raise", under="ignore"):
                 return fn(*args)
-    except NotImplementedError:
+    except NotImplementedError as exc:
+        where = _where(exc)
+        inner = where[0] if where else name
+        if inner != name and inner in __all__ + _EXERCISES:
+            _raise(NotImplementedYet(
+                f"{name} calls {inner}, which is not implemented yet: write the body of "
+                f"{inner} first, run its cell, then run {name}'s cells again."))
         _raise(NotImplementedYet(
             f"{name} is not implemented yet: write its body in the cell above "
             f"(replace `raise NotImplementedError()`), run that cell, then run this one again."
         ))
     except (FloatingPointError, RuntimeWarning) as exc:
         _raise(CheckFailure(
-            f"{name}: numpy warned during the call ({exc}). A correct {name} computes "
+            f"{name}: numpy warned during the call ({exc}){_at(exc)}. A correct {name} computes "
             f"without overflow or invalid operations; see the hint in the instructions."
         ))
     except CheckFailure:
         raise
-    except Exception as exc:  # student's bug: say which error, briefly
-        _raise(CheckFailure(f"{name} raised {type(exc).__name__}: {exc}"))
+    except Exception as exc:  # student's bug: say which error, briefly, and where
+        _raise(CheckFailure(f"{name} raised {type(exc).__name__}: {exc}{_at(exc)}"))
+
+
+_EXERCISES = ["sigmoid", "lstm_gates", "lstm_step_forward", "lstm_forward",
+              "lstm_step_backward", "lstm_backward", "clip_grad_norm"]
+
+
+def _where(exc):
+    """(function, line number, source line) of the innermost frame of the student's code."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    numpy_dir = os.path.dirname(np.__file__)
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = os.path.abspath(frame.filename) if frame.filename else ""
+        if path.startswith(here) or path.startswith(numpy_dir) or "site-packages" in path:
+            continue
+        found = (frame.name, frame.lineno, (frame.line or "").strip())
+    return found
+
+
+def _at(exc):
+    where = _where(exc)
+    if not where:
+        return ""
+    fname, lineno, line = where
+    return f" (in {fname}, line {lineno}: `{line}`)" if line else f" (in {fname}, line {lineno})"
 
 
 def _array(name, label, value, shape, why=None):
@@ -122,8 +154,9 @@ def _unchanged(name, names, before, after):
 
 def _tuple(name, result, n, labels):
     __tracebackhide__ = True
-    if not isinstance(result, tuple) or len(result) != n:
-        got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
+    if not isinstance(result, (tuple, list)) or len(result) != n:
+        got = (f"a {type(result).__name__} of {len(result)}" if isinstance(result, (tuple, list))
+               else type(result).__name__)
         _fail(name, f"should return a tuple of {n} ({', '.join(labels)}), got {got}")
     return result
 
