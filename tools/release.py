@@ -39,8 +39,7 @@ def reference_body(fn):
             and isinstance(body[0].value.value, str)):
         body = body[1:]
     lines = src.splitlines()
-    start = body[0].lineno - 1
-    # include comment lines directly above the first statement? keep it simple: from first stmt
+    start = body[0].lineno - 1            # from the first statement after the docstring
     end = node.end_lineno
     return textwrap.dedent("\n".join(lines[start:end]))
 
