@@ -8,9 +8,10 @@ After grading, every student gets a submission in the course's gradebook.db:
   cells, points and metadata restored from the gradebook) and written to
   `autograded/<student>/<assignment>/<notebook>.ipynb`, where formgrader reads it;
 - each public check cell `check_<exercise id>` gets, as its output, the grader's verdict and
-  its points as the cell's result, and nbgrader's SaveAutoGrades preprocessor records them
-  (auto_score = our points, partial credit included); the scores are then set once more from
-  our results, which are authoritative even where a student deleted a check cell;
+  its points as the cell's result, recorded by nbgrader's SaveAutoGrades rule (nbgrader's own
+  determine_grade and checksums, in one transaction: auto_score = our points, partial credit
+  included); the scores are then set once more from our results, which are authoritative even
+  where a student deleted a check cell;
 - each answer cell of an exercise gets the grader's message as its automatic comment;
 - the written answers (grading.yml `manual`) are left to nbgrader's rule: an answer the
   student did not touch scores 0 ("No response."), any other waits for a manual score in
@@ -118,10 +119,10 @@ def comment_text(exercise):
 
 def autograded_notebook(gb_url, assignment, notebook_id, student, path, result):
     """The submitted notebook through nbgrader's sanitising preprocessors, with the grader's
-    verdicts as the check cells' outputs; then SaveAutoGrades records it. Returns the notebook."""
+    verdicts as the check cells' outputs. Returns the notebook."""
     import nbformat
     from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells,
-                                        OverwriteKernelspec, SaveAutoGrades)
+                                        OverwriteKernelspec)
     nb = nbformat.reads(Path(path).read_text(encoding="utf-8"), as_version=4)
     resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment, "student": student,
                               "db_url": gb_url}}
@@ -132,8 +133,27 @@ def autograded_notebook(gb_url, assignment, notebook_id, student, path, result):
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if cell.cell_type == "code" and grade_id in by_check:
             cell.outputs = verdict_outputs(by_check[grade_id])
-    nb, resources = SaveAutoGrades().preprocess(nb, resources)
     return nb
+
+
+def save_autogrades(gb, nb, assignment, notebook_id, student):
+    """nbgrader's SaveAutoGrades rule, cell by cell, in one transaction (nbgrader's preprocessor
+    commits after every cell): a grade cell's auto score from its outputs (a check cell's result
+    is its points), or for a written answer 0 when untouched (same checksum) and None otherwise;
+    needs_manual_grade when there is no auto score or a grader already gave a manual one."""
+    from nbgrader import utils
+    for cell in nb.cells:
+        if not (utils.is_grade(cell) or utils.is_solution(cell) or utils.is_task(cell)):
+            continue
+        grade_id = cell.metadata["nbgrader"]["grade_id"]
+        if utils.is_grade(cell):
+            grade = gb.find_grade(grade_id, notebook_id, assignment, student)
+            grade.auto_score, _ = utils.determine_grade(cell)
+            grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
+        if utils.is_solution(cell) or utils.is_task(cell):
+            comment = gb.find_comment(grade_id, notebook_id, assignment, student)
+            untouched = cell.metadata.nbgrader.get("checksum") == utils.compute_checksum(cell)
+            comment.auto_comment = NO_RESPONSE if untouched and not utils.is_task(cell) else None
 
 
 def write(config, results, submissions, db_path, quiet=False):
@@ -148,7 +168,6 @@ def write(config, results, submissions, db_path, quiet=False):
 
 
 def _write(config, results, submissions, db_path, quiet):
-    import nbformat
     db_path = Path(db_path).resolve()
     folder = db_path.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -169,29 +188,36 @@ def _write(config, results, submissions, db_path, quiet):
         if missing_checks and not quiet:
             print(f"gradebook: the release notebook has no grade cell {', '.join(missing_checks)}; "
                   "those points are in grades.csv only", file=sys.stderr)
-    for result in results:
-        student = result["student_id"]
-        with open_gradebook(db_path, course) as gb:
-            gb.update_or_create_student(student)
-            stamp = timestamp(paths.get(student))
-            gb.update_or_create_submission(config.name, student, **({"timestamp": stamp} if stamp else {}))
-        target = folder / "autograded" / student / config.name / config.notebook
-        nb = None
-        if result["status"] == "graded" and paths.get(student):
-            try:
-                nb = autograded_notebook(gb_url, config.name, notebook_id, student, paths[student], result)
-            except Exception as exc:   # nbgrader cannot read what our grader could: no notebook to show
-                if not quiet:
-                    print(f"gradebook: {student}'s notebook cannot be shown in formgrader "
-                          f"({type(exc).__name__}: {exc})", file=sys.stderr)
-        if nb is not None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(nb, str(target))
-        elif target.parent.exists():
-            shutil.rmtree(target.parent)
-        with open_gradebook(db_path, course) as gb:
-            record_scores(gb, config, notebook_id, student, result, shown=nb is not None)
+    with open_gradebook(db_path, course) as gb:
+        for result in results:
+            write_one(gb, gb_url, config, notebook_id, folder, result, paths.get(result["student_id"]), quiet)
     return folder
+
+
+def write_one(gb, gb_url, config, notebook_id, folder, result, path, quiet):
+    """One student's submission, autograded notebook, scores and comments."""
+    import nbformat
+    student = result["student_id"]
+    gb.update_or_create_student(student)
+    stamp = timestamp(path)
+    gb.update_or_create_submission(config.name, student, **({"timestamp": stamp} if stamp else {}))
+    gb.db.commit()
+    target = folder / "autograded" / student / config.name / config.notebook
+    nb = None
+    if result["status"] == "graded" and path:
+        try:
+            nb = autograded_notebook(gb_url, config.name, notebook_id, student, path, result)
+        except Exception as exc:   # nbgrader cannot read what our grader could: no notebook to show
+            if not quiet:
+                print(f"gradebook: {student}'s notebook cannot be shown in formgrader "
+                      f"({type(exc).__name__}: {exc})", file=sys.stderr)
+    if nb is not None:
+        save_autogrades(gb, nb, config.name, notebook_id, student)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(target))
+    elif target.parent.exists():
+        shutil.rmtree(target.parent)
+    record_scores(gb, config, notebook_id, student, result, shown=nb is not None)
 
 
 def record_scores(gb, config, notebook_id, student, result, shown):
