@@ -1,14 +1,12 @@
 """Makes the repository root an nbgrader course directory (nbgrader reads this file)."""
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
-c.CourseDirectory.root = "."
 c.CourseDirectory.course_id = "lstm-course"
 c.CourseDirectory.source_directory = "source"
 c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
-c.CourseDirectory.db_assignments = [dict(name="lstm")]
 # Students get the notebook and the support files it imports, never caches or checkpoints.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
 # What a student sees in place of a solution block.
