@@ -67,23 +67,46 @@ def test_release_has_no_solution_markers():
             assert marker not in text, (rel, marker)
 
 
-def test_release_contains_no_line_of_the_reference():
-    body_lines = set()
-    for name in EXERCISES:
-        for line in reference_body(getattr(ref, name)).splitlines():
-            line = line.split("#")[0].strip()
-            if len(line) >= 16:               # skip trivia such as "], axis=1)" or "return h, cache"
-                body_lines.add(line)
-    assert len(body_lines) > 40
-    for rel in all_release_files(RELEASE):
+def _code_lines(text):
+    """Non-empty lines without comments, stripped."""
+    return [l for l in (s.split("#")[0].strip() for s in text.splitlines()) if l]
+
+
+def _release_texts():
+    for rel in sorted(all_release_files(RELEASE)):
         path = RELEASE / rel
-        if path.suffix in (".npz", ".png", ".gz"):
+        if path.suffix in (".npz", ".png", ".gz", ".jpg", ".svg"):
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
         if path.suffix == ".ipynb":
             text = "\n".join(cell_text(c) for c in json.loads(text)["cells"])
-        leaked = {l for l in (s.split("#")[0].strip() for s in text.splitlines())} & body_lines
-        assert not leaked, (rel, sorted(leaked)[:5])
+        yield rel, text
+
+
+def test_release_notebook_contains_no_line_of_the_reference():
+    body_lines = set()
+    for name in EXERCISES:
+        for line in _code_lines(reference_body(getattr(ref, name))):
+            if len(line) >= 16:               # skip trivia such as "], axis=1)" or "return h, cache"
+                body_lines.add(line)
+    assert len(body_lines) > 40
+    for rel, text in _release_texts():
+        if rel.endswith(".ipynb"):
+            leaked = set(_code_lines(text)) & body_lines
+            assert not leaked, (rel, sorted(leaked)[:5])
+
+
+def test_release_support_files_contain_no_block_of_the_reference():
+    """The support modules (a vanilla RNN among them) may share single idioms with the LSTM
+    reference (`for t in reversed(range(T)):`), never three consecutive lines of it."""
+    windows = set()
+    for name in EXERCISES:
+        body = _code_lines(reference_body(getattr(ref, name)))
+        windows |= {tuple(body[k:k + 3]) for k in range(len(body) - 2)}
+    for rel, text in _release_texts():
+        lines = _code_lines(text)
+        leaked = {tuple(lines[k:k + 3]) for k in range(len(lines) - 2)} & windows
+        assert not leaked, (rel, sorted(leaked)[:3])
 
 
 def test_release_answer_cells_are_stubs(release_nb):
