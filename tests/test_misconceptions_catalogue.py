@@ -1,9 +1,9 @@
 """The catalogue of LSTM misconceptions (assignments/lstm/misconceptions/).
 
 Checks the form of every entry (constants, graded names and signatures, pasteable
-definitions) and its behaviour: each mutant differs from the reference in every function
-it overrides, and loses points on exactly the exercises its AFFECTS lists, under the rule
-written in the catalogue's docstring (tolerances from grading.yml).
+definitions) and that each mutant really differs from the reference in every function it
+overrides (values, dtype, warnings or modified inputs). Which exercises lose points is the
+real grader's business: tests/test_misconceptions_grading.py grades every entry as a notebook.
 """
 import ast
 import builtins
@@ -194,60 +194,6 @@ def backward_outputs(ns, ex, p):
     return call(ns["lstm_backward"], p["dh"], cache)
 
 
-def gradient_matches_own_forward(ns, ex, p, grads):
-    """Directional centered differences of the namespace's own forward, one direction per input."""
-    h = TOL["gradient_step"]
-    if ex == "lstm_step_backward":
-        names = STEP_ARGS
-        grad_of = dict(zip(("xs", "h0", "prev_c", "Wx", "Wh", "b"), grads[:3] + grads[3:]))
-
-        def loss(q):
-            nh, nc, _ = ns["lstm_step_forward"](*(q[k] for k in names))
-            return np.sum(p["dnext_h"] * nh) + np.sum(p["dnext_c"] * nc)
-    else:
-        names = SEQ_ARGS
-        grad_of = dict(zip(names, grads))
-
-        def loss(q):
-            hs, _ = ns["lstm_forward"](*(q[k] for k in names))
-            return np.sum(p["dh"] * hs)
-    rng = np.random.default_rng(1)
-    for k in names:
-        v = rng.normal(size=p[k].shape)
-        plus = {n: p[n] + h * v if n == k else p[n] for n in names}
-        minus = {n: p[n] - h * v if n == k else p[n] for n in names}
-        numeric = (loss(plus) - loss(minus)) / (2 * h)
-        g = np.asarray(grad_of[k])
-        if g.shape != v.shape or g.dtype != np.float64:
-            return False
-        analytic = float(np.sum(g * v))
-        if abs(numeric - analytic) > TOL["gradient_rtol"] * max(abs(numeric), abs(analytic), 1e-12):
-            return False
-    return True
-
-
-def failing_exercises(ns, p):
-    """The exercises on which the namespace loses points (the rule of the catalogue docstring)."""
-    failing = {}
-    for ex in ("sigmoid", "lstm_gates", "lstm_step_forward", "lstm_forward"):
-        out, w, mod = forward_outputs(ns, ex, p)
-        ref, _, _ = forward_outputs(REFERENCE, ex, p)
-        failing[ex] = bool(w or mod or not same_outputs(ex, out, ref))
-    total = forward_outputs(REFERENCE, "clip_grad_norm", p, 1.0)[0][1]
-    bad = False
-    for max_norm in (0.25 * total, 4.0 * total):
-        out, w, mod = forward_outputs(ns, "clip_grad_norm", p, max_norm)
-        ref, _, _ = forward_outputs(REFERENCE, "clip_grad_norm", p, max_norm)
-        bad |= bool(w or mod or not (close(out[0], ref[0]) and close(out[1], ref[1])))
-    failing["clip_grad_norm"] = bad
-    for ex in ("lstm_step_backward", "lstm_backward"):
-        out, w, mod = backward_outputs(ns, ex, p)
-        ref, _, _ = backward_outputs(REFERENCE, ex, p)
-        matches_reference = len(out) == len(ref) and all(map(close, out, ref))
-        failing[ex] = bool(mod) or not (matches_reference or gradient_matches_own_forward(ns, ex, p, out))
-    return {ex for ex, bad in failing.items() if bad}
-
-
 def raw_differences(ns, p):
     """Exercises whose raw behaviour (values, dtypes, warnings, modified inputs) differs."""
     diff = set()
@@ -270,9 +216,9 @@ def raw_differences(ns, p):
     return diff
 
 
-def test_reference_passes_the_rule():
+def test_reference_shows_no_raw_difference():
     for seed in (0, 1):
-        assert failing_exercises(reference_namespace(), inputs(seed)) == set()
+        assert raw_differences(reference_namespace(), inputs(seed)) == set()
 
 
 @pytest.mark.parametrize("m", CATALOGUE, ids=IDS)
@@ -280,9 +226,3 @@ def test_mutant_differs_in_every_function_it_overrides(m):
     for seed in (0, 1):
         diff = raw_differences(m.namespace(REFERENCE_SOURCE), inputs(seed))
         assert set(m.sources) <= diff
-
-
-@pytest.mark.parametrize("m", CATALOGUE, ids=IDS)
-def test_affects_lists_exactly_the_exercises_that_lose_points(m):
-    for seed in (0, 1):
-        assert failing_exercises(m.namespace(REFERENCE_SOURCE), inputs(seed)) == set(m.affects)

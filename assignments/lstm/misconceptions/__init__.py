@@ -21,12 +21,16 @@ called by name), so it can be pasted as-is into the answer cell of that exercise
 The "mutant module" of an entry is the reference source with the entry's file executed
 after it in the same namespace: graded names resolve to the mutant where the file
 overrides them and to the reference elsewhere (the reference ``lstm_step_forward`` then
-calls a mutant ``lstm_gates``). ``AFFECTS`` lists the exercises on which that module
-loses points: a forward exercise whose values, dtype or untouched inputs differ from the
-reference on generic inputs (N >= 2, T >= 3, D != H, non-zero h0), and a backward
-exercise whose gradients (computed on the module's own forward cache) modify an input, or
-match neither the reference nor a numerical gradient of the module's own forward pass.
-``tests/test_misconceptions_catalogue.py`` checks that rule for every entry.
+calls a mutant ``lstm_gates``). The grader diagnoses with these modules.
+
+``AFFECTS`` lists the exercises on which the real grader takes points from the "mutant
+notebook": the release notebook with the reference in every answer cell, then the entry's
+definitions pasted over theirs. The grader judges an exercise on the student's own upstream
+functions (no double penalty), so a forward mistake costs the exercise where it is made, plus
+a backward exercise only where the reference backward no longer fits the mutant forward
+(e.g. a tanh forget gate under a sigmoid derivative). ``tests/test_misconceptions_grading.py``
+grades every entry that way and checks AFFECTS and the diagnosis; ``python -m autograder
+mutants --assignment lstm`` prints the same table.
 
 The files are parsed with ``ast`` and executed only through ``Misconception.namespace``;
 they are never imported as modules.

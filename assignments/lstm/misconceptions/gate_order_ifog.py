@@ -1,5 +1,5 @@
 TITLE = 'Gates read in the order [i | f | o | g]'
-AFFECTS = ('lstm_gates', 'lstm_step_forward', 'lstm_forward')
+AFFECTS = ('lstm_gates',)
 SECTION = '3.3, gate layout [i | f | g | o]'
 HINT = (
     "The four blocks of the pre-activation are input, forget, candidate, output (PyTorch's "
