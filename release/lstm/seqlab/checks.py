@@ -8,6 +8,7 @@ The grader uses other, random inputs and shapes: passing these checks is necessa
 sufficient.
 """
 import os
+import traceback
 import warnings
 
 import numpy as np
@@ -43,13 +44,19 @@ def _get(prefix):
     return {k[len(prefix) + 1:]: v.copy() for k, v in data.items() if k.startswith(prefix + ".")}
 
 
+def _raise(exc):
+    # The message above says what is wrong and what to do.
+    raise exc from None
+
+
 def _fail(name, message):
-    # `from None` keeps the traceback short: the message says everything.
-    raise CheckFailure(f"{name}: {message}")
+    __tracebackhide__ = True
+    _raise(CheckFailure(f"{name}: {message}"))
 
 
 def _call(name, fn, *args):
     """Call the student's function; no warnings allowed, NotImplementedError explained."""
+    __tracebackhide__ = True
     if not callable(fn):
         _fail(name, f"expected a function, got {type(fn).__name__}")
     try:
@@ -57,23 +64,55 @@ def _call(name, fn, *args):
             warnings.simplefilter("error")
             with np.errstate(divide="raise", over="raise", invalid="raise", under="ignore"):
                 return fn(*args)
-    except NotImplementedError:
-        raise NotImplementedYet(
+    except NotImplementedError as exc:
+        where = _where(exc)
+        inner = where[0] if where else name
+        if inner != name and inner in __all__ + _EXERCISES:
+            _raise(NotImplementedYet(
+                f"{name} calls {inner}, which is not implemented yet: write the body of "
+                f"{inner} first, run its cell, then run {name}'s cells again."))
+        _raise(NotImplementedYet(
             f"{name} is not implemented yet: write its body in the cell above "
             f"(replace `raise NotImplementedError()`), run that cell, then run this one again."
-        ) from None
+        ))
     except (FloatingPointError, RuntimeWarning) as exc:
-        raise CheckFailure(
-            f"{name}: numpy warned during the call ({exc}). A correct {name} computes "
+        _raise(CheckFailure(
+            f"{name}: numpy warned during the call ({exc}){_at(exc)}. A correct {name} computes "
             f"without overflow or invalid operations; see the hint in the instructions."
-        ) from None
+        ))
     except CheckFailure:
         raise
-    except Exception as exc:  # student's bug: say which error, briefly
-        raise CheckFailure(f"{name} raised {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # student's bug: say which error, briefly, and where
+        _raise(CheckFailure(f"{name} raised {type(exc).__name__}: {exc}{_at(exc)}"))
+
+
+_EXERCISES = ["sigmoid", "lstm_gates", "lstm_step_forward", "lstm_forward",
+              "lstm_step_backward", "lstm_backward", "clip_grad_norm"]
+
+
+def _where(exc):
+    """(function, line number, source line) of the innermost frame of the student's code."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    numpy_dir = os.path.dirname(np.__file__)
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = os.path.abspath(frame.filename) if frame.filename else ""
+        if path.startswith(here) or path.startswith(numpy_dir) or "site-packages" in path:
+            continue
+        found = (frame.name, frame.lineno, (frame.line or "").strip())
+    return found
+
+
+def _at(exc):
+    where = _where(exc)
+    if not where:
+        return ""
+    fname, lineno, line = where
+    return f" (in {fname}, line {lineno}: `{line}`)" if line else f" (in {fname}, line {lineno})"
 
 
 def _array(name, label, value, shape, why=None):
+    __tracebackhide__ = True
     if not isinstance(value, np.ndarray):
         _fail(name, f"{label} should be a numpy array, got {type(value).__name__}")
     if value.shape != tuple(shape):
@@ -92,6 +131,7 @@ def _array(name, label, value, shape, why=None):
 
 
 def _close(name, label, actual, expected, rtol=RTOL, hint=None):
+    __tracebackhide__ = True
     scale = max(float(np.max(np.abs(expected))), 1e-12) if expected.size else 1.0
     diff = np.abs(actual - expected)
     err = float(diff.max()) / scale if diff.size else 0.0
@@ -105,6 +145,7 @@ def _close(name, label, actual, expected, rtol=RTOL, hint=None):
 
 
 def _unchanged(name, names, before, after):
+    __tracebackhide__ = True
     for label, b, a in zip(names, before, after):
         if isinstance(b, np.ndarray) and not np.array_equal(a, b):
             _fail(name, f"your function modified its input `{label}`; a graded function must "
@@ -112,8 +153,10 @@ def _unchanged(name, names, before, after):
 
 
 def _tuple(name, result, n, labels):
-    if not isinstance(result, tuple) or len(result) != n:
-        got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
+    __tracebackhide__ = True
+    if not isinstance(result, (tuple, list)) or len(result) != n:
+        got = (f"a {type(result).__name__} of {len(result)}" if isinstance(result, (tuple, list))
+               else type(result).__name__)
         _fail(name, f"should return a tuple of {n} ({', '.join(labels)}), got {got}")
     return result
 
@@ -136,6 +179,7 @@ def _ok(name):
 # ---------------------------------------------------------------- the checks
 
 def check_sigmoid(sigmoid):
+    __tracebackhide__ = True
     name = "sigmoid"
     fx = _get(name)
     x = fx["x"]
@@ -156,6 +200,7 @@ def check_sigmoid(sigmoid):
 
 
 def check_lstm_gates(lstm_gates):
+    __tracebackhide__ = True
     name = "lstm_gates"
     fx = _get(name)
     args = [fx[k] for k in ("x", "prev_h", "Wx", "Wh", "b")]
@@ -172,6 +217,7 @@ def check_lstm_gates(lstm_gates):
 
 
 def check_lstm_step_forward(lstm_step_forward):
+    __tracebackhide__ = True
     name = "lstm_step_forward"
     fx = _get(name)
     labels = ("x", "prev_h", "prev_c", "Wx", "Wh", "b")
@@ -189,6 +235,7 @@ def check_lstm_step_forward(lstm_step_forward):
 
 
 def check_lstm_forward(lstm_forward):
+    __tracebackhide__ = True
     name = "lstm_forward"
     fx = _get(name)
     labels = ("x", "h0", "Wx", "Wh", "b")
@@ -208,13 +255,14 @@ def check_lstm_forward(lstm_forward):
 
 def check_lstm_step_backward(lstm_step_backward, lstm_step_forward=None):
     """Needs your lstm_step_forward for the cache; found in the notebook's namespace."""
+    __tracebackhide__ = True
     name = "lstm_step_backward"
     fx = _get(name)
     forward = lstm_step_forward or _caller_function("lstm_step_forward")
     labels = ("x", "prev_h", "prev_c", "Wx", "Wh", "b")
     args = [fx[k] for k in labels]
-    _, _, cache = _tuple("lstm_step_forward", _call("lstm_step_forward", forward, *args), 3,
-                         ["next_h", "next_c", "cache"])
+    cache = _forward_cache(name, "lstm_step_forward", forward, args,
+                           ["next_h", "next_c", "cache"], [fx["next_h"], fx["next_c"]])
     dnext_h, dnext_c = fx["dnext_h"], fx["dnext_c"]
     before = [dnext_h.copy(), dnext_c.copy()]
     outs = ["dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"]
@@ -231,12 +279,13 @@ def check_lstm_step_backward(lstm_step_backward, lstm_step_forward=None):
 
 def check_lstm_backward(lstm_backward, lstm_forward=None):
     """Needs your lstm_forward for the cache; found in the notebook's namespace."""
+    __tracebackhide__ = True
     name = "lstm_backward"
     fx = _get(name)
     forward = lstm_forward or _caller_function("lstm_forward")
     labels = ("x", "h0", "Wx", "Wh", "b")
     args = [fx[k] for k in labels]
-    _, cache = _tuple("lstm_forward", _call("lstm_forward", forward, *args), 2, ["h", "cache"])
+    cache = _forward_cache(name, "lstm_forward", forward, args, ["h", "cache"], [fx["h"]])
     dh = fx["dh"]
     before = [dh.copy()]
     outs = ["dx", "dh0", "dWx", "dWh", "db"]
@@ -255,6 +304,7 @@ def check_lstm_backward(lstm_backward, lstm_forward=None):
 
 
 def check_clip_grad_norm(clip_grad_norm):
+    __tracebackhide__ = True
     name = "clip_grad_norm"
     fx = _get(name)
     keys = sorted({k.split(".")[1] for k in fx if k.startswith("grads.")})
@@ -288,6 +338,28 @@ def check_clip_grad_norm(clip_grad_norm):
                          f"max_norm)", np.asarray(clipped[k]), before[k] * scale,
                    hint="scale = max_norm / (total_norm + 1e-6) only when total_norm > max_norm")
     _ok(name)
+
+
+def _forward_cache(name, fname, forward, args, labels, expected):
+    """Run the student's forward pass for a backward check; its cache is what we need."""
+    __tracebackhide__ = True
+    try:
+        res = _tuple(fname, _call(fname, forward, *[a.copy() for a in args]), len(labels), labels)
+    except NotImplementedYet:
+        _raise(NotImplementedYet(
+            f"{name} cannot be checked yet: it needs the cache of your {fname}, which is not "
+            f"implemented yet. Implement {fname} (and {name}), run their cells, then this one."
+        ))
+    except CheckFailure as exc:
+        _raise(CheckFailure(f"{name} cannot be checked: calling your {fname} for its cache "
+                           f"failed ({exc})"))
+    for label, out, ref in zip(labels, res, expected):
+        if (not isinstance(out, np.ndarray) or out.shape != ref.shape
+                or not np.all(np.isfinite(out))
+                or np.max(np.abs(out - ref)) > RTOL * max(np.max(np.abs(ref)), 1e-12)):
+            _fail(name, f"{name} is checked with the cache of your {fname}, but its {label} is "
+                        f"not correct yet: make {fname}'s check pass first")
+    return res[-1]
 
 
 def _caller_function(fname):

@@ -1,0 +1,181 @@
+"""The experiments of Sections 3.5 and 3.6, run on injected functions (the student's own LSTM).
+
+    available(needs, **fns)                 are the student's functions implemented? (prints why not)
+    rnn_gradient_norms(T, ...)              ||dL/dh_t|| for every t, vanilla RNN, loss on the last step
+    lstm_gradient_norms(step_forward, step_backward, T, ...)   the same for an LSTM
+    adding_problem_comparison(lstm_forward, lstm_backward, clip_fn)   train LSTM and RNN, T = 50
+    train_char_model(lstm_forward, lstm_backward, clip_fn, text)      character-level language model
+
+Only numpy is imported at import time.
+"""
+import numpy as np
+
+from . import data, layers, models, optim
+from . import text as textlib
+
+MESSAGE = "This demo needs {} from Section 3.4; come back when their checks pass."
+
+
+def _names(names):
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def available(**fns):
+    """True when every given function runs on a tiny LSTM problem without NotImplementedError.
+
+    Keyword arguments: any of sigmoid, lstm_gates, lstm_step_forward, lstm_forward,
+    lstm_step_backward, lstm_backward, clip_grad_norm (the student's functions).
+    When one is not implemented yet (the untouched release), prints one line to stdout that
+    says which functions the demo needs, and returns False. Other errors are raised: they
+    are bugs the student should see.
+    """
+    rng = np.random.default_rng(0)
+    N, T, D, H = 2, 3, 2, 3
+    x = rng.normal(size=(N, T, D))
+    h0 = rng.normal(size=(N, H))
+    Wx, Wh, b = rng.normal(size=(D, 4 * H)), rng.normal(size=(H, 4 * H)), rng.normal(size=4 * H)
+    try:
+        if "sigmoid" in fns:
+            fns["sigmoid"](x)
+        if "lstm_gates" in fns:
+            fns["lstm_gates"](x[:, 0], h0, Wx, Wh, b)
+        if "lstm_step_forward" in fns:
+            _, _, cache = fns["lstm_step_forward"](x[:, 0], h0, h0, Wx, Wh, b)
+            if "lstm_step_backward" in fns:
+                fns["lstm_step_backward"](h0, h0, cache)
+        if "lstm_forward" in fns:
+            h, cache = fns["lstm_forward"](x, h0, Wx, Wh, b)
+            if "lstm_backward" in fns:
+                fns["lstm_backward"](np.ones_like(h), cache)
+        if "clip_grad_norm" in fns:
+            fns["clip_grad_norm"]({"W": Wx, "b": b}, 1.0)
+    except NotImplementedError:
+        print(MESSAGE.format(_names(fns)))
+        return False
+    return True
+
+
+# ------------------------------------------------------------------ vanishing gradients
+
+def _inputs(T, N, D, rng):
+    return rng.normal(size=(N, T, D))
+
+
+def rnn_gradient_norms(T=100, N=16, D=4, H=32, seed=0, weight_scale=1.0):
+    """||dL/dh_t|| for t = 1..T of a vanilla tanh RNN, for a loss L that depends on h_T only.
+
+    Weights as seqlab.models.init_params (uniform in +-weight_scale/sqrt(H)), inputs x ~ N(0, 1),
+    h_0 = 0; dL/dh_T is a fixed random direction of norm 1. The gradient is carried back one
+    step at a time with seqlab.layers.rnn_step_backward.
+    returns a (T,) array; entry t-1 is the norm (over the batch and the hidden units) of dL/dh_t.
+    """
+    rng = np.random.default_rng(seed)
+    params = models.init_params(D, H, 1, 1, rng)
+    Wx, Wh, b = (params[k] * (weight_scale if k != "b" else 1.0) for k in ("Wx", "Wh", "b"))
+    x = _inputs(T, N, D, rng)
+    h = np.zeros((N, H))
+    caches = []
+    for t in range(T):
+        h, cache = layers.rnn_step_forward(x[:, t], h, Wx, Wh, b)
+        caches.append(cache)
+    dh = rng.normal(size=(N, H))
+    dh /= np.linalg.norm(dh)
+    norms = np.empty(T)
+    for t in reversed(range(T)):
+        norms[t] = np.linalg.norm(dh)
+        _, dh, _, _, _ = layers.rnn_step_backward(dh, caches[t])
+    return norms
+
+
+def lstm_gradient_norms(step_forward, step_backward, T=100, N=16, D=4, H=32, seed=0,
+                        forget_bias=1.0):
+    """||dL/dh_t|| for t = 1..T of an LSTM, for a loss L that depends on h_T only.
+
+    step_forward / step_backward: lstm_step_forward and lstm_step_backward (the student's).
+    Same inputs and loss direction as rnn_gradient_norms with the same seed; weights as
+    seqlab.models.init_params with the forget-gate bias set to forget_bias. Going backwards,
+    each step receives dnext_h and dnext_c from the step after it (zero dnext_c at t = T).
+    returns a (T,) array; entry t-1 is the norm of dL/dh_t.
+    """
+    rng = np.random.default_rng(seed)
+    _ = models.init_params(D, H, 1, 1, rng)          # same random stream as rnn_gradient_norms
+    x = _inputs(T, N, D, rng)
+    dh = rng.normal(size=(N, H))
+    dh /= np.linalg.norm(dh)
+    params = models.init_params(D, H, 1, 4, np.random.default_rng(seed + 1))
+    Wx, Wh, b = params["Wx"], params["Wh"], params["b"].copy()
+    b[H:2 * H] = forget_bias
+    h, c = np.zeros((N, H)), np.zeros((N, H))
+    caches = []
+    for t in range(T):
+        h, c, cache = step_forward(x[:, t], h, c, Wx, Wh, b)
+        caches.append(cache)
+    dc = np.zeros((N, H))
+    norms = np.empty(T)
+    for t in reversed(range(T)):
+        norms[t] = np.linalg.norm(dh)
+        _, dh, dc, _, _, _ = step_backward(dh, dc, caches[t])
+    return norms
+
+
+# ------------------------------------------------------------------ the adding problem
+
+# Settings found by tests/test_adding_problem.py: with them the LSTM reaches test MSE < 0.01
+# and the vanilla RNN stays at the baseline 1/6 (predicting the mean).
+ADDING = dict(T=50, H=8, batch=32, steps=800, lr=3e-2, max_norm=1.0, seed=5, test_seed=1234,
+              n_test=2000)
+
+
+def adding_problem_comparison(lstm_forward, lstm_backward, clip_fn=None, T=None, steps=None,
+                              log_every=0):
+    """Train an LSTM (the given forward/backward) and a vanilla RNN on the adding problem.
+
+    Both models have the same hidden size, initial random stream, batches and optimiser
+    (Adam, gradient clipping with clip_fn at max_norm when clip_fn is given).
+    returns {"LSTM": {"loss", "grad_norm", "test_mse"}, "vanilla RNN": {...}, "baseline": var(y_test)}.
+    """
+    cfg = dict(ADDING)
+    T = cfg["T"] if T is None else T
+    steps = cfg["steps"] if steps is None else steps
+    x_test, y_test = data.adding_problem(cfg["n_test"], T, np.random.default_rng(cfg["test_seed"]))
+    results = {"baseline": float(np.mean((y_test - y_test.mean()) ** 2))}
+    for label, fwd, bwd, gates in (("LSTM", lstm_forward, lstm_backward, 4),
+                                   ("vanilla RNN", layers.rnn_forward, layers.rnn_backward, 1)):
+        rng = np.random.default_rng(cfg["seed"])
+        model = models.SequenceModel(models.init_params(2, cfg["H"], 1, gates, rng), fwd, bwd,
+                                     readout="last")
+        if log_every:
+            print(label)
+        history = models.train(model, lambda: data.adding_problem(cfg["batch"], T, rng), steps,
+                               optim.Adam(lr=cfg["lr"]), clip_fn=clip_fn,
+                               max_norm=cfg["max_norm"] if clip_fn is not None else None,
+                               log_every=log_every)
+        history["test_mse"] = float(np.mean((model.predict(x_test) - y_test) ** 2))
+        results[label] = history
+    return results
+
+
+# ------------------------------------------------------------------ character-level model
+
+def train_char_model(lstm_forward, lstm_backward, clip_fn=None, text=None, H=64, T=32, batch=16,
+                     steps=500, lr=1e-2, max_norm=5.0, seed=0, log_every=0):
+    """Train a character-level LSTM language model (the given forward/backward) on `text`
+    (default: the sonnets of data/sonnets.txt).
+
+    One-hot characters in, a softmax over the vocabulary at every step out (readout "every"),
+    cross-entropy loss, Adam, gradient clipping with clip_fn at max_norm when given.
+    returns (params, vocab, history): the trained parameter dict, the Vocabulary and the
+    training history of seqlab.models.train.
+    """
+    text = textlib.load_text() if text is None else text
+    vocab = textlib.Vocabulary(text)
+    ids = vocab.encode(text)
+    V = len(vocab)
+    rng = np.random.default_rng(seed)
+    params = models.init_params(V, H, V, 4, rng)
+    model = models.SequenceModel(params, lstm_forward, lstm_backward, readout="every")
+    history = models.train(model, lambda: textlib.random_batch(ids, batch, T, V, rng), steps,
+                           optim.Adam(lr=lr), clip_fn=clip_fn,
+                           max_norm=max_norm if clip_fn is not None else None, log_every=log_every)
+    return params, vocab, history
