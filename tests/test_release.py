@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import solutions.lstm as ref
-from tools.release import EXERCISES, JUNK, reference_body
+from tools.release import EXERCISES, JUNK, make_fixtures, reference_body, write_npz
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "source" / "lstm"
@@ -147,6 +147,28 @@ def test_release_is_fresh(tmp_path):
             stale.append(f"release/lstm/{rel}")
     assert not stale, f"run `make release` and commit: {stale}"
     assert not (tmp_path / "gradebook.db").exists()
+
+
+def test_fixtures_are_rewritten_unless_equal_to_rounding(tmp_path):
+    """Other CPUs' BLAS may change the last bits of the public answers (kept: the release stays
+    fresh everywhere); any larger change, a new array or a new dtype rewrites the file."""
+    import numpy as np
+    path, arrays = tmp_path / "fixtures.npz", make_fixtures(ref)
+    write_npz(path, arrays)
+    original = path.read_bytes()
+    write_npz(path, {**arrays, "lstm_forward.h": arrays["lstm_forward.h"] * (1 + 1e-15)})
+    assert path.read_bytes() == original
+    for changed in ({**arrays, "lstm_forward.h": arrays["lstm_forward.h"] * (1 + 1e-9)},
+                    {**arrays, "extra": np.zeros(2)},
+                    {**arrays, "lstm_forward.h": arrays["lstm_forward.h"].astype(np.float32)}):
+        write_npz(path, changed)
+        assert path.read_bytes() != original
+        with np.load(path) as stored:
+            assert sorted(stored.files) == sorted(changed)
+            assert all(np.array_equal(stored[k], changed[k]) and stored[k].dtype == np.asarray(changed[k]).dtype
+                       for k in stored.files)
+        write_npz(path, arrays)
+        assert path.read_bytes() == original
 
 
 @pytest.fixture(scope="module")

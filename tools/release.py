@@ -148,8 +148,24 @@ def make_fixtures(ref):
     return f
 
 
+def same_arrays(path, arrays, rtol=1e-12, atol=1e-14):
+    """True when the .npz at `path` holds the same names, shapes and dtypes as `arrays` and
+    values equal to rounding: BLAS kernels differ between CPUs in the last bits."""
+    with np.load(path, allow_pickle=False) as old:
+        if sorted(old.files) != sorted(arrays):
+            return False
+        for key in old.files:
+            a, b = old[key], np.asarray(arrays[key])
+            if a.shape != b.shape or a.dtype != b.dtype or not np.allclose(a, b, rtol=rtol, atol=atol):
+                return False
+    return True
+
+
 def write_npz(path, arrays):
-    """Deterministic .npz (fixed zip timestamps) so reruns are byte-identical."""
+    """Deterministic .npz (fixed zip timestamps); an existing file equal to rounding is kept,
+    so reruns on any machine change no byte."""
+    if os.path.exists(path) and same_arrays(path, arrays):
+        return
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for key in sorted(arrays):
@@ -160,13 +176,8 @@ def write_npz(path, arrays):
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             zf.writestr(info, arr_buf.getvalue())
-    data = buf.getvalue()
-    if os.path.exists(path):
-        with open(path, "rb") as fh:
-            if fh.read() == data:
-                return
     with open(path, "wb") as fh:
-        fh.write(data)
+        fh.write(buf.getvalue())
 
 
 # ---------------------------------------------------------------- nbgrader
