@@ -325,6 +325,14 @@ def test_demo_cells_and_fast_cells(notebook):
             assert is_demo, src[:120]
         if is_demo and "experiments." in src:
             assert "experiments.available(" in src or "in globals()" in src, src[:120]
+        if is_demo:   # otter (Gradescope) runs every cell not tagged otter_ignore
+            assert "otter_ignore" in c["metadata"]["tags"], src[:120]
+
+
+def test_gradient_check_cell_is_a_demo(notebook):
+    """The students' own gradient check costs ~0.3 s a submission and earns no points."""
+    cells = [c for c in notebook["cells"] if "gradcheck" in c["metadata"].get("tags", [])]
+    assert len(cells) == 1 and "demo" in cells[0]["metadata"]["tags"]
 
 
 def test_cell_ids_unique(notebook):
