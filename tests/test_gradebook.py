@@ -31,26 +31,15 @@ def with_written_answer(notebook, grade_id, text):
     raise AssertionError(f"the release notebook has no cell {grade_id}")
 
 
-def has_written_questions(config):
-    cells = json.loads((config.release_dir / config.notebook).read_text())["cells"]
-    ids = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in cells}
-    return set(config.manual) <= ids
-
-
-def needs_written_questions(config):
-    if not has_written_questions(config):
-        pytest.skip(f"the release notebook has no written-answer cells {sorted(config.manual)} yet")
-
-
 @pytest.fixture(scope="module")
 def course(tmp_path_factory, config):
     """Four submissions graded into a gradebook of a fresh course folder; the correct one also
-    answers the first written question (when the release has written questions)."""
+    answers the first written question."""
     tmp = tmp_path_factory.mktemp("gradebook")
     root, course = tmp / "submitted", tmp / "course"
     for student in STUDENTS:
         content = BY_ID[student].build(config)
-        if student == "correct" and has_written_questions(config):
+        if student == "correct":
             content = with_written_answer(content, next(iter(config.manual)), ANSWER)
         write_submission(root, student, config.name, config.notebook, content)
     done = run_cli("grade", str(root), "--assignment", "lstm", "--out", str(tmp / "out"),
@@ -78,7 +67,6 @@ def test_every_student_has_a_submission_with_the_graders_points(course, config):
 
 
 def test_written_answers_wait_for_a_manual_grade_in_formgrader(course, config):
-    needs_written_questions(config)
     _, folder, _, _, _ = course
     first, *others = config.manual
     with gradebook(folder) as gb:
@@ -101,13 +89,12 @@ def test_formgrader_finds_the_submitted_notebooks(course, config):
     # formgrader's list of notebooks to grade: those it can open (nbgrader leaves out missing files)
     listed = {n["student"]: n for n in api.get_notebook_submissions("lstm", "lstm")}
     assert set(listed) == set(STUDENTS) - {"broken_json"}
-    written = has_written_questions(config)
-    assert listed["correct"]["needs_manual_grade"] == written
+    assert listed["correct"]["needs_manual_grade"]
     assert not listed["bug_last_step_weights"]["needs_manual_grade"]
     for student in ("correct", "blank_release", "bug_last_step_weights"):
         shown = folder / "autograded" / student / "lstm" / config.notebook
         notebook = json.loads(shown.read_text())
-        assert any(ANSWER in "".join(c["source"]) for c in notebook["cells"]) == (student == "correct" and written)
+        assert any(ANSWER in "".join(c["source"]) for c in notebook["cells"]) == (student == "correct")
     # the unreadable notebook has its submission (Manage Students, export), at zero, and nothing to open
     assert not (folder / "autograded" / "broken_json").exists()
     submissions = {s["student"]: s for s in api.get_submissions("lstm")}
@@ -128,7 +115,6 @@ def test_check_cells_show_the_graders_verdict(course):
 
 
 def test_nbgrader_export_totals_are_auto_plus_manual(course, config):
-    needs_written_questions(config)
     root, folder, out, results, _ = course
     first = next(iter(config.manual))
     with gradebook(folder) as gb:
