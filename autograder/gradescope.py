@@ -135,8 +135,8 @@ def record(config, rng_for):
         cases[exercise.id] = drawn
         for case in drawn:
             expected = exercise.probe(reference, case)
-            for m, impl in mutants:
-                if exercise.id in m.affects:
+            for m, impl in mutants:   # for diagnosis, and for judges' opinions of a misconception
+                if exercise.id in m.affects or exercise.judge is not None:
                     try:
                         exercise.probe(impl, case)
                     except Exception:   # a misconception that crashes here: no answer recorded

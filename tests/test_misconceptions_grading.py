@@ -9,7 +9,9 @@ processes) at once, each under two student ids, so with two sets of hidden input
 - each exercise it loses points on names that entry in the feedback (so no two entries
   look alike on an exercise they both affect);
 - correct work written in other styles (assignments/lstm/styles) and the plain reference
-  get full marks and are never given a misconception.
+  get full marks and are never given a misconception;
+- a second mistake is still charged: the backward judged against a named forward
+  misconception passes only when it is that misconception's own backward.
 """
 import pytest
 
@@ -22,6 +24,7 @@ from autograder.samples import write_submission
 CATALOGUE = load_catalogue()
 STYLES = load_styles()
 AGAIN = "__again"          # suffix of each submission's second student id (other hidden inputs)
+TWO_MISTAKES = "two_mistakes"   # a tanh forget gate and backward passes that drop dnext_c
 
 
 def student_ids(name):
@@ -40,6 +43,9 @@ def graded(config, tmp_path_factory):
     for style in STYLES:
         notebooks.update(dict.fromkeys(student_ids(f"style_{style.name}"),
                                        mutants.entry_notebook(config, style.sources)))
+    by_name = {e.name: e for e in CATALOGUE}
+    notebooks[TWO_MISTAKES] = mutants.entry_notebook(config, {
+        **by_name["forget_gate_tanh"].sources, **by_name["backward_drops_dnext_c"].sources})
     for student, notebook in notebooks.items():
         write_submission(root, student, config.name, config.notebook, notebook)
     results = grade_all(grader, find_submissions(root, config.name, config.notebook))
@@ -135,3 +141,13 @@ def test_a_wrong_affects_is_reported(graded, config):
     assert text.count("BAD") == 2 and "(sigmoid kept its points)" in text and "! named" in text
     # 4 affected pairs: only the first exercise of `wrong` both lost points and named its entry
     assert report.detection_rate == 0.5 and report.diagnosis_accuracy == 0.25
+
+
+def test_a_second_mistake_on_top_of_a_named_one_still_costs_points(graded):
+    """A tanh forget gate (named on lstm_gates) and backward passes that drop dnext_c: the
+    backward exercises are not excused by the forward's diagnosis."""
+    _, results = graded
+    exercises = exercises_of(results[TWO_MISTAKES])
+    lost = {k: e["points"] for k, e in exercises.items() if e["points"] < e["max_points"]}
+    assert set(lost) == {"lstm_gates", "lstm_step_backward", "lstm_backward"}, lost
+    assert lost["lstm_gates"] == 1.5 and exercises["lstm_gates"]["misconception"]["name"] == "forget_gate_tanh"

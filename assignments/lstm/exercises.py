@@ -10,7 +10,10 @@ to correct (passed, diagnosed as a known misconception, or within CLOSE of the r
 - lstm_step_forward is also judged with the student's lstm_gates,
 - lstm_forward with the student's lstm_step_forward,
 - lstm_step_backward and lstm_backward against centered differences of the student's own
-  forward function (directional derivatives along random directions).
+  forward function (directional derivatives along random directions), and, when the student's
+  forward behaves exactly like a misconception already named on a forward exercise, against
+  that misconception's backward: a tanh forget gate costs lstm_gates and not also the backward
+  exercises, whose sigmoid derivative no longer fits the gate.
 """
 import numpy as np
 
@@ -148,17 +151,44 @@ def upstream_close(ctx, exercise_id, student_values, reference_values):
         return False
 
 
-def judge_with_fallback(ctx, exercise, student_out, expected_out, alternative):
-    """Compare with the reference; outputs that fail get a second chance against
-    alternative() -> {name: (passed, message)} (computed only when needed)."""
+def judge_with_fallback(ctx, exercise, student_out, expected_out, *alternatives):
+    """Compare with the reference; outputs that fail get further chances, in order, against
+    each alternative() -> {name: (passed, message)} or None (computed only when needed)."""
     verdicts = {n: compare.values(student_out[n], expected_out[n], ctx.rtol) for n in exercise.weights}
-    if all(ok for ok, _ in verdicts.values()):
-        return verdicts
-    try:
-        second = alternative()
-    except (StudentFailure, Unavailable):
-        return verdicts
-    return {n: (v if v[0] or not second or not second[n][0] else second[n]) for n, v in verdicts.items()}
+    for alternative in alternatives:
+        if all(ok for ok, _ in verdicts.values()):
+            break
+        try:
+            other = alternative()
+        except (StudentFailure, Unavailable):
+            continue
+        if other:
+            verdicts = {n: (v if v[0] or not other[n][0] else other[n]) for n, v in verdicts.items()}
+    return verdicts
+
+
+def like_named_misconception(ctx, exercise, case, student_out, forward_outputs, upstream):
+    """Third opinion for a backward exercise: {name: (passed, message)} or None.
+
+    forward_outputs(impl, case) -> list of arrays; upstream: the forward exercise ids that
+    forward pass is built on. When the student's forward gives exactly the outputs of a
+    misconception named on one of them, backward outputs equal to that misconception's pass
+    (the chapter's backward on the mistaken forward's cache): the forward mistake was paid
+    for where it was made. A mistake of the backward itself is never excused this way."""
+    impls = {m.name: impl for m, impl in ctx.misconception_impls}
+    named = [ctx.results[e].misconception["name"] for e in upstream
+             if e in ctx.results and ctx.results[e].misconception]
+    student_fwd = forward_outputs(ctx.student, case)
+    for name in dict.fromkeys(named):
+        if name not in impls:
+            continue
+        try:
+            fwd, out = forward_outputs(impls[name], case), exercise.probe(impls[name], case)
+        except Exception:   # crashes where the student's code did not, or no recorded answer
+            continue
+        if all(compare.values(s, m, ctx.rtol)[0] for s, m in zip(student_fwd, fwd)):
+            return {n: compare.values(student_out[n], out[n], ctx.rtol) for n in exercise.weights}
+    return None
 
 
 def judge_step_forward(ctx, exercise, case, student_out, expected_out):
@@ -231,7 +261,11 @@ def judge_step_backward(ctx, exercise, case, student_out, expected_out):
             return float(np.sum(case["dnext_h"] * next_h) + np.sum(case["dnext_c"] * next_c))
         names = list(zip(("x", "prev_h", "prev_c", "Wx", "Wh", "b"), STEP_GRADS))
         return directional_check(ctx, loss, case, student_out, names, case["seed"])
-    return judge_with_fallback(ctx, exercise, student_out, expected_out, against_own_forward)
+
+    def like_misconception():
+        return like_named_misconception(ctx, exercise, case, student_out, lambda impl, c: step_forward(impl, c)[:2],
+                                        ("lstm_gates", "lstm_step_forward"))
+    return judge_with_fallback(ctx, exercise, student_out, expected_out, against_own_forward, like_misconception)
 
 
 def judge_backward(ctx, exercise, case, student_out, expected_out):
@@ -244,7 +278,11 @@ def judge_backward(ctx, exercise, case, student_out, expected_out):
             return float(np.sum(case["dh"] * sequence_forward(ctx.student, inputs)[0]))
         names = list(zip(("x", "h0", "Wx", "Wh", "b"), SEQ_GRADS))
         return directional_check(ctx, loss, case, student_out, names, case["seed"])
-    return judge_with_fallback(ctx, exercise, student_out, expected_out, against_own_forward)
+
+    def like_misconception():
+        return like_named_misconception(ctx, exercise, case, student_out, lambda impl, c: sequence_forward(impl, c)[:1],
+                                        ("lstm_gates", "lstm_step_forward", "lstm_forward"))
+    return judge_with_fallback(ctx, exercise, student_out, expected_out, against_own_forward, like_misconception)
 
 
 EXERCISES = [

@@ -168,10 +168,9 @@ SAMPLES = [
                name: with_body(name, f"if stolen is not None:\n    return __import__('solutions.lstm').lstm.{name}(*locals().values())\n"
                                      "raise NotImplementedError")
                for name in FUNCTIONS}, [STEAL]), ZERO),
-    Sample("bug_forget_gate_tanh", "forget gate through tanh: costs f in lstm_gates, and the backward "
-           "passes whose sigmoid derivative no longer fits the gate (only dprev_c = dc * f survives)",
-           misconception("forget_gate_tanh"),
-           {**FULL, "lstm_gates": 1.5, "lstm_step_backward": 0.6667, "lstm_backward": 0}),
+    Sample("bug_forget_gate_tanh", "forget gate through tanh: costs f in lstm_gates, once; the forward and "
+           "backward passes built on those gates are right for them and keep their points",
+           misconception("forget_gate_tanh"), {**FULL, "lstm_gates": 1.5}),
     Sample("bug_drops_dnext_c", "both backward passes ignore the gradient arriving on the cell state",
            misconception("backward_drops_dnext_c"), {**FULL, "lstm_step_backward": 0, "lstm_backward": 0}),
     Sample("bug_last_step_weights", "BPTT keeps only the last step's weight gradients",

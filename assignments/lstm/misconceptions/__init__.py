@@ -26,9 +26,10 @@ calls a mutant ``lstm_gates``). The grader diagnoses with these modules.
 ``AFFECTS`` lists the exercises on which the real grader takes points from the "mutant
 notebook": the release notebook with the reference in every answer cell, then the entry's
 definitions pasted over theirs. The grader judges an exercise on the student's own upstream
-functions (no double penalty), so a forward mistake costs the exercise where it is made, plus
-a backward exercise only where the reference backward no longer fits the mutant forward
-(e.g. a tanh forget gate under a sigmoid derivative). ``tests/test_misconceptions_grading.py``
+functions and, where its forward pass behaves exactly like an entry already named, against
+that entry's backward (no double penalty): a forward mistake costs the one exercise where it
+is made; a backward mistake also costs lstm_backward when lstm_backward repeats it (the
+catalogue's backward entries write both passes). ``tests/test_misconceptions_grading.py``
 grades every entry that way and checks AFFECTS and the diagnosis; ``python -m autograder
 mutants --assignment lstm`` prints the same table.
 

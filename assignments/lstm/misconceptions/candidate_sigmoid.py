@@ -1,5 +1,5 @@
 TITLE = 'Candidate cell value squashed with sigmoid'
-AFFECTS = ('lstm_gates', 'lstm_step_backward', 'lstm_backward')
+AFFECTS = ('lstm_gates',)
 SECTION = '3.3, equation for g_t (candidate)'
 HINT = (
     'The candidate g is the new content proposed for the memory and must be able to push it '

@@ -1,5 +1,5 @@
 TITLE = 'Input and forget gates swapped in the cell update'
-AFFECTS = ('lstm_step_forward', 'lstm_step_backward', 'lstm_backward')
+AFFECTS = ('lstm_step_forward',)
 SECTION = '3.3, equation for c_t'
 HINT = (
     'The forget gate multiplies the old memory c_{t-1} and the input gate multiplies the new '

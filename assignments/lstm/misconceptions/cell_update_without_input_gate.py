@@ -1,5 +1,5 @@
 TITLE = 'Candidate added to the cell without the input gate'
-AFFECTS = ('lstm_step_forward', 'lstm_step_backward', 'lstm_backward')
+AFFECTS = ('lstm_step_forward',)
 SECTION = '3.3, equation for c_t'
 HINT = (
     'The new memory is the kept part of the old memory plus the candidate scaled by the input'

@@ -1,5 +1,5 @@
 TITLE = 'Forget gate squashed with tanh'
-AFFECTS = ('lstm_gates', 'lstm_step_backward', 'lstm_backward')
+AFFECTS = ('lstm_gates',)
 SECTION = '3.3, equation for f_t'
 HINT = (
     'The forget gate decides what fraction of the old memory to keep, so it must lie between '

@@ -1,5 +1,5 @@
 TITLE = 'Input and forget blocks swapped ([f | i | g | o])'
-AFFECTS = ('lstm_gates', 'lstm_step_backward', 'lstm_backward')
+AFFECTS = ('lstm_gates',)
 SECTION = '3.3, gate layout [i | f | g | o]'
 HINT = (
     'The first H columns of the pre-activation belong to the input gate and the next H to the'

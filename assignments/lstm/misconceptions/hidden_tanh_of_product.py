@@ -1,5 +1,5 @@
 TITLE = 'tanh applied to the output gate times the cell'
-AFFECTS = ('lstm_step_forward', 'lstm_backward')
+AFFECTS = ('lstm_step_forward',)
 SECTION = '3.3, equation for h_t'
 HINT = (
     'Only the memory is squashed before the output gate is applied: h_t = o_t * tanh(c_t), '

@@ -1,5 +1,5 @@
 TITLE = 'Hidden state missing the tanh of the cell'
-AFFECTS = ('lstm_step_forward', 'lstm_backward')
+AFFECTS = ('lstm_step_forward',)
 SECTION = '3.3, equation for h_t'
 HINT = (
     'The hidden state is the output gate times the squashed memory, h_t = o_t * tanh(c_t). '

@@ -1,5 +1,5 @@
 TITLE = 'Initial cell state taken from h0'
-AFFECTS = ('lstm_forward', 'lstm_backward')
+AFFECTS = ('lstm_forward',)
 SECTION = '3.4, exercise lstm_forward'
 HINT = (
     'lstm_forward receives only the initial hidden state h0; the initial cell state c0 is '

@@ -1,5 +1,5 @@
 TITLE = 'Initial hidden state h0 ignored'
-AFFECTS = ('lstm_forward', 'lstm_backward')
+AFFECTS = ('lstm_forward',)
 SECTION = '3.4, exercise lstm_forward'
 HINT = (
     'The first step must start from the h0 you are given, not from zeros; only the initial '

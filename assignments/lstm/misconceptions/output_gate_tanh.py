@@ -1,5 +1,5 @@
 TITLE = 'Output gate squashed with tanh'
-AFFECTS = ('lstm_gates', 'lstm_step_backward', 'lstm_backward')
+AFFECTS = ('lstm_gates',)
 SECTION = '3.3, equation for o_t'
 HINT = (
     'The output gate is a gate like i and f: it says how much of the squashed memory to show,'
