@@ -109,11 +109,11 @@ def lstm_forward(x, h0, Wx, Wh, b):
     prev_h, prev_c = h0, np.zeros((N, H), dtype)
     for t in range(T):
         a = a_x[:, t] + prev_h @ Wh             # (N, 4H)
-        i = sigmoid(a[:, 0 * H:1 * H])
-        f = sigmoid(a[:, 1 * H:2 * H])
-        g = np.tanh(a[:, 2 * H:3 * H])
-        o = sigmoid(a[:, 3 * H:4 * H])
-        gates[:, t] = np.concatenate([i, f, g, o], axis=1)
+        act = gates[:, t]                       # written in place: no concatenation
+        act[:, :2 * H] = sigmoid(a[:, :2 * H])                  # i and f, side by side
+        act[:, 2 * H:3 * H] = np.tanh(a[:, 2 * H:3 * H])        # g
+        act[:, 3 * H:] = sigmoid(a[:, 3 * H:])                  # o
+        i, f, g, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
         c[:, t] = f * prev_c + i * g
         h[:, t] = o * np.tanh(c[:, t])
         prev_h, prev_c = h[:, t], c[:, t]
@@ -144,14 +144,13 @@ def lstm_backward(dh, cache):
         tanh_c = np.tanh(c[:, t])
         dnext_h = dh[:, t] + dprev_h                 # from the output and from step t + 1
         dc = dprev_c + dnext_h * o * (1.0 - tanh_c * tanh_c)
-        da[:, t] = np.concatenate([
-            dc * g * i * (1.0 - i),
-            dc * prev_c * f * (1.0 - f),
-            dc * i * (1.0 - g * g),
-            dnext_h * tanh_c * o * (1.0 - o),
-        ], axis=1)
+        da_t = da[:, t]                              # (N, 4H), written in place
+        da_t[:, 0 * H:1 * H] = dc * g * i * (1.0 - i)
+        da_t[:, 1 * H:2 * H] = dc * prev_c * f * (1.0 - f)
+        da_t[:, 2 * H:3 * H] = dc * i * (1.0 - g * g)
+        da_t[:, 3 * H:4 * H] = dnext_h * tanh_c * o * (1.0 - o)
         dprev_c = dc * f
-        dprev_h = da[:, t] @ Wh.T
+        dprev_h = da_t @ Wh.T
     prev_h = np.concatenate([h0[:, None], h[:, :-1]], axis=1)   # (N, T, H): input h of each step
     da_rows = da.reshape(N * T, 4 * H)
     dx = da @ Wx.T
