@@ -109,10 +109,10 @@ def lstm_forward(x, h0, Wx, Wh, b):
     prev_h, prev_c = h0, np.zeros((N, H), dtype)
     for t in range(T):
         a = a_x[:, t] + prev_h @ Wh             # (N, 4H)
-        act = gates[:, t]                       # written in place: no concatenation
-        act[:, :2 * H] = sigmoid(a[:, :2 * H])                  # i and f, side by side
-        act[:, 2 * H:3 * H] = np.tanh(a[:, 2 * H:3 * H])        # g
-        act[:, 3 * H:] = sigmoid(a[:, 3 * H:])                  # o
+        act = gates[:, t]                       # (N, 4H) view: activations written in place
+        act[:, :2 * H] = sigmoid(a[:, :2 * H])  # i, f
+        act[:, 2 * H:3 * H] = np.tanh(a[:, 2 * H:3 * H])  # g
+        act[:, 3 * H:] = sigmoid(a[:, 3 * H:])  # o
         i, f, g, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
         c[:, t] = f * prev_c + i * g
         h[:, t] = o * np.tanh(c[:, t])
