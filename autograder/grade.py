@@ -42,58 +42,85 @@ class Grader:
 
     def grade(self, student_id, notebook_path):
         """One submission -> its result dict (results/<student>.json)."""
-        config, limits = self.config, self.config.limits
-        started = time.monotonic()
-        result = {"student_id": student_id, "assignment": config.name, "status": "graded",
-                  "reason": None, "score": 0.0, "max_score": config.max_score,
-                  "exercises": [], "cell_errors": [], "seconds": 0.0}
-        try:
-            if notebook_path is None:
-                raise Unreadable(f"no {config.notebook} found in the submission")
-            cells = read_cells(Path(notebook_path), config.skip_cell_tags)
-        except Unreadable as exc:
-            result.update(status="unreadable" if notebook_path else "missing", reason=str(exc))
-            result["exercises"] = [ExerciseResult(e, 0.0, p, "missing", str(exc)).to_json()
-                                   for e, p in config.points.items()]
-            result["seconds"] = round(time.monotonic() - started, 3)
-            return result
-
-        def time_left():
-            return limits.wall_seconds - (time.monotonic() - started)
-
-        scratch = sandbox.make_scratch(config.release_dir, config.notebook)
-
-        def start():
-            process = sandbox.StudentProcess(scratch, limits, self.use_bubblewrap)
-            seconds = time_left()
-            try:
-                reply = process.request({"op": "run", "cells": cells, "cell_seconds": limits.call_seconds},
-                                        seconds)
-            except sandbox.ChannelTimeout:
-                raise TimedOut("notebook", f"its cells did not finish running within {seconds:.0f} s") from None
-            except sandbox.ChannelClosed as exc:
-                raise Crashed("notebook", f"{exc} while its cells were running") from None
-            return process, reply
-
+        config = self.config
         names = config.parameter_names()
-        student = StudentImpl(start, names, limits.call_seconds, time_left)
-        ctx = Context(student, LocalImpl(vars(config.reference), names), config.tolerance,
-                      misconception_impls=[(m, LocalImpl(ns, names)) for m, ns in self.misconceptions])
-        try:
-            for exercise in config.exercises:
-                cases = exercise.cases(self.rng(student_id, exercise.id))
-                outcome = grade_exercise(exercise, ctx, cases, config.points[exercise.id],
-                                         config.input_modified_penalty)
-                ctx.results[exercise.id] = outcome
-                result["exercises"].append(outcome.to_json())
-                if student.run_reply and not result["cell_errors"]:
-                    result["cell_errors"] = [{"cell": i, "error": e} for i, e in student.run_reply["cell_errors"]]
-        finally:
-            student.close()
-            shutil.rmtree(scratch, ignore_errors=True)
-        result["score"] = round(sum(e["points"] for e in result["exercises"]), 4)
+        setting = Setting(config.name, config.notebook, config.points, config.skip_cell_tags, config.limits,
+                          config.tolerance, config.input_modified_penalty, names, config.release_dir,
+                          self.use_bubblewrap)
+        graded = ((e, e.cases(self.rng(student_id, e.id))) for e in config.exercises)
+        return grade_notebook(student_id, notebook_path, setting, graded,
+                              LocalImpl(vars(config.reference), names),
+                              [(m, LocalImpl(ns, names)) for m, ns in self.misconceptions])
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What grading a notebook needs besides the notebook and the implementations it is compared
+    with: from grading.yml locally, from the zip's spec.json on Gradescope."""
+    assignment: str
+    notebook: str             # the file name students submit
+    points: dict              # exercise id -> points, in notebook order
+    skip_cell_tags: tuple
+    limits: object            # wall_seconds, call_seconds, memory_mb
+    tolerance: dict
+    input_penalty: float      # share of an exercise lost for modifying an argument
+    parameter_names: dict     # fn name -> argument names (for messages)
+    support_dir: object       # copied next to the notebook in the student's scratch folder, or None
+    use_bubblewrap: bool
+
+
+def grade_notebook(student_id, notebook_path, setting, graded, reference, misconception_impls):
+    """One notebook -> its result dict (results/<student>.json).
+
+    graded: iterable of (Exercise, hidden cases), in notebook order; reference and
+    misconception_impls ([(Misconception, Impl)]): what the judges compare with. Used by
+    Grader.grade and, with recorded answers, by the Gradescope zip."""
+    limits, started = setting.limits, time.monotonic()
+    result = {"student_id": student_id, "assignment": setting.assignment, "status": "graded",
+              "reason": None, "score": 0.0, "max_score": float(sum(setting.points.values())),
+              "exercises": [], "cell_errors": [], "seconds": 0.0}
+    try:
+        if notebook_path is None:
+            raise Unreadable(f"no {setting.notebook} found in the submission")
+        cells = read_cells(Path(notebook_path), setting.skip_cell_tags)
+    except Unreadable as exc:
+        result.update(status="unreadable" if notebook_path else "missing", reason=str(exc))
+        result["exercises"] = [ExerciseResult(e, 0.0, p, "missing", str(exc)).to_json()
+                               for e, p in setting.points.items()]
         result["seconds"] = round(time.monotonic() - started, 3)
         return result
+
+    def time_left():
+        return limits.wall_seconds - (time.monotonic() - started)
+
+    scratch = sandbox.make_scratch(setting.support_dir, setting.notebook)
+
+    def start():
+        process = sandbox.StudentProcess(scratch, limits, setting.use_bubblewrap)
+        seconds = time_left()
+        try:
+            reply = process.request({"op": "run", "cells": cells, "cell_seconds": limits.call_seconds}, seconds)
+        except sandbox.ChannelTimeout:
+            raise TimedOut("notebook", f"its cells did not finish running within {seconds:.0f} s") from None
+        except sandbox.ChannelClosed as exc:
+            raise Crashed("notebook", f"{exc} while its cells were running") from None
+        return process, reply
+
+    student = StudentImpl(start, setting.parameter_names, limits.call_seconds, time_left)
+    ctx = Context(student, reference, setting.tolerance, misconception_impls=misconception_impls)
+    try:
+        for exercise, cases in graded:
+            outcome = grade_exercise(exercise, ctx, cases, setting.points[exercise.id], setting.input_penalty)
+            ctx.results[exercise.id] = outcome
+            result["exercises"].append(outcome.to_json())
+            if student.run_reply and not result["cell_errors"]:
+                result["cell_errors"] = [{"cell": i, "error": e} for i, e in student.run_reply["cell_errors"]]
+    finally:
+        student.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    result["score"] = round(sum(e["points"] for e in result["exercises"]), 4)
+    result["seconds"] = round(time.monotonic() - started, 3)
+    return result
 
 
 def find_submissions(root, assignment, notebook):

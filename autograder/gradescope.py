@@ -3,8 +3,9 @@
     python -m autograder gradescope --assignment lstm --out DIR     ->  DIR/<assignment>-gradescope.zip
 
 The zip is built with otter's own generator (otter.generate) and holds:
-- the generic engine (this package's comparison, sandbox, worker and wire modules, and this
-  file, whose runtime half grades on Gradescope) and the release's support files;
+- the generic engine (this package's comparison, grading loop, sandbox, worker and wire
+  modules, and this file, whose runtime half grades on Gradescope) and the release's support
+  files;
 - `data/spec.json`: points, weights, tolerances, limits, argument names, the catalogue's titles and hints;
 - `data/replay.bin`: the hidden cases of a FIXED seed (the student id "gradescope": Gradescope
   gives no student id the grader can trust, so every submission gets the same hidden inputs),
@@ -39,8 +40,8 @@ from autograder import wire
 from autograder.impl import CallRecord, Handle, Impl, Unavailable, to_arrays
 
 FIXED_STUDENT = "gradescope"     # the seed of the hidden inputs on Gradescope (see module docstring)
-ENGINE_MODULES = ("__init__.py", "compare.py", "exercise.py", "impl.py", "sandbox.py", "worker.py",
-                  "wire.py", "notebook.py", "report.py", "gradescope.py")
+ENGINE_MODULES = ("__init__.py", "compare.py", "exercise.py", "grade.py", "impl.py", "sandbox.py",
+                  "worker.py", "wire.py", "notebook.py", "report.py", "gradescope.py")
 GRADER_DIR = "_grader"           # under the submission folder on Gradescope: engine and data
 SUPPORT_DIR = "support"          # inside GRADER_DIR: the release's support files (worker scratch)
 PIN_PACKAGES = ("numpy", "matplotlib", "nbformat", "nbclient", "ipykernel")
@@ -332,12 +333,10 @@ def find_notebook(folder, name):
 def grade_submission(grader_dir, submission_dir):
     """Grade the notebook in submission_dir with the engine and the recorded data -> a result
     dict shaped like the local grader's results/<student>.json."""
-    import time
     from types import SimpleNamespace
     from autograder import sandbox
-    from autograder.exercise import Context, Exercise, ExerciseResult, grade_exercise
-    from autograder.impl import Crashed, StudentImpl, TimedOut
-    from autograder.notebook import Unreadable, read_cells
+    from autograder.exercise import Exercise
+    from autograder.grade import Setting, grade_notebook
 
     grader_dir = Path(grader_dir)
     spec = json.loads((grader_dir / "data" / "spec.json").read_text())
@@ -347,57 +346,19 @@ def grade_submission(grader_dir, submission_dir):
     exec(marshal.loads((grader_dir / "data" / "probes.bin").read_bytes()), probes)
     defined = {e.id: e for e in probes["EXERCISES"]}
     names = {k: tuple(v) for k, v in spec["parameter_names"].items()}
-    limits = SimpleNamespace(**spec["limits"])
-    started = time.monotonic()
-    result = {"student_id": spec["student"], "assignment": spec["assignment"], "status": "graded",
-              "reason": None, "score": 0.0, "max_score": float(sum(spec["points"].values())),
-              "exercises": [], "cell_errors": []}
-    path = find_notebook(submission_dir, spec["notebook"])
-    try:
-        if path is None:
-            raise Unreadable(f"no {spec['notebook']} found in the submission")
-        cells = read_cells(path, tuple(spec["skip_cell_tags"]))
-    except Unreadable as exc:
-        result.update(status="unreadable" if path else "missing", reason=str(exc))
-        result["exercises"] = [ExerciseResult(e, 0.0, p, "missing", str(exc)).to_json()
-                               for e, p in spec["points"].items()]
-        return result
-
-    def time_left():
-        return limits.wall_seconds - (time.monotonic() - started)
-
     support = grader_dir / SUPPORT_DIR
-    scratch = sandbox.make_scratch(support if support.is_dir() else None, spec["notebook"])
-
-    def start():
-        process = sandbox.StudentProcess(scratch, limits, sandbox.bubblewrap_works())
-        seconds = time_left()
-        try:
-            reply = process.request({"op": "run", "cells": cells, "cell_seconds": limits.call_seconds}, seconds)
-        except sandbox.ChannelTimeout:
-            raise TimedOut("notebook", f"its cells did not finish running within {seconds:.0f} s") from None
-        except sandbox.ChannelClosed as exc:
-            raise Crashed("notebook", f"{exc} while its cells were running") from None
-        return process, reply
-
-    student = StudentImpl(start, names, limits.call_seconds, time_left)
+    setting = Setting(spec["assignment"], spec["notebook"], spec["points"], tuple(spec["skip_cell_tags"]),
+                      SimpleNamespace(**spec["limits"]), spec["tolerance"], spec["penalty"], names,
+                      support if support.is_dir() else None, sandbox.bubblewrap_works())
+    graded = []
+    for entry in spec["exercises"]:
+        original, stored = defined[entry["id"]], data["cases"][entry["id"]]
+        graded.append((Exercise(original.id, lambda rng, stored=stored: stored, original.probe,
+                                entry["weights"], original.judge, original.elementwise), stored))
     catalogue = [(SimpleNamespace(**{**m, "affects": tuple(m["affects"])}),
                   Replay(data["misconceptions"].get(m["name"], {}), names)) for m in spec["misconceptions"]]
-    ctx = Context(student, Replay(data["reference"], names), spec["tolerance"], misconception_impls=catalogue)
-    try:
-        for entry in spec["exercises"]:
-            original = defined[entry["id"]]
-            stored = data["cases"][entry["id"]]
-            exercise = Exercise(original.id, lambda rng, stored=stored: stored, original.probe,
-                                entry["weights"], original.judge, original.elementwise)
-            outcome = grade_exercise(exercise, ctx, stored, spec["points"][entry["id"]], spec["penalty"])
-            ctx.results[exercise.id] = outcome
-            result["exercises"].append(outcome.to_json())
-    finally:
-        student.close()
-        shutil.rmtree(scratch, ignore_errors=True)
-    result["score"] = round(sum(e["points"] for e in result["exercises"]), 4)
-    return result
+    return grade_notebook(spec["student"], find_notebook(submission_dir, spec["notebook"]), setting, graded,
+                          Replay(data["reference"], names), catalogue)
 
 
 def main(config, out, repo):
