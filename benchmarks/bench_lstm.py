@@ -91,7 +91,8 @@ def main():
 
     torch.set_num_threads(2)
     print("== LSTM reference (solutions.lstm) vs torch.nn.LSTM, CPU, forward + backward ==")
-    print(f"N={N} T={T} D={D} H={H}, torch threads={torch.get_num_threads()}, best of {BLOCKS} alternating blocks of {RUNS} runs")
+    print(f"N={N} T={T} D={D} H={H}, torch threads={torch.get_num_threads()}, "
+          f"best of {BLOCKS} alternating blocks of {RUNS} runs")
     for dtype in (np.float64, np.float32):
         ours, theirs, args = time_pair(dtype, RUNS)
         print(f"{np.dtype(dtype).name:8s} numpy {ours * 1e3:7.1f} ms   torch {theirs * 1e3:7.1f} ms   "

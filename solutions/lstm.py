@@ -99,8 +99,9 @@ def lstm_forward(x, h0, Wx, Wh, b):
     The input projection x @ Wx + b does not depend on the recurrence, so it is one
     matrix product for all T steps; only prev_h @ Wh stays inside the time loop.
     The gates use sigmoid(z) = (1 + tanh(z / 2)) / 2: one tanh instead of sigmoid's exp, abs,
-    division and select, about 20 % faster here, and within about 1e-16 of the exact value:
-    all a gate needs (the graded sigmoid must also be exact relative to tiny values).
+    division and select, about 20 % faster here, and within about 1e-16 of the exact value,
+    which is all a gate needs. (Exercise 1's sigmoid must also be exact relative to values
+    as tiny as 1e-300, hence its other formula.)
     """
     N, T, _ = x.shape
     H = h0.shape[1]
