@@ -88,3 +88,31 @@ def test_hidden_cases_use_shapes_public_checks_never_use(config):
         step = exercises.step_cases(grader.rng(student, "lstm_gates"))
         a = step[2]["x"] @ step[2]["Wx"] + step[2]["prev_h"] @ step[2]["Wh"] + step[2]["b"]
         assert np.mean(np.abs(a) > 4) > 0.3                                    # saturated gates
+
+
+def test_every_unreadable_file_gets_its_row_and_its_reason(tmp_path, config):
+    """CONTRACT section 2: an empty, binary, truncated or non-notebook file is graded like any
+    other submission: a row of zeros and a reason in its results, and the command exits 0."""
+    import json
+    bad = {
+        "empty_file": (b"", "the notebook file is empty"),
+        "binary_file": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not UTF-8 text"),
+        "truncated": (b'{"cells": [{"cell_type": "code", "source": "def sigm', "not valid JSON"),
+        "json_list": (b"[1, 2, 3]", "not a Jupyter notebook"),
+        "nbformat_3": (json.dumps({"nbformat": 3, "cells": [], "worksheets": []}).encode(),
+                       "format 3 is not supported"),
+    }
+    root = tmp_path / "submitted"
+    for student, (content, _) in bad.items():
+        (root / student / "lstm").mkdir(parents=True)
+        (root / student / "lstm" / config.notebook).write_bytes(content)
+    done = run_cli("grade", str(root), "--assignment", "lstm", "--out", str(tmp_path / "out"), "--no-gradebook")
+    assert done.returncode == 0, done.stderr
+    rows = {r["student_id"]: r for r in csv.DictReader((tmp_path / "out" / "grades.csv").open())}
+    assert set(rows) == set(bad)
+    for student, (_, reason) in bad.items():
+        assert float(rows[student]["total"]) == 0
+        result = json.loads((tmp_path / "out" / "results" / f"{student}.json").read_text())
+        assert result["status"] == "unreadable" and reason in result["reason"], (student, result["reason"])
+        page = (tmp_path / "out" / "feedback" / f"{student}.html").read_text()
+        assert reason.split()[-1] in page, student
