@@ -335,7 +335,7 @@ def grade_submission(grader_dir, submission_dir):
     dict shaped like the local grader's results/<student>.json."""
     from types import SimpleNamespace
     from autograder import sandbox
-    from autograder.exercise import Exercise
+    from dataclasses import replace
     from autograder.grade import Setting, grade_notebook
 
     grader_dir = Path(grader_dir)
@@ -350,11 +350,8 @@ def grade_submission(grader_dir, submission_dir):
     setting = Setting(spec["assignment"], spec["notebook"], spec["points"], tuple(spec["skip_cell_tags"]),
                       SimpleNamespace(**spec["limits"]), spec["tolerance"], spec["penalty"], names,
                       support if support.is_dir() else None, sandbox.bubblewrap_works())
-    graded = []
-    for entry in spec["exercises"]:
-        original, stored = defined[entry["id"]], data["cases"][entry["id"]]
-        graded.append((Exercise(original.id, lambda rng, stored=stored: stored, original.probe,
-                                entry["weights"], original.judge, original.elementwise), stored))
+    graded = [(replace(defined[entry["id"]], weights=entry["weights"]), data["cases"][entry["id"]])
+              for entry in spec["exercises"]]
     catalogue = [(SimpleNamespace(**{**m, "affects": tuple(m["affects"])}),
                   Replay(data["misconceptions"].get(m["name"], {}), names)) for m in spec["misconceptions"]]
     return grade_notebook(spec["student"], find_notebook(submission_dir, spec["notebook"]), setting, graded,

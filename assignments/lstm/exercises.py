@@ -178,12 +178,13 @@ def like_named_misconception(ctx, exercise, case, student_out, forward_outputs, 
     impls = {m.name: impl for m, impl in ctx.misconception_impls}
     named = [ctx.results[e].misconception["name"] for e in upstream
              if e in ctx.results and ctx.results[e].misconception]
-    student_fwd = forward_outputs(ctx.student, case)
-    for name in dict.fromkeys(named):
-        if name not in impls:
-            continue
+    candidates = [impls[name] for name in dict.fromkeys(named) if name in impls]
+    if not candidates:
+        return None
+    student_fwd = forward_outputs(ctx.student, case)   # one more sandbox call: only when needed
+    for impl in candidates:
         try:
-            fwd, out = forward_outputs(impls[name], case), exercise.probe(impls[name], case)
+            fwd, out = forward_outputs(impl, case), exercise.probe(impl, case)
         except Exception:   # crashes where the student's code did not, or no recorded answer
             continue
         if all(compare.values(s, m, ctx.rtol)[0] for s, m in zip(student_fwd, fwd)):
