@@ -13,31 +13,18 @@ What is enforced (README, "Isolation"):
 import functools
 import os
 import resource
-import select
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from autograder import wire
-
 HERE = Path(__file__).resolve().parent
-GRACE_SECONDS = 2.0          # after a soft timeout inside, before the hard kill outside
 SANDBOX_HOME = "/tmp/work"   # where the scratch folder appears inside bubblewrap
 
 
 class GraderError(Exception):
     """The grader itself cannot run a student's process (not the student's fault)."""
-
-
-class ChannelTimeout(Exception):
-    """The student's process did not answer in time (it has been killed)."""
-
-
-class ChannelClosed(Exception):
-    """The student's process died or sent something unreadable (it has been killed)."""
 
 
 @functools.lru_cache(maxsize=None)
@@ -75,7 +62,7 @@ def make_scratch(support_dir, notebook_name):
                         ignore=shutil.ignore_patterns(notebook_name, "__pycache__", "*.pyc"))
     agent = scratch / ".autograder"
     agent.mkdir()
-    for name in ("worker.py", "wire.py"):
+    for name in ("worker.py", "wire.py", "guard.py"):
         shutil.copy(HERE / name, agent / name)
     os.chmod(scratch, 0o777)  # the sandbox's unprivileged uid writes here
     return scratch
@@ -91,48 +78,26 @@ def limit_resources(memory_mb, cpu_seconds):
 
 
 class StudentProcess:
-    """One running worker for one submission, and the channel to it."""
+    """One running worker for one submission; `fds` (its channel, see worker.py) are passed to
+    it and named on its command line. The channel itself is channel.py's business."""
 
-    def __init__(self, scratch, limits, use_bubblewrap):
+    def __init__(self, scratch, limits, use_bubblewrap, fds):
         self.limits = limits
-        to_child_r, self.to_child = os.pipe()
-        self.from_child, from_child_w = os.pipe()
         home = SANDBOX_HOME if use_bubblewrap else str(scratch)
         env = {"PATH": "/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
                "MPLCONFIGDIR": f"{home}/.matplotlib", "OPENBLAS_NUM_THREADS": "1",
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
                "PYTHONDONTWRITEBYTECODE": "1"}
-        worker = [sys.executable, "-I", f"{home}/.autograder/worker.py", str(to_child_r), str(from_child_w)]
+        worker = [sys.executable, "-I", f"{home}/.autograder/worker.py", *map(str, fds)]
         prefix = bubblewrap_prefix(scratch) if use_bubblewrap else []
         try:
             self.process = subprocess.Popen(
-                prefix + worker, cwd=scratch, env=env, pass_fds=(to_child_r, from_child_w),
+                prefix + worker, cwd=scratch, env=env, pass_fds=tuple(fds),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True,
                 preexec_fn=functools.partial(limit_resources, limits.memory_mb, limits.wall_seconds + 5))
         except (OSError, subprocess.SubprocessError) as exc:
             raise GraderError(f"cannot start a student process: {exc}") from exc
-        finally:
-            os.close(to_child_r)
-            os.close(from_child_w)
-
-    def request(self, message, seconds):
-        """Send one message and wait at most `seconds` (+ grace) for the answer."""
-        try:
-            wire.send(self.to_child, message)
-        except OSError:
-            self.kill()
-            raise ChannelClosed("the process had already exited") from None
-        deadline = time.monotonic() + seconds + GRACE_SECONDS
-        ready, _, _ = select.select([self.from_child], [], [], max(deadline - time.monotonic(), 0))
-        if not ready:
-            self.kill()
-            raise ChannelTimeout(f"no answer within {seconds:g} s")
-        try:
-            return wire.receive(self.from_child)
-        except (EOFError, wire.WireError, OSError) as exc:
-            code = self.kill(grace=1.0)
-            raise ChannelClosed(exit_reason(code, exc)) from None
 
     def kill(self, grace=0.0):
         """Kill the process (and, through bwrap's --die-with-parent, everything in it), after
@@ -146,14 +111,7 @@ class StudentProcess:
                 os.killpg(self.process.pid, 9)
             except ProcessLookupError:
                 pass
-        code = self.process.wait()
-        for fd in (self.to_child, self.from_child):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.to_child = self.from_child = -1
-        return code
+        return self.process.wait()
 
 
 def exit_reason(code, exc):
