@@ -42,12 +42,23 @@ def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=F
     report.write_all(config, results, out)
     if not quiet:
         print(report.table(config, results))
+        for line in integrity_flags(results):
+            print(line)
         print(f"\n{len(results)} graded in {time.monotonic() - started:.1f} s. "
               f"Grades: {Path(out) / 'grades.csv'}; feedback: {Path(out) / 'feedback'}/; "
               f"details: {Path(out) / 'results'}/")
     if gradebook is not None:
         write_gradebook(config, results, submissions, gradebook, quiet)
     return results
+
+
+def integrity_flags(results):
+    """Lines for the TA: each submission an integrity rule took points from, and why."""
+    flagged = [(r["student_id"], e["id"], flag) for r in results for e in r["exercises"] for flag in e.get("flags", ())]
+    if not flagged:
+        return []
+    return ["\nFlagged for a TA to look at (the exercise earned nothing):"] + [
+        f"  {student}: {exercise} ({flag})" for student, exercise, flag in flagged]
 
 
 def write_gradebook(config, results, submissions, db_path, quiet=False):

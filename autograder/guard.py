@@ -2,10 +2,12 @@
 
 `install(writable, readable)` refuses processes, sockets, native-library loading, files outside
 `readable` (reads) or `writable` (writes), and the introspection a notebook could use to reach
-the worker's own code (frames, the garbage collector, tracing). It returns `as_grader(fn, *args)`,
-which runs the worker's own `fn` with the hook off (to read a traceback's frames and say where
-an error happened). Only the worker holds it, in a local variable, and calls it only with its
-own code: nothing of the student's may run while the hook is off.
+the worker's own code (frames, the garbage collector, tracing), and shared memory (mmap). It
+returns two functions only the worker holds, in local variables:
+- `as_grader(fn, *args)` runs the worker's own `fn` with the hook off (to read a traceback's
+  frames, to map the arena, to fork); nothing of the student's may run while the hook is off;
+- `seal()` takes back every write permission: a session forked to serve calls writes no file,
+  so nothing one session does reaches the next.
 Standard library only: copied into the sandbox next to worker.py.
 """
 import os
@@ -18,7 +20,7 @@ BLOCKED_EVENTS = {
     "socket.sendmsg", "socket.getaddrinfo", "ctypes.dlopen", "ctypes.dlsym",
     "ctypes.addressof", "ctypes.PyObj_FromPtr", "os.kill", "os.killpg", "signal.pthread_kill",
     "sys._current_frames", "sys.settrace", "sys.setprofile", "gc.get_objects", "gc.get_referrers",
-    "gc.get_referents",
+    "gc.get_referents", "mmap.__new__",
 }
 BLOCKED_ATTRIBUTES = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_code", "gi_code"}
 
@@ -33,9 +35,9 @@ class RefusedFrame(ValueError):
 
 
 def install(writable, readable):
-    """Install the hook for the rest of the process; returns `as_grader` (module docstring)."""
-    writable = tuple(os.path.realpath(p) for p in writable)
-    readable = tuple(os.path.realpath(p) for p in readable) + writable
+    """Install the hook for the rest of the process; returns (as_grader, seal) (module docstring)."""
+    writable = [os.path.realpath(p) for p in writable]
+    readable = tuple(os.path.realpath(p) for p in readable) + tuple(writable)
     allowed = [False]
 
     def inside(path, roots):
@@ -75,5 +77,8 @@ def install(writable, readable):
         finally:
             allowed[0] = False
 
+    def seal():
+        writable[:] = [os.path.realpath("/dev/null")]
+
     sys.addaudithook(hook)
-    return as_grader
+    return as_grader, seal

@@ -138,24 +138,28 @@ class StudentImpl(Impl):
         super().__init__(parameter_names)
         self.start_server, self.limits, self.time_left = start_server, limits, time_left
         self.server, self.sessions, self.run_reply = None, 0, None
+        self.failed_start = None      # the notebook's cells could not run: the same again next time
 
     def open(self):
+        if self.failed_start is not None:
+            raise self.failed_start
         seconds = self.time_left()
         if seconds <= 0:
             raise TimedOut("notebook", "the submission used up its total time limit")
         if self.server is not None and not self.server.alive():
             self.close()
         try:
-            if self.server is None:
+            starting = self.server is None
+            if starting:
                 self.server = self.start_server(seconds)
                 self.run_reply = self.run_reply or self.server.report
             self.server.open_session()
-        except ChannelTimeout as exc:
+        except (ChannelTimeout, ChannelClosed) as exc:
             self.close()
-            raise TimedOut("notebook", str(exc)) from None
-        except ChannelClosed as exc:
-            self.close()
-            raise Crashed("notebook", str(exc)) from None
+            failure = (TimedOut if isinstance(exc, ChannelTimeout) else Crashed)("notebook", str(exc))
+            if starting:
+                self.failed_start = failure
+            raise failure from None
         self.sessions += 1
 
     @contextlib.contextmanager

@@ -110,11 +110,11 @@ def plain(value, depth=0):
     raise TypeError(f"returned a {type(value).__name__[:40]}, not an array")
 
 
-def send(fd, obj):
+def send(fd, obj, _encode=encode, _write=os.write):
     """Write one message to a file descriptor."""
-    data = memoryview(encode(obj))
+    data = memoryview(_encode(obj))
     while data:
-        data = data[os.write(fd, data):]
+        data = data[_write(fd, data):]
 
 
 def read_exactly(fd, n):

@@ -167,7 +167,7 @@ def run_cells(namespace, cells, seconds, explain):
     return errors
 
 
-def session(namespace, request_fd, reply_fd, arena_fd, explain,
+def session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader,
             _read=read, _send=wire.send, _mmap=mmap.mmap, _frombuffer=np.frombuffer, _dtype=np.dtype,
             _sigmask=_signal.pthread_sigmask, _block=_signal.SIG_BLOCK, _setmask=_signal.SIG_SETMASK,
             _all_signals=_signal.valid_signals(), _threads=_thread._count,
@@ -180,6 +180,9 @@ def session(namespace, request_fd, reply_fd, arena_fd, explain,
     code runs, so that patching modules, numpy or this file's globals changes nothing here."""
     handles = []
     flags = [0]
+
+    def _map(fd, length, offset):
+        return _mmap(fd, length, offset=offset)
 
     def on_fp_error(kind, flag):
         flags[0] |= flag
@@ -199,7 +202,7 @@ def session(namespace, request_fd, reply_fd, arena_fd, explain,
         request = _read(request_fd)
         if request is None or request["op"] != "call":
             _exit(0)
-        view = _mmap(arena_fd, request["length"], offset=request["base"])
+        view = as_grader(_map, arena_fd, request["length"], request["base"])
         try:
             function = namespace.get(request["fn"])
             if not _callable(function):
@@ -296,7 +299,8 @@ def libc_fork():
 def main(_threads=_thread._count, _sigmask=_signal.pthread_sigmask, _block=_signal.SIG_BLOCK,
          _all_signals=_signal.valid_signals(), _monotonic=__import__("time").monotonic,
          _sleep=__import__("time").sleep, _exit=os._exit, _close=os.close, _send=wire.send,
-         _describe=describe, _session=session, _zygote=zygote, _grace=THREAD_GRACE):
+         _describe=describe, _session=session, _zygote=zygote, _grace=THREAD_GRACE, _listdir=os.listdir,
+         _int=int):
     """Everything used after the cells ran is bound above, before they run."""
     ctl_in, ctl_out, request_fd, reply_fd, arena_fd = (int(a) for a in sys.argv[1:6])
     here = os.getcwd()
@@ -306,16 +310,24 @@ def main(_threads=_thread._count, _sigmask=_signal.pthread_sigmask, _block=_sign
     readable = [sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr/share", "/usr/lib",
                 "/dev/null", "/proc/self", "/etc/localtime"] + [p for p in sys.path if p]
     message = read(ctl_in)
-    as_grader = guard.install(writable=[here, "/dev/null"], readable=readable)
+    as_grader, seal = guard.install(writable=[here, "/dev/null"], readable=readable)
 
     def explain(exc):
         return _describe(exc, as_grader)
 
     def session_forever():
+        """In the forked session, before any student code: only the session's channel and the
+        arena stay open (no descriptor a notebook opened links two sessions), and no file
+        may be written."""
         try:
-            _close(ctl_in)
-            _close(ctl_out)
-            _session(namespace, request_fd, reply_fd, arena_fd, explain)
+            for fd in as_grader(_listdir, "/proc/self/fd"):
+                if _int(fd) > 2 and _int(fd) not in (request_fd, reply_fd, arena_fd):
+                    try:
+                        _close(_int(fd))
+                    except OSError:
+                        pass
+            seal()
+            _session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader)
         finally:
             _exit(1)
     namespace = {"__name__": "__main__", "__builtins__": __builtins__, "display": lambda *a, **k: None}
