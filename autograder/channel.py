@@ -355,7 +355,7 @@ class ForkServer:
 
 def session_exit_reason(code, doing):
     """Words for how a session ended, from its exit code (negative: a signal)."""
-    if code == 3:
+    if code == 86:   # worker.py: a thread of the student's was alive
         return f"a thread it started was still running {doing} (the grader does not allow threads)"
     if code is not None and code < 0:
         name = {9: "SIGKILL (the memory or process limit?)", 11: "SIGSEGV", 6: "SIGABRT",

@@ -95,6 +95,11 @@ OTHER_STYLE = {
 ''',
 }
 
+# np.squeeze(prev_h) to read H: an IndexError wherever prev_h has a dimension of size 1 (one
+# sample, or a hidden size of 1), in lstm_step_forward and in everything that calls it.
+SQUEEZES = {**OTHER_STYLE, "lstm_step_forward": OTHER_STYLE["lstm_step_forward"].replace(
+    "    i, f, g, o = lstm_gates(", "    H = np.squeeze(prev_h).shape[1]\n    i, f, g, o = lstm_gates(")}
+
 # Attempts to escape the sandbox. Each stores what it found; the answer cells use the
 # reference if any attempt succeeded, else they raise NotImplementedError.
 STEAL = '''
@@ -168,6 +173,9 @@ SAMPLES = [
                name: with_body(name, f"if stolen is not None:\n    return __import__('solutions.lstm').lstm.{name}(*locals().values())\n"
                                      "raise NotImplementedError")
                for name in FUNCTIONS}, [STEAL]), ZERO),
+    Sample("crash_only_at_n1", "lstm_step_forward crashes when N = 1 or H = 1 (np.squeeze); the forward "
+           "and backward passes that call it lose nothing more for that crash",
+           solved(**SQUEEZES), {**FULL, "lstm_step_forward": 1.2}),
     Sample("bug_forget_gate_tanh", "forget gate through tanh: costs f in lstm_gates, once; the forward and "
            "backward passes built on those gates are right for them and keep their points",
            misconception("forget_gate_tanh"), {**FULL, "lstm_gates": 1.5}),
