@@ -7,6 +7,10 @@ An assignment defines each exercise as
 - optionally `judge(ctx, exercise, case, student_out, expected_out)`: name -> (passed, message), for
   outputs that may also be right in another sense (e.g. a backward pass consistent with the
   student's own forward pass). The default compares every output with the reference.
+- optionally `explain(name, actual, expected, case, seen)` -> str or None: a message for an output
+  that failed, in the assignment's own terms (which part of it is wrong and why; `seen` holds the
+  case's other outputs). None, or an error inside it, falls back to compare's message. Outputs
+  explained by the same text share one sentence in the exercise's message.
 The same probe runs against the student (sandboxed), the reference and each misconception.
 """
 from dataclasses import asdict, dataclass, field
@@ -25,6 +29,18 @@ class Exercise:
     weights: dict
     judge: Callable = None
     elementwise: bool = False   # compare entry by entry (sigmoid) rather than norm-wise
+    explain: Callable = None    # explain(name, actual, expected, case, seen) -> str | None
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What an `explain` hook sees besides the failing output: the whole case."""
+    exercise: str
+    outputs: dict        # output name -> the student's value on this case
+    expected: dict       # output name -> the reference's
+    passed: dict         # output name -> passed on this case (second opinions included)
+    results: dict        # exercise id -> ExerciseResult of the exercises graded before
+    tolerance: dict
 
 
 @dataclass
@@ -83,7 +99,8 @@ def grade_exercise(exercise, ctx, cases, max_points, input_penalty):
             judged = (exercise.judge or default_judge)(ctx, exercise, case, student_out, expected_out)
             for name, (ok, message) in judged.items():
                 if not ok and verdicts[name][0]:
-                    verdicts[name] = (False, message)
+                    verdicts[name] = (False, failure_message(exercise, ctx, name, message, case,
+                                                             student_out, expected_out, judged))
     except StudentFailure as failure:
         return ExerciseResult(exercise.id, 0.0, max_points, failure.status, failure.message)
     except GraderError:
@@ -92,12 +109,11 @@ def grade_exercise(exercise, ctx, cases, max_points, input_penalty):
         return ExerciseResult(exercise.id, 0.0, max_points, "error",
                               f"its result could not be checked ({type(exc).__name__}: {exc})")
     modified = sorted({n for record in ctx.student.log if record.fn == exercise.id for n in record.modified})
-    parts = [Part(name, w, verdicts[name][0], f"{name} {verdicts[name][1]}" if not verdicts[name][0] else "")
-             for name, w in exercise.weights.items()]
+    parts = [Part(name, w, verdicts[name][0], verdicts[name][1]) for name, w in exercise.weights.items()]
     fraction = sum(p.weight for p in parts if p.passed) / sum(p.weight for p in parts)
     points = round(max_points * fraction * ((1 - input_penalty) if modified else 1.0), 4)
     status = "passed" if points == max_points else ("partial" if points > 0 else "failed")
-    messages = [p.message for p in parts if not p.passed]
+    messages = list(dict.fromkeys(p.message for p in parts if not p.passed))
     if modified:
         messages.append(f"modified its input(s) {', '.join(modified)}: a graded function must "
                         "leave its arguments unchanged (work on copies)")
@@ -106,6 +122,20 @@ def grade_exercise(exercise, ctx, cases, max_points, input_penalty):
     if status != "passed":
         result.misconception = diagnose(exercise, ctx, cases, student_outs, modified)
     return result
+
+
+def failure_message(exercise, ctx, name, message, case, student_out, expected_out, judged):
+    """A failing output's message: the exercise's explanation when it has one, else compare's."""
+    if exercise.explain is not None:
+        seen = Seen(exercise.id, student_out, expected_out, {n: bool(v[0]) for n, v in judged.items()},
+                    ctx.results, ctx.tolerance)
+        try:
+            better = exercise.explain(name, student_out[name], expected_out[name], case, seen)
+        except Exception:   # an explanation never costs a grade nor hides the plain verdict
+            better = None
+        if better:
+            return better
+    return f"{name} {message}"
 
 
 def diagnose(exercise, ctx, cases, student_outs, modified):
