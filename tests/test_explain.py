@@ -258,3 +258,23 @@ def test_graded_bptt_points_at_exercise_5_and_at_dh0(graded):
     assert bptt.startswith("Your lstm_step_backward (Exercise 5) already loses points")
     dh0 = graded["bptt_dh0_never_set"]["lstm_backward"]
     assert dh0["message"].startswith("dh0 is all zeros") and dh0["misconception"]["name"] == "bptt_dh0_never_set"
+
+
+def test_step_forward_and_clip_messages():
+    case = step_case()
+    args = [case[k] for k in ("x", "prev_h", "prev_c", "Wx", "Wh", "b")]
+    next_h, next_c, _ = ref.lstm_step_forward(*args)
+    want = {"next_h": next_h, "next_c": next_c}
+    outs = {"next_h": next_h / np.tanh(next_c) * next_c, "next_c": next_c}     # o * next_c
+    seen = seen_for("lstm_step_forward", outs, want, {"lstm_gates": passed_result("lstm_gates")})
+    assert explain.explain("next_h", outs["next_h"], want["next_h"], case, seen) == (
+        "next_h is wrong although next_c is right: next_h = o * tanh(next_c).")
+    grads = {"W": np.arange(6.0).reshape(2, 3), "b": np.ones(3)}
+    clipped, total = ref.clip_grad_norm(grads, 1.0)
+    want = {"clipped": clipped, "total_norm": np.asarray(total)}
+    outs = {"clipped": grads, "total_norm": np.asarray(total ** 2)}             # not scaled; no square root
+    seen = seen_for("clip_grad_norm", outs, want)
+    assert explain.explain("clipped", grads, clipped, {}, seen).startswith(
+        "clipped['W'] is a constant multiple of the right value everywhere")
+    assert explain.explain("total_norm", outs["total_norm"], want["total_norm"], {}, seen).startswith(
+        "total_norm is a constant multiple of the right value")

@@ -116,7 +116,7 @@ def explain_clip(name, actual, expected, rtol, checks):
                     "entry of every array")
         return None
     if name == "clipped" and isinstance(actual, dict) and isinstance(expected, dict) and set(actual) == set(expected):
-        for key in expected:
+        for key in sorted(expected):   # dict order is the student's
             rel = checks.relation(actual[key], expected[key], rtol)
             if rel:
                 return (f"clipped[{key!r}] {rel}: when total_norm > max_norm every array is multiplied by "
