@@ -74,6 +74,9 @@ def test_step_backward_check_names_the_gate_block():
     assert "the g block of db, dWx and dWh is wrong; i, f and o are right: check the derivative of tanh for g" in message
     message = fails_step("dc = dnext_c + dnext_h", "dc = 0.0 * dnext_c + dnext_h")
     assert "dprev_c is wrong, and the i, f and g blocks of db, dWx and dWh are wrong; o is right" in message
+    assert "one term short: it lacks dnext_c" in message
+    message = fails_step("dnext_h * o * (1.0 - tanh_c * tanh_c)", "dnext_h * o")
+    assert "one term short: its path through next_h lacks the tanh derivative" in message
     message = fails_step("""        dc * i * (1.0 - g * g),              # g = tanh(a_g)
         dnext_h * tanh_c * o * (1.0 - o),    # next_h = o * tanh(next_c); o = sigmoid(a_o)""",
                          """        dnext_h * tanh_c * o * (1.0 - o),

@@ -126,6 +126,8 @@ def make_fixtures(ref):
         if ex == "lstm_step_backward":
             dnh, dnc = rng.normal(size=(N, H)), rng.normal(size=(N, H))
             f[f"{ex}.dnext_h"], f[f"{ex}.dnext_c"] = dnh, dnc
+            for k, v in zip("ifgo", ref.lstm_gates(xs, ph, Wx, Wh, b)):   # to read a wrong dprev_c back
+                f[f"{ex}.gate_{k}"] = v
             for k, v in zip(["dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"],
                             ref.lstm_step_backward(dnh, dnc, cache)):
                 f[f"{ex}.{k}"] = v

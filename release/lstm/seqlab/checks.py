@@ -13,6 +13,7 @@ The grader uses other, random inputs and shapes: passing these checks is necessa
 sufficient.
 """
 import os
+import re
 import textwrap
 import traceback
 import warnings
@@ -39,9 +40,11 @@ class CheckFailure(AssertionError):
 
 def box(message, title, width=96):
     """The message wrapped and framed, as a list of lines."""
-    lines = []
+    lines, keep = [], "\u00a0"   # formulas such as `1 - g**2` stay on one line
     for paragraph in message.split("\n"):
-        lines += textwrap.wrap(paragraph, width - 4, break_on_hyphens=False) or [""]
+        glued = re.sub(r"(?<=\S) ([-+*/=]|\*\*) (?=\S)", lambda m: keep + m.group(1) + keep, paragraph)
+        lines += [line.replace(keep, " ") for line in
+                  textwrap.wrap(glued, width - 4, break_on_hyphens=False)] or [""]
     inner = max([len(line) for line in lines] + [len(title) + 4])
     top = "\u250c\u2500 " + title + " " + "\u2500" * (inner - len(title) - 1) + "\u2510"
     body = ["\u2502 " + line.ljust(inner) + " \u2502" for line in lines]
@@ -205,7 +208,7 @@ def _stacked_hint(H):
     return why
 
 
-def _judge(name, outs, want, note=None):
+def _judge(name, outs, want, note=None, after=None):
     """Compare every output, then say what is wrong in words (explain_outputs)."""
     __tracebackhide__ = True
     ok = {k: close(outs[k], want[k], RTOL) for k in want}
@@ -215,6 +218,8 @@ def _judge(name, outs, want, note=None):
                 key=lambda k: float(np.max(np.abs(outs[k] - want[k]))) / max(float(np.max(np.abs(want[k]))), 1e-12))
     err = float(np.max(np.abs(outs[worst] - want[worst]))) / max(float(np.max(np.abs(want[worst]))), 1e-12)
     message = explain_outputs(name, outs, want, RTOL, ok)
+    if after and "gradient on next_c" in message:
+        message += after()
     wrong = [k for k in want if not ok[k]]
     message += (f" (wrong: {_words(wrong)}; largest relative error {err:.2e} in {worst}, "
                 f"tolerance {RTOL:.0e})")
@@ -319,7 +324,9 @@ def check_lstm_step_backward(lstm_step_backward, lstm_step_forward=None):
     _unchanged(name, ["dnext_h", "dnext_c"], before, [dnext_h, dnext_c])
     for label, out in zip(outs, res):
         _array(name, label, out, fx[label].shape, axes=AXES[name][label], sizes=sizes_of(name, fx))
-    _judge(name, dict(zip(outs, res)), {k: fx[k] for k in outs})
+    story = lambda: next_c_gradient_story(res[2], fx["gate_f"], fx["gate_o"], fx["next_c"],   # noqa: E731
+                                          dnext_h, dnext_c)
+    _judge(name, dict(zip(outs, res)), {k: fx[k] for k in outs}, after=story)
     _ok(name)
 
 
@@ -782,6 +789,28 @@ def _time_story(n, actual, expected, rtol, forward):
     return (f"{n} is already wrong at the last time step, where nothing has been carried back yet "
             "when the loop runs from t = T - 1 down to 0: the error is in one step's backward pass, "
             "or in the loop's direction")
+
+
+def next_c_gradient_story(dprev_c, f, o, next_c, dnext_h, dnext_c):
+    """Which term a wrong gradient on next_c lacks, read back from dprev_c (= that gradient
+    times f) where f is not tiny; '' when none of the usual ones fits."""
+    dprev_c, f, o, next_c = (_real(v) for v in (dprev_c, f, o, next_c))
+    if dprev_c is None or dprev_c.shape != f.shape:
+        return ""
+    firm = f > 1e-3
+    if not firm.any():
+        return ""
+    dc = dprev_c[firm] / f[firm]
+    tanh_c = np.tanh(next_c)
+    candidates = {
+        "it lacks dnext_c, the gradient that reaches next_c directly": dnext_h * o * (1 - tanh_c ** 2),
+        "it lacks the path through next_h": dnext_c,
+        "its path through next_h lacks the tanh derivative 1 - tanh(next_c)**2": dnext_c + dnext_h * o,
+    }
+    for words, value in candidates.items():
+        if close(dc, value[firm], 1e-6):
+            return f" Read back from your dprev_c, your gradient on next_c is one term short: {words}."
+    return ""
 
 
 def _block_cause(wrong):
