@@ -7,6 +7,10 @@ An assignment defines each exercise as
 - optionally `judge(ctx, exercise, case, student_out, expected_out)`: name -> (passed, message), for
   outputs that may also be right in another sense (e.g. a backward pass consistent with the
   student's own forward pass). The default compares every output with the reference.
+- optionally `explain(name, actual, expected, case, seen)` -> str or None: a message for an output
+  that failed, in the assignment's own terms (which part of it is wrong and why; `seen` holds the
+  case's other outputs). None, or an error inside it, falls back to compare's message. Outputs
+  explained by the same text share one sentence in the exercise's message.
 The same probe runs against the student (sandboxed), the reference and each misconception.
 """
 from dataclasses import asdict, dataclass, field
@@ -35,6 +39,18 @@ class Exercise:
     weights: dict
     judge: Callable = None
     elementwise: bool = False   # compare entry by entry (sigmoid) rather than norm-wise
+    explain: Callable = None    # explain(name, actual, expected, case, seen) -> str | None
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What an `explain` hook sees besides the failing output: the whole case."""
+    exercise: str
+    outputs: dict        # output name -> the student's value on this case
+    expected: dict       # output name -> the reference's
+    passed: dict         # output name -> passed on this case (second opinions included)
+    results: dict        # exercise id -> ExerciseResult of the exercises graded before
+    tolerance: dict
 
 
 @dataclass
@@ -132,7 +148,9 @@ def grade_exercise(exercise, ctx, cases, max_points, input_penalty):
             raise
         except Exception as exc:   # what came back was so malformed that judging it failed
             verdicts = {name: (False, f"could not be checked ({type(exc).__name__})") for name in exercise.weights}
-        judged.append(verdicts)
+        judged.append({name: (ok, "" if ok else failure_message(exercise, ctx, name, message, case, student_out,
+                                                               expected_out, verdicts))
+                       for name, (ok, message) in verdicts.items()})
         student_outs.append(student_out)
     return score(exercise, ctx, cases, max_points, input_penalty, judged, failures, student_outs)
 
@@ -154,8 +172,7 @@ def score(exercise, ctx, cases, max_points, input_penalty, judged, failures, stu
         outcomes += [(False, "")] * len(charged)
         first_failure = next((message for ok, message in outcomes if not ok and message), "")
         credit = sum(ok for ok, _ in outcomes) / len(outcomes) if outcomes else 0.0
-        parts.append(Part(name, weight, bool(outcomes) and credit == 1.0,
-                          f"{name} {first_failure}" if first_failure else "", credit))
+        parts.append(Part(name, weight, bool(outcomes) and credit == 1.0, first_failure, credit))
     fraction = sum(p.weight * p.credit for p in parts) / sum(p.weight for p in parts)
     modified = sorted({n for record in ctx.student.log if record.fn == exercise.id for n in record.modified})
     points = round(max_points * fraction * ((1 - input_penalty) if modified else 1.0), 4)
@@ -165,7 +182,7 @@ def score(exercise, ctx, cases, max_points, input_penalty, judged, failures, stu
     else:
         status = "passed" if points == max_points else ("partial" if points > 0 else "failed")
         messages = [f"on {label(cases[k], k)}: {failure.message}" for k, failure in first_of_each(charged)[:2]]
-        messages += [p.message for p in parts if p.message]
+        messages += list(dict.fromkeys(p.message for p in parts if p.message))
     if modified:
         messages.append(f"modified its input(s) {', '.join(modified)}: a graded function must "
                         "leave its arguments unchanged (work on copies)")
@@ -175,6 +192,20 @@ def score(exercise, ctx, cases, max_points, input_penalty, judged, failures, stu
     if status not in ("passed",) and len(charged) < len(cases):
         result.misconception = diagnose(exercise, ctx, cases, student_outs, modified)
     return result
+
+
+def failure_message(exercise, ctx, name, message, case, student_out, expected_out, judged):
+    """A failing output's message: the exercise's explanation when it has one, else compare's."""
+    if exercise.explain is not None:
+        seen = Seen(exercise.id, student_out, expected_out, {n: bool(v[0]) for n, v in judged.items()},
+                    ctx.results, ctx.tolerance)
+        try:
+            better = exercise.explain(name, student_out[name], expected_out[name], case, seen)
+        except Exception:   # an explanation never costs a grade nor hides the plain verdict
+            better = None
+        if better:
+            return better
+    return f"{name} {message}"
 
 
 def diagnose(exercise, ctx, cases, student_outs, modified):

@@ -93,9 +93,10 @@ def write_notebook(path, nb):
 # ---------------------------------------------------------------- fixtures
 
 def make_fixtures(ref):
-    """Small fixed cases (N=2, T=3, D=4, H=3): shapes the hidden grader never relies on."""
+    """Small fixed cases (N=2, D=3, H=4, T=5): shapes the hidden grader never relies on, a
+    different size on every axis (4H = 16 too), so a shape message names its axis."""
     rng = np.random.default_rng(3)
-    N, T, D, H = 2, 3, 4, 3
+    N, T, D, H = 2, 5, 3, 4
     f = {}
     x = np.concatenate([np.linspace(-30, 30, 13), [-1e-3, 0.0, 1e-3, 0.5, -0.5]]).reshape(3, 6)
     f["sigmoid.x"] = x
@@ -125,6 +126,8 @@ def make_fixtures(ref):
         if ex == "lstm_step_backward":
             dnh, dnc = rng.normal(size=(N, H)), rng.normal(size=(N, H))
             f[f"{ex}.dnext_h"], f[f"{ex}.dnext_c"] = dnh, dnc
+            for k, v in zip("ifgo", ref.lstm_gates(xs, ph, Wx, Wh, b)):   # to read a wrong dprev_c back
+                f[f"{ex}.gate_{k}"] = v
             for k, v in zip(["dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"],
                             ref.lstm_step_backward(dnh, dnc, cache)):
                 f[f"{ex}.{k}"] = v
