@@ -130,21 +130,6 @@ def describe(exc, as_grader, _type=type, _str=str, _traceback_type=type(TRACEBAC
             "functions": [f[1] for f in frames][-20:]}
 
 
-def preload(folder):
-    """Import the release's support packages (trusted: nothing of the student's has run yet), so
-    that a session's `import` of them costs nothing."""
-    for entry in sorted(os.listdir(folder)):
-        if os.path.isfile(os.path.join(folder, entry, "__init__.py")):
-            package = __import__(entry)
-            for name in sorted(os.listdir(os.path.join(folder, entry))):
-                if name.endswith(".py") and name != "__init__.py":
-                    try:
-                        __import__(f"{entry}.{name[:-3]}")
-                    except Exception:   # a support module that needs what the sandbox lacks
-                        pass
-            del package
-
-
 def run_cells(namespace, cells, seconds, explain):
     """Execute the cells in order; an error in one is recorded and the next still runs."""
     import signal
@@ -305,7 +290,6 @@ def main(_threads=_thread._count, _sigmask=_signal.pthread_sigmask, _block=_sign
     ctl_in, ctl_out, request_fd, reply_fd, arena_fd = (int(a) for a in sys.argv[1:6])
     here = os.getcwd()
     sys.path.insert(0, here)
-    preload(here)
     fork = libc_fork()
     readable = [sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr/share", "/usr/lib",
                 "/dev/null", "/proc/self", "/etc/localtime"] + [p for p in sys.path if p]

@@ -92,9 +92,9 @@ def test_hidden_cases_use_shapes_public_checks_never_use(config):
         assert all(d != h for label, (_, _, d, h) in shapes.items() if 1 not in (d, h))
         assert all(np.abs(c["h0"]).max() > 0 for c in seq.values())                  # non-zero h0
         step = {c["label"]: c for c in exercises.step_cases(grader.rng(student, "lstm_gates"))}
-        assert step["one sample"]["x"].shape[0] == 1 and step["input size 1"]["x"].shape[1] == 1
+        assert step["one sample"]["x"].shape[0] == 1 and step["input size 1, saturated gates"]["x"].shape[1] == 1
         assert step["hidden size 1"]["prev_h"].shape[1] == 1 and step["a larger batch"]["x"].shape[0] >= 6
-        c = step["saturated gates"]
+        c = step["input size 1, saturated gates"]
         a = c["x"] @ c["Wx"] + c["prev_h"] @ c["Wh"] + c["b"]
         assert np.mean(np.abs(a) > 4) > 0.3                                          # saturated gates
 

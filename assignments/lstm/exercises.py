@@ -57,14 +57,12 @@ def weights(rng, D, H, scale):
 
 STEP_SHAPES = [  # (label, N, D, H, scale)
     ("one sample", 1, None, None, 1.0),
-    ("input size 1", None, 1, None, 1.0),
     ("hidden size 1", None, None, 1, 1.0),
-    ("saturated gates", None, None, None, 6.0),
+    ("input size 1, saturated gates", None, 1, None, 6.0),
     ("a larger batch", 6, 9, 11, 1.0),
 ]
 SEQUENCE_SHAPES = [  # (label, N, T, D, H, scale)
     ("one sample, one step", 1, 1, None, None, 1.0),
-    ("a batch over several steps", None, 5, None, None, 1.0),
     ("hidden size 1", None, 3, None, 1, 1.0),
     ("input size 1", None, 3, 1, None, 1.0),
     ("saturated gates", None, 4, None, None, 6.0),
@@ -88,7 +86,7 @@ def sequence_case(rng, label, n, T, d, h, scale):
 
 
 def step_cases(rng):
-    """One-step inputs: one sample, D = 1, H = 1, saturated gates, a larger batch."""
+    """One-step inputs: one sample, H = 1, D = 1 with saturated gates, a larger batch."""
     return [step_case(rng, *shape) for shape in STEP_SHAPES]
 
 
@@ -99,7 +97,8 @@ def step_backward_cases(rng):
 
 
 def sequence_cases(rng):
-    """Sequences: N = T = 1, a batch, H = 1, D = 1, saturated gates, a longer sequence."""
+    """Sequences: N = T = 1, H = 1, D = 1, saturated gates, a longer sequence (batches of 2-4
+    samples unless said otherwise)."""
     return [sequence_case(rng, *shape) for shape in SEQUENCE_SHAPES]
 
 
