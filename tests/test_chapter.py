@@ -384,19 +384,37 @@ def test_exercise5_is_a_derivation_with_collapsed_hints(notebook):
     assert "both paths" in visible.lower() or "Both paths" in visible
     assert r"\delta c_t = \mathtt{dnext\_c} + \mathtt{dnext\_h} \odot o_t" in visible
     assert r"\delta a^{(f)}_t = \delta c_t \odot c_{t-1} \odot f_t \odot (1 - f_t)" in visible
-    # the hints are progressive, collapsed, and together complete
+    # the hints are progressive and collapsed; even opened, they never state another gate's formula
     markdown = "\n".join(cell_text(c) for c in cells if c["cell_type"] == "markdown")
     hints = re.findall(r"<details>(.*?)</details>", markdown, flags=re.S)
-    assert len(hints) >= 3 and "<details open" not in markdown
+    assert len(hints) >= 4 and "<details open" not in markdown
     assert all("<summary>" in h for h in hints)
-    last = hints[-1]
-    for gate in "igo":
-        assert re.search(r"\\delta a\^\{\(" + gate + r"\)\}_t\s*&?=", last), gate
-    for name in ("dx", "dprev_h", "dWx", "dWh", "db"):
-        assert f"`{name}`" in last, name
+    for pattern in OTHER_GATES[:3]:
+        assert not re.search(pattern, markdown), f"a hint states {pattern!r}"
+    assert "`dnext_h`, not $\\delta c_t$" in hints[0]                 # the output gate's gradient
+    assert "numerical_gradient" in hints[-1] and "relative_error" in hints[-1]
     # the computational graph is drawn in the exercise, by a demo cell
     graph = [c for c in cells if "draw_step_graph" in cell_text(c)]
     assert len(graph) == 1 and {"demo", "otter_ignore"} <= set(graph[0]["metadata"]["tags"])
+
+
+def test_exercise5_last_hint_finds_the_wrong_block(notebook):
+    """The last hint's code, run as a student would, passes a correct backward pass and points
+    at the gates a dropped dnext_c path breaks (i, f, g) but not at the output gate."""
+    cells = exercise5_cells(notebook)
+    markdown = "\n".join(cell_text(c) for c in cells if c["cell_type"] == "markdown")
+    code = re.findall(r"```python\n(.*?)```", markdown, flags=re.S)[-1]
+
+    def run(backward):
+        ns = {"np": np, "lstm_step_forward": ref.lstm_step_forward, "lstm_step_backward": backward}
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(code, ns)
+        return {line.split()[0]: float(line.split()[1]) for line in out.getvalue().splitlines()}
+
+    assert max(run(ref.lstm_step_backward).values()) < 1e-8
+    dropped = run(lambda dh, dc, cache: ref.lstm_step_backward(dh, np.zeros_like(dc), cache))
+    assert min(dropped[g] for g in "ifg") > 1e-2 and dropped["o"] < 1e-8
 
 
 def test_exercise5_derivation_holds_in_the_release():
