@@ -650,7 +650,7 @@ def test_char_demo_prose_quotes_what_the_code_computes(notebook, char_demo):
     assert train_ppl < trained                                  # overfitting, as the prose says
     match = re.search(r"r = (-?[0-9.]+) \(the median \|r\| over all 64 units is ([0-9.]+)\)", out)
     inside = cell_text(cells["b9e25c0f4a18"])
-    assert f"reaches $r = {match.group(1).replace('-', '-')}$".replace("-", "−") in inside.replace("-", "−")
+    assert f"reaches $r = {match.group(1)}$" in inside
     assert f"median $|r|$ over all 64 units is {match.group(2)}" in inside
     assert abs(float(match.group(1))) > 0.7
     assert "two sonnets" in cell_text(cells["191e2ee261d0"])
