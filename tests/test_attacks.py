@@ -257,6 +257,11 @@ ATTACKS = {
     # id: (builder, expected points per exercise)
     "honest": (solved(), FULL),
     "honest_slow": (solved(**HONEST_SLOW), FULL),
+    # only numpy's floating-point errors make sigmoid "not silent" (issue 12 item 3)
+    "sigmoid_own_warning": (solved(sigmoid=with_body("sigmoid", """import warnings
+warnings.warn("my own note: this sigmoid is stable")
+e = np.exp(-np.abs(x))
+return np.where(x >= 0, 1 / (1 + e), e / (1 + e))""")), FULL),
     "poison_nan_later": (lambda c: release(c, {
         **{k: v for k, v in reference_cells().items() if k in ("sigmoid", "clip_grad_norm")},
         "lstm_gates": STATEFUL_GATES.replace("{poison}", "np.nan"),
