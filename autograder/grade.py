@@ -14,6 +14,7 @@ import numpy as np
 from autograder import sandbox
 from autograder.exercise import Context, ExerciseResult, grade_exercise
 from autograder.impl import Crashed, LocalImpl, StudentImpl, TimedOut
+from autograder.layout import find_submissions  # noqa: F401  (callers import it from here)
 from autograder.notebook import Unreadable, read_cells
 
 
@@ -121,17 +122,6 @@ def grade_notebook(student_id, notebook_path, setting, graded, reference, miscon
     result["score"] = round(sum(e["points"] for e in result["exercises"]), 4)
     result["seconds"] = round(time.monotonic() - started, 3)
     return result
-
-
-def find_submissions(root, assignment, notebook):
-    """nbgrader layout ROOT/<student>/<assignment>/<notebook> -> sorted [(student, path or None)].
-
-    Every student folder gets an entry; a missing notebook is None (graded as missing)."""
-    found = []
-    for student in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
-        path = student / assignment / notebook
-        found.append((student.name, path if path.is_file() else None))
-    return found
 
 
 _GRADER = None   # set in the parent before forking; read by the pool's workers

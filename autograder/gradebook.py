@@ -7,29 +7,36 @@ After grading, every student gets a submission in the course's gradebook.db:
   (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata: locked
   cells, points and metadata restored from the gradebook) and written to
   `autograded/<student>/<assignment>/<notebook>.ipynb`, where formgrader reads it;
-- each public check cell `check_<exercise id>` gets, as its output, the grader's verdict and
-  its points as the cell's result, recorded by nbgrader's SaveAutoGrades rule (nbgrader's own
-  determine_grade and checksums, in one transaction: auto_score = our points, partial credit
-  included); the scores are then set once more from our results, which are authoritative even
-  where a student deleted a check cell;
+- each public check cell `check_<exercise id>` gets, as its output, the grader's verdict, and
+  as its auto score the grader's points (partial credit included, authoritative even where a
+  student deleted a check cell);
 - each answer cell of an exercise gets the grader's message as its automatic comment;
-- the written answers (grading.yml `manual`) are left to nbgrader's rule: an answer the
-  student did not touch scores 0 ("No response."), any other waits for a manual score in
-  formgrader (needs_manual_grade). `nbgrader export` totals are auto + manual.
+- the written answers (grading.yml `manual`) follow nbgrader's SaveAutoGrades rule (its own
+  determine_grade and checksums): an answer the student did not touch scores 0 ("No
+  response."), any other waits for a manual score in formgrader (needs_manual_grade);
+- on a regrade, a manual score stays graded unless the answer changed since (compared with the
+  autograded notebook formgrader showed), and a TA's override of an auto score that has since
+  changed is flagged again; both are returned to the CLI, which names them;
+- the submission time (timestamp.txt beside the submitted notebook) and grading.yml's due date
+  go into the gradebook, the late penalty into nbgrader's late_submission_penalty (on auto +
+  manual points), and timestamp.txt into autograded/ (nbgrader's feedback commands need it).
+  `nbgrader export` totals are auto + manual - penalty.
 
 A missing or unreadable notebook still gets its submission, with every cell at 0 and nothing
 waiting for a manual grade (what `nbgrader autograde` does for a missing notebook).
 The course folder is the gradebook's folder: `autograded/` goes next to gradebook.db, and when
 that folder is not already an nbgrader course (no nbgrader_config.py) one is written there.
 """
+import contextlib
 import json
 import os
 import shutil
 import sys
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
-from autograder import report
+from autograder import late, report, scores
 from autograder.config import REPO
 
 NO_RESPONSE = "No response."
@@ -117,17 +124,51 @@ def comment_text(exercise):
     return text
 
 
-def autograded_notebook(gb_url, assignment, notebook_id, student, path, result):
+def overwrite_cells(gb):
+    """nbgrader's OverwriteCells on the gradebook already open (nbgrader's own opens a new
+    database connection for every notebook, most of the phase's time for a large class)."""
+    from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
+
+    class OnOpenGradebook(OverwriteCells):
+        def preprocess(self, nb, resources):
+            self.notebook_id = resources["nbgrader"]["notebook"]
+            self.assignment_id = resources["nbgrader"]["assignment"]
+            self.gradebook = gb
+            return NbGraderPreprocessor.preprocess(self, nb, resources)
+    return OnOpenGradebook()
+
+
+@contextlib.contextmanager
+def schema_checked_once():
+    """nbgrader checks each cell's metadata with jsonschema.validate, which validates the schema
+    itself again on every call; during this block the same check runs with a validator built
+    once per schema (same verdicts, a fraction of the time)."""
+    import jsonschema
+    from nbgrader.nbgraderformat import common
+    built = {}
+
+    def validate(instance, schema):
+        key = json.dumps(schema, sort_keys=True)
+        if key not in built:
+            built[key] = jsonschema.validators.validator_for(schema)(schema)
+        built[key].validate(instance)
+    original = common.jsonschema.validate
+    common.jsonschema.validate = validate
+    try:
+        yield
+    finally:
+        common.jsonschema.validate = original
+
+
+def autograded_notebook(gb, assignment, notebook_id, student, path, result):
     """The submitted notebook through nbgrader's sanitising preprocessors, with the grader's
     verdicts as the check cells' outputs. Returns the notebook."""
     import nbformat
-    from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells,
-                                        OverwriteKernelspec)
-    nb = nbformat.reads(Path(path).read_text(encoding="utf-8"), as_version=4)
-    resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment, "student": student,
-                              "db_url": gb_url}}
-    for step in (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata):
-        nb, resources = step().preprocess(nb, resources)
+    from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteKernelspec
+    nb = nbformat.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment, "student": student}}
+    for step in (ClearOutput(), DeduplicateIds(), OverwriteKernelspec(), overwrite_cells(gb), CheckCellMetadata()):
+        nb, resources = step.preprocess(nb, resources)
     by_check = {f"check_{e['id']}": e for e in result["exercises"]}
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -136,38 +177,85 @@ def autograded_notebook(gb_url, assignment, notebook_id, student, path, result):
     return nb
 
 
-def save_autogrades(gb, nb, assignment, notebook_id, student):
-    """nbgrader's SaveAutoGrades rule, cell by cell, in one transaction (nbgrader's preprocessor
-    commits after every cell): a grade cell's auto score from its outputs (a check cell's result
-    is its points), or for a written answer 0 when untouched (same checksum) and None otherwise;
-    needs_manual_grade when there is no auto score or a grader already gave a manual one."""
+def answers(nb):
+    """grade_id -> source of every answer cell (solution or task) of a notebook dict."""
+    found = {}
+    for cell in nb.get("cells", []) if nb else []:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution") or meta.get("task"):
+            source = cell.get("source", "")
+            found[meta.get("grade_id")] = "".join(source) if isinstance(source, list) else source
+    return found
+
+
+def previous_answers(target):
+    """The answers formgrader showed last time (the autograded notebook before this run)."""
+    try:
+        return answers(json.loads(Path(target).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
+
+
+def record(gb, config, notebook_id, student, result, nb, previous):
+    """Scores and comments of one submission; returns what a TA should look at again.
+
+    Check cells get our points. A written answer follows nbgrader's rule (untouched: 0 and
+    "No response."; else waiting for a manual grade), except that a manual score already given
+    stays graded unless the answer changed since. A TA's override of an auto-graded cell whose
+    auto score has since changed is flagged (needs_manual_grade) and reported. For a notebook
+    formgrader cannot show, every other grade cell is 0 (nbgrader's rule for a missing notebook)."""
     from nbgrader import utils
-    for cell in nb.cells:
-        if not (utils.is_grade(cell) or utils.is_solution(cell) or utils.is_task(cell)):
+    submission = gb.find_submission_notebook(notebook_id, config.name, student)
+    exercises = {e["id"]: e for e in result["exercises"]}
+    cells = {c.metadata["nbgrader"]["grade_id"]: c for c in (nb.cells if nb else [])
+             if utils.is_grade(c) or utils.is_solution(c) or utils.is_task(c)}
+    now = answers(nb) if nb else {}
+    flags = []
+    for grade in submission.grades:
+        name = grade.cell.name
+        exercise = exercises.get(name.removeprefix("check_")) if name.startswith("check_") else None
+        if exercise is not None or name not in cells:
+            new = float(exercise["points"]) if exercise is not None else 0.0
+            stale = grade.manual_score is not None and grade.auto_score is not None and grade.auto_score != new
+            if stale:
+                flags.append((student, name, f"your override {report.fmt(grade.manual_score)} was given when the "
+                              f"auto score was {report.fmt(grade.auto_score)}; it is now {report.fmt(new)}"))
+            grade.auto_score = new
+            grade.needs_manual_grade = stale
             continue
-        grade_id = cell.metadata["nbgrader"]["grade_id"]
-        if utils.is_grade(cell):
-            grade = gb.find_grade(grade_id, notebook_id, assignment, student)
-            grade.auto_score, _ = utils.determine_grade(cell)
-            grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
-        if utils.is_solution(cell) or utils.is_task(cell):
-            comment = gb.find_comment(grade_id, notebook_id, assignment, student)
-            untouched = cell.metadata.nbgrader.get("checksum") == utils.compute_checksum(cell)
-            comment.auto_comment = NO_RESPONSE if untouched and not utils.is_task(cell) else None
+        grade.auto_score, _ = utils.determine_grade(cells[name])
+        if grade.manual_score is None:
+            grade.needs_manual_grade = grade.auto_score is None
+        else:
+            changed = previous.get(name) != now.get(name)
+            if changed:
+                flags.append((student, name, "the answer changed since it was graded by hand"))
+            grade.needs_manual_grade = changed
+    for comment in submission.comments:
+        name = comment.cell.name
+        if name in exercises:
+            comment.auto_comment = comment_text(exercises[name])
+        elif name not in cells:
+            comment.auto_comment = result.get("reason") or NO_RESPONSE
+        else:
+            untouched = cells[name].metadata.nbgrader.get("checksum") == utils.compute_checksum(cells[name])
+            comment.auto_comment = NO_RESPONSE if untouched and not utils.is_task(cells[name]) else None
+    return submission, flags
 
 
-def write(config, results, submissions, db_path, quiet=False):
+def write(config, results, submissions, db_path, quiet=False, progress=None):
     """Write every result into the gradebook at db_path (created when missing).
 
-    results: the grader's result dicts; submissions: [(student, notebook path or None)].
-    Returns the course folder (db_path's folder)."""
+    results: the grader's result dicts; submissions: [(student, notebook path or None)];
+    progress(student) is called after each. Returns (the course folder, which is db_path's
+    folder, and [(student, cell, why)] of manual grades a TA should look at again)."""
     with warnings.catch_warnings():
         # nbformat and SQLAlchemy warn about old notebooks and nbgrader's own session use
         warnings.simplefilter("ignore")
-        return _write(config, results, submissions, db_path, quiet)
+        return _write(config, results, submissions, db_path, quiet, progress)
 
 
-def _write(config, results, submissions, db_path, quiet):
+def _write(config, results, submissions, db_path, quiet, progress):
     db_path = Path(db_path).resolve()
     folder = db_path.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -180,83 +268,61 @@ def _write(config, results, submissions, db_path, quiet):
     paths = dict(submissions)
     gb = open_gradebook(db_path, course)
     gb_url = f"sqlite:///{db_path}"
+    due = config.late.due.replace(tzinfo=None) if config.late else None
     with gb:
-        gb.update_or_create_assignment(config.name)
+        gb.update_or_create_assignment(config.name, duedate=due)
         register(gb_url, config.name, notebook_id, release)
         grade_cells = {c.name for c in gb.find_notebook(notebook_id, config.name).grade_cells}
         missing_checks = sorted(f"check_{e}" for e in config.points if f"check_{e}" not in grade_cells)
         if missing_checks and not quiet:
             print(f"gradebook: the release notebook has no grade cell {', '.join(missing_checks)}; "
                   "those points are in grades.csv only", file=sys.stderr)
-    with open_gradebook(db_path, course) as gb:
+    flags = []
+    with open_gradebook(db_path, course) as gb, schema_checked_once():
         for result in results:
-            write_one(gb, gb_url, config, notebook_id, folder, result, paths.get(result["student_id"]), quiet)
-    return folder
+            flags += write_one(gb, config, notebook_id, folder, result, paths.get(result["student_id"]), quiet)
+            progress and progress(result["student_id"])
+        gb.db.commit()
+    return folder, flags
 
 
-def write_one(gb, gb_url, config, notebook_id, folder, result, path, quiet):
-    """One student's submission, autograded notebook, scores and comments."""
-    import nbformat
+def write_one(gb, config, notebook_id, folder, result, path, quiet):
+    """One student's submission, autograded notebook, scores, comments and late penalty."""
     student = result["student_id"]
+    submitted = late.read_timestamp(path.parent) if path else None
     gb.update_or_create_student(student)
-    stamp = timestamp(path)
-    gb.update_or_create_submission(config.name, student, **({"timestamp": stamp} if stamp else {}))
-    gb.db.commit()
+    gb.update_or_create_submission(config.name, student,
+                                   timestamp=submitted.replace(tzinfo=None) if submitted else None)
     target = folder / "autograded" / student / config.name / config.notebook
     nb = None
     if result["status"] == "graded" and path:
         try:
-            nb = autograded_notebook(gb_url, config.name, notebook_id, student, path, result)
+            nb = autograded_notebook(gb, config.name, notebook_id, student, path, result)
         except Exception as exc:   # nbgrader cannot read what our grader could: no notebook to show
             if not quiet:
                 print(f"gradebook: {student}'s notebook cannot be shown in formgrader "
                       f"({type(exc).__name__}: {exc})", file=sys.stderr)
+    previous = previous_answers(target)
+    submission, flags = record(gb, config, notebook_id, student, result, nb, previous)
+    submission.late_submission_penalty = (
+        config.late.penalty(submitted, scores.notebook_score(submission), config.full_points) if config.late else 0.0)
     if nb is not None:
-        save_autogrades(gb, nb, config.name, notebook_id, student)
         target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, str(target))
+        target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_timestamp(target.parent, submitted)
     elif target.parent.exists():
         shutil.rmtree(target.parent)
-    record_scores(gb, config, notebook_id, student, result, shown=nb is not None)
+    return flags
 
 
-def record_scores(gb, config, notebook_id, student, result, shown):
-    """Our points as the check cells' auto scores; comments on the answer cells; for a notebook
-    formgrader cannot show, every other grade cell at 0 (nbgrader's rule for a missing notebook)."""
-    submission = gb.find_submission_notebook(notebook_id, config.name, student)
-    by_cell = {f"check_{e['id']}": e for e in result["exercises"]}
-    exercises = {e["id"]: e for e in result["exercises"]}
-    for grade in submission.grades:
-        name = grade.cell.name
-        if name in by_cell:
-            grade.auto_score = float(by_cell[name]["points"])
-            grade.needs_manual_grade = grade.manual_score is not None
-        elif not shown:
-            grade.auto_score = 0.0
-            grade.needs_manual_grade = grade.manual_score is not None
-    for comment in submission.comments:
-        name = comment.cell.name
-        if name in exercises:
-            comment.auto_comment = comment_text(exercises[name])
-        elif not shown:
-            comment.auto_comment = result.get("reason") or NO_RESPONSE
-    gb.db.commit()
-
-
-def timestamp(notebook_path):
-    """nbgrader's submission timestamp (timestamp.txt next to the notebook), when there is one."""
-    if notebook_path is None:
-        return None
-    stamp = Path(notebook_path).parent / "timestamp.txt"
-    if stamp.is_file():
-        text = stamp.read_text().strip()
-        try:
-            from nbgrader.utils import parse_utc
-            parse_utc(text)
-            return text
-        except (ValueError, OverflowError):
-            return None
-    return None
+def write_timestamp(folder, submitted):
+    """autograded/<student>/<assignment>/timestamp.txt, which nbgrader's generate_feedback and
+    release_feedback need: the submission time, else (no time known) the first grading time."""
+    stamp = folder / late.TIMESTAMP_FILE
+    if submitted is not None:
+        stamp.write_text(late.format_time(submitted) + "\n")
+    elif not stamp.exists():
+        stamp.write_text(late.format_time(datetime.now(timezone.utc)) + "\n")
 
 
 def summary(db_path):
@@ -286,6 +352,8 @@ def formgrader_hint(folder):
         command = f"{jupyter} lab"
     else:
         command = f"{os.path.relpath(jupyter, folder)} lab"
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command += " --allow-root"      # Jupyter refuses to start as root without it
     prefix = "" if where == "." else f"cd {where} && "
     return f"{prefix}{command}   then Nbgrader > Formgrader (http://localhost:8888/formgrader)"
 

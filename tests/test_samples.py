@@ -42,7 +42,6 @@ def test_typical_bugs_are_named(demo, student, entry):
     ("memory_hog", "crashed", "out of memory"),
     ("os_exit", "crashed", "exited with status 3"),
     ("broken_json", "missing", "not valid JSON"),
-    ("renamed_notebook", "missing", "lstm.ipynb"),
 ])
 def test_failures_are_explained(demo, student, status, words):
     _, results, _ = demo
