@@ -19,7 +19,8 @@ After grading, every student gets a submission in the course's gradebook.db:
   changed is flagged again; both are returned to the CLI, which names them;
 - the submission time (timestamp.txt beside the submitted notebook) and grading.yml's due date
   go into the gradebook, the late penalty into nbgrader's late_submission_penalty (on auto +
-  manual points), and timestamp.txt into autograded/ (nbgrader's feedback commands need it).
+  manual points), and timestamp.txt and submission_secret.txt into autograded/ (nbgrader's
+  generate_feedback and release_feedback need them).
   `nbgrader export` totals are auto + manual - penalty.
 
 A missing or unreadable notebook still gets its submission, with every cell at 0 and nothing
@@ -165,8 +166,9 @@ def autograded_notebook(gb, assignment, notebook_id, student, path, result):
     verdicts as the check cells' outputs. Returns the notebook."""
     import nbformat
     from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteKernelspec
-    nb = nbformat.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-    resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment, "student": student}}
+    nb = nbformat.v4.reads(Path(path).read_text(encoding="utf-8"))   # as nbformat.reads, without re-validating
+    resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment, "student": student,
+                              "db_url": str(gb.engine.url)}}
     for step in (ClearOutput(), DeduplicateIds(), OverwriteKernelspec(), overwrite_cells(gb), CheckCellMetadata()):
         nb, resources = step.preprocess(nb, resources)
     by_check = {f"check_{e['id']}": e for e in result["exercises"]}
@@ -309,20 +311,25 @@ def write_one(gb, config, notebook_id, folder, result, path, quiet):
     if nb is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        write_timestamp(target.parent, submitted)
+        write_feedback_files(target.parent, submitted)
     elif target.parent.exists():
         shutil.rmtree(target.parent)
     return flags
 
 
-def write_timestamp(folder, submitted):
-    """autograded/<student>/<assignment>/timestamp.txt, which nbgrader's generate_feedback and
-    release_feedback need: the submission time, else (no time known) the first grading time."""
+def write_feedback_files(folder, submitted):
+    """What nbgrader's generate_feedback and release_feedback need beside an autograded notebook:
+    timestamp.txt (the submission time, else the first grading time) and submission_secret.txt
+    (written by nbgrader's exchange at submit time; an LMS download has none, so one is made
+    once, as nbgrader makes it)."""
     stamp = folder / late.TIMESTAMP_FILE
     if submitted is not None:
         stamp.write_text(late.format_time(submitted) + "\n")
     elif not stamp.exists():
         stamp.write_text(late.format_time(datetime.now(timezone.utc)) + "\n")
+    secret = folder / "submission_secret.txt"
+    if not secret.exists():
+        secret.write_text(os.urandom(64).hex())
 
 
 def summary(db_path):
