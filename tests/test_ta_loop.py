@@ -159,6 +159,63 @@ def test_gradebook_has_due_date_timestamps_and_late_penalty(loop, config):
     assert "--allow-root" in loop[4].stdout or os.geteuid() != 0
 
 
+def free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def chromium():
+    """The system chromium and the venv's playwright, or the reason the browser test cannot run."""
+    if not os.path.exists("/usr/bin/chromium"):
+        return None, "no /usr/bin/chromium (`make test` installs it with apt-get where it can)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return None, "playwright is not installed (pyproject's test extras pin it)"
+    return "/usr/bin/chromium", None
+
+
+def test_formgrader_in_a_browser_lists_every_collected_submission(loop):
+    """Headless Chromium on formgrader's 'Manage Submissions' page, served by jupyter on localhost."""
+    executable, why = chromium()
+    if executable is None:
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+    _, root, course, _, _ = loop
+    port = free_port()
+    jupyter = os.path.join(os.path.dirname(sys.executable), "jupyter")
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    server = subprocess.Popen([jupyter, "server", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+                               "--IdentityProvider.token=", "--ServerApp.password=",
+                               *(["--allow-root"] if os.geteuid() == 0 else [])],
+                              cwd=course, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            page = browser.new_page()
+            url = f"http://127.0.0.1:{port}/formgrader/manage_submissions/lstm"
+            for _ in range(120):          # the server takes a few seconds to start
+                try:
+                    page.goto(url, timeout=5000)
+                    break
+                except Exception:
+                    if server.poll() is not None:
+                        raise AssertionError(server.stderr.read())
+                    page.wait_for_timeout(500)
+            page.wait_for_selector("text=100003", timeout=60000)
+            text = page.inner_text("body")
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    for student in sorted(p.name for p in root.iterdir()):
+        assert student in text, student
+
+
 def test_manual_grades_regrade_export_and_feedback(loop, config, tmp_path):
     tmp, root, course, _, _ = loop
     book = str(course / "gradebook.db")
