@@ -28,8 +28,10 @@ waiting for a manual grade (what `nbgrader autograde` does for a missing noteboo
 The course folder is the gradebook's folder: `autograded/` goes next to gradebook.db, and when
 that folder is not already an nbgrader course (no nbgrader_config.py) one is written there.
 """
+import concurrent.futures
 import contextlib
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -66,26 +68,37 @@ def ensure_course(folder, course):
             'c.ExportPlugin.to = "nbgrader_grades.csv"\n')
 
 
-def alembic_on_path():
-    """nbgrader runs `alembic` (a console script of this environment) when it creates a database."""
-    bin_dir = os.path.dirname(sys.executable)
-    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+def alembic_head():
+    """The alembic revision nbgrader stamps a new gradebook with, read in this process (nbgrader
+    runs the `alembic` command for it: seconds, and it must be on PATH)."""
+    import nbgrader
+    from alembic.script import ScriptDirectory
+    return ScriptDirectory(os.path.join(os.path.dirname(nbgrader.__file__), "alembic")).get_current_head()
 
 
-def open_gradebook(db_path, course):
+def open_gradebook(db_path, course, fast_writes=False):
     """nbgrader's Gradebook on db_path; a database nbgrader failed to create is removed again
-    (a failed first run otherwise leaves a broken gradebook.db behind)."""
-    from nbgrader.api import Gradebook
-    alembic_on_path()
+    (a failed first run otherwise leaves a broken gradebook.db behind). fast_writes: SQLite does
+    not wait for the disk at each of nbgrader's commits (a crash of the machine, not of this
+    process, could then lose the run; grading again restores it)."""
+    from nbgrader import api
+    from sqlalchemy import event
     db_path = Path(db_path)
     existed = db_path.exists()
+    original, api.get_alembic_version = api.get_alembic_version, alembic_head
     try:
-        return Gradebook(f"sqlite:///{db_path.resolve()}", course)
+        gb = api.Gradebook(f"sqlite:///{db_path.resolve()}", course)
     except Exception:
         if not existed and db_path.exists():
             db_path.unlink()
         raise
+    finally:
+        api.get_alembic_version = original
+    if fast_writes:
+        gb.db.remove()
+        gb.engine.dispose()
+        event.listen(gb.engine, "connect", lambda connection, _: connection.execute("PRAGMA synchronous = OFF"))
+    return gb
 
 
 def register(gb_url, assignment, notebook_id, release_notebook):
@@ -109,9 +122,9 @@ def verdict_outputs(exercise):
     if exercise.get("misconception"):
         m = exercise["misconception"]
         text += f"Looks like a known mistake: {m['title']}. {m['hint']} (Section {m['section']})\n"
-    return [nbformat.v4.new_output("stream", name="stdout", text=text),
-            nbformat.v4.new_output("execute_result", data={"text/plain": report.fmt(exercise["points"])},
-                                   execution_count=None)]
+    return [nbformat.from_dict({"output_type": "stream", "name": "stdout", "text": text}),
+            nbformat.from_dict({"output_type": "execute_result", "metadata": {}, "execution_count": None,
+                                "data": {"text/plain": report.fmt(exercise["points"])}})]
 
 
 def comment_text(exercise):
@@ -125,18 +138,45 @@ def comment_text(exercise):
     return text
 
 
-def overwrite_cells(gb):
-    """nbgrader's OverwriteCells on the gradebook already open (nbgrader's own opens a new
-    database connection for every notebook, most of the phase's time for a large class)."""
+class ReleaseCells:
+    """The release notebook's cells as the gradebook records them, read once per run. It
+    answers the two questions nbgrader's OverwriteCells asks for every cell of every
+    submission (find_source_cell, find_graded_cell) without a database query each, and
+    knows each cell's name by its database id."""
+
+    def __init__(self, gb, notebook_id, assignment):
+        from types import SimpleNamespace
+        notebook = gb.find_notebook(notebook_id, assignment)
+        self.source = {c.name: SimpleNamespace(name=c.name, cell_type=c.cell_type, locked=c.locked,
+                                               checksum=c.checksum, source=c.source) for c in notebook.source_cells}
+        self.graded = {c.name: SimpleNamespace(name=c.name, max_score=c.max_score) for c in notebook.grade_cells}
+        self.kernelspec = json.loads(notebook.kernelspec) if notebook.kernelspec else None
+        self.names = {c.id: c.name for c in [*notebook.grade_cells, *notebook.solution_cells, *notebook.task_cells]}
+
+    def find_source_cell(self, name, notebook_id, assignment):
+        from nbgrader.api import MissingEntry
+        if name not in self.source:
+            raise MissingEntry()
+        return self.source[name]
+
+    def find_graded_cell(self, name, notebook_id, assignment):
+        from nbgrader.api import MissingEntry
+        if name not in self.graded:
+            raise MissingEntry()
+        return self.graded[name]
+
+
+def overwrite_cells(release_cells):
+    """nbgrader's OverwriteCells, asking ReleaseCells instead of opening the gradebook per notebook."""
     from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
 
-    class OnOpenGradebook(OverwriteCells):
+    class FromReleaseCells(OverwriteCells):
         def preprocess(self, nb, resources):
             self.notebook_id = resources["nbgrader"]["notebook"]
             self.assignment_id = resources["nbgrader"]["assignment"]
-            self.gradebook = gb
+            self.gradebook = release_cells
             return NbGraderPreprocessor.preprocess(self, nb, resources)
-    return OnOpenGradebook()
+    return FromReleaseCells()
 
 
 @contextlib.contextmanager
@@ -149,10 +189,9 @@ def schema_checked_once():
     built = {}
 
     def validate(instance, schema):
-        key = json.dumps(schema, sort_keys=True)
-        if key not in built:
-            built[key] = jsonschema.validators.validator_for(schema)(schema)
-        built[key].validate(instance)
+        if id(schema) not in built:        # the schema is kept alive with it, so ids are not reused
+            built[id(schema)] = schema, jsonschema.validators.validator_for(schema)(schema)
+        built[id(schema)][1].validate(instance)
     original = common.jsonschema.validate
     common.jsonschema.validate = validate
     try:
@@ -161,16 +200,17 @@ def schema_checked_once():
         common.jsonschema.validate = original
 
 
-def autograded_notebook(gb, assignment, notebook_id, student, path, result):
-    """The submitted notebook through nbgrader's sanitising preprocessors, with the grader's
-    verdicts as the check cells' outputs. Returns the notebook."""
+def autograded_notebook(release_cells, assignment, notebook_id, student, path, result):
+    """The submitted notebook through nbgrader's sanitising preprocessors (OverwriteKernelspec's
+    rule applied from ReleaseCells), with the grader's verdicts as the check cells' outputs."""
     import nbformat
-    from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteKernelspec
+    from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds
     nb = nbformat.v4.reads(Path(path).read_text(encoding="utf-8"))   # as nbformat.reads, without re-validating
-    resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment, "student": student,
-                              "db_url": str(gb.engine.url)}}
-    for step in (ClearOutput(), DeduplicateIds(), OverwriteKernelspec(), overwrite_cells(gb), CheckCellMetadata()):
+    resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment, "student": student}}
+    for step in (ClearOutput(), DeduplicateIds(), overwrite_cells(release_cells), CheckCellMetadata()):
         nb, resources = step.preprocess(nb, resources)
+    if release_cells.kernelspec:
+        nb.metadata["kernelspec"] = release_cells.kernelspec
     by_check = {f"check_{e['id']}": e for e in result["exercises"]}
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -198,7 +238,7 @@ def previous_answers(target):
         return {}
 
 
-def record(gb, config, notebook_id, student, result, nb, previous):
+def record(gb, release_cells, config, notebook_id, student, result, nb, previous):
     """Scores and comments of one submission; returns what a TA should look at again.
 
     Check cells get our points. A written answer follows nbgrader's rule (untouched: 0 and
@@ -214,7 +254,7 @@ def record(gb, config, notebook_id, student, result, nb, previous):
     now = answers(nb) if nb else {}
     flags = []
     for grade in submission.grades:
-        name = grade.cell.name
+        name = release_cells.names[grade.cell_id]
         exercise = exercises.get(name.removeprefix("check_")) if name.startswith("check_") else None
         if exercise is not None or name not in cells:
             new = float(exercise["points"]) if exercise is not None else 0.0
@@ -234,7 +274,7 @@ def record(gb, config, notebook_id, student, result, nb, previous):
                 flags.append((student, name, "the answer changed since it was graded by hand"))
             grade.needs_manual_grade = changed
     for comment in submission.comments:
-        name = comment.cell.name
+        name = release_cells.names[comment.cell_id]
         if name in exercises:
             comment.auto_comment = comment_text(exercises[name])
         elif name not in cells:
@@ -280,32 +320,59 @@ def _write(config, results, submissions, db_path, quiet, progress):
             print(f"gradebook: the release notebook has no grade cell {', '.join(missing_checks)}; "
                   "those points are in grades.csv only", file=sys.stderr)
     flags = []
-    with open_gradebook(db_path, course) as gb, schema_checked_once():
-        for result in results:
-            flags += write_one(gb, config, notebook_id, folder, result, paths.get(result["student_id"]), quiet)
+    with open_gradebook(db_path, course, fast_writes=True) as gb, schema_checked_once():
+        release_cells = ReleaseCells(gb, notebook_id, config.name)
+        work = [(result, paths.get(result["student_id"])) for result in results]
+        shown = prepared(release_cells, config.name, notebook_id, work)
+        for (result, path), (nb, problem) in zip(work, shown):
+            if problem and not quiet:
+                print(f"gradebook: {result['student_id']}'s notebook cannot be shown in formgrader ({problem})",
+                      file=sys.stderr)
+            flags += write_one(gb, release_cells, config, notebook_id, folder, result, path, nb)
             progress and progress(result["student_id"])
         gb.db.commit()
     return folder, flags
 
 
-def write_one(gb, config, notebook_id, folder, result, path, quiet):
-    """One student's submission, autograded notebook, scores, comments and late penalty."""
+_PREPARING = None   # (release_cells, assignment, notebook_id), set before the pool forks
+
+
+def _prepare_one(item):
+    """(result, path) -> (autograded notebook or None, why it could not be made or None)."""
+    release_cells, assignment, notebook_id = _PREPARING
+    result, path = item
+    if result["status"] != "graded" or not path:
+        return None, None
+    try:
+        return autograded_notebook(release_cells, assignment, notebook_id, result["student_id"], path, result), None
+    except Exception as exc:   # nbgrader cannot read what our grader could: no notebook to show
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def prepared(release_cells, assignment, notebook_id, work):
+    """The autograded notebooks of `work`, in order, made by every core while this process
+    writes the database (sanitising notebooks is about half the phase's time)."""
+    global _PREPARING
+    _PREPARING = (release_cells, assignment, notebook_id)
+    jobs = min(os.cpu_count() or 1, max(1, len(work) // 8))
+    if jobs == 1:
+        yield from map(_prepare_one, work)
+        return
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        yield from pool.map(_prepare_one, work, chunksize=4)
+
+
+def write_one(gb, release_cells, config, notebook_id, folder, result, path, nb):
+    """One student's submission, autograded notebook nb (or None), scores, comments and late penalty."""
     student = result["student_id"]
     submitted = late.read_timestamp(path.parent) if path else None
     gb.update_or_create_student(student)
     gb.update_or_create_submission(config.name, student,
                                    timestamp=submitted.replace(tzinfo=None) if submitted else None)
     target = folder / "autograded" / student / config.name / config.notebook
-    nb = None
-    if result["status"] == "graded" and path:
-        try:
-            nb = autograded_notebook(gb, config.name, notebook_id, student, path, result)
-        except Exception as exc:   # nbgrader cannot read what our grader could: no notebook to show
-            if not quiet:
-                print(f"gradebook: {student}'s notebook cannot be shown in formgrader "
-                      f"({type(exc).__name__}: {exc})", file=sys.stderr)
     previous = previous_answers(target)
-    submission, flags = record(gb, config, notebook_id, student, result, nb, previous)
+    submission, flags = record(gb, release_cells, config, notebook_id, student, result, nb, previous)
     submission.late_submission_penalty = (
         config.late.penalty(submitted, scores.notebook_score(submission), config.full_points) if config.late else 0.0)
     if nb is not None:
