@@ -105,3 +105,10 @@ def test_release_says_when_it_rewrites_a_solution_block(tmp_path, capsys):
 def test_grading_outputs_are_ignored_by_git(path):
     done = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO)
     assert done.returncode == 0, f"{path} is not ignored"
+
+
+def test_nbgrader_export_in_the_repository_writes_the_file_the_readme_names():
+    from traitlets.config.loader import PyFileConfigLoader
+    loaded = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
+    assert loaded.ExportPlugin.to == "nbgrader_grades.csv"
+    assert "nbgrader_grades.csv" in (REPO / "README.md").read_text()
