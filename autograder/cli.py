@@ -13,14 +13,17 @@ from autograder.roster import RosterError
 from autograder.sandbox import GraderError
 
 
-def progress_bar(total, quiet=False):
-    """A progress bar on stderr (tqdm) and the callback that advances it."""
+def progress_bar(total, quiet=False, desc="grading"):
+    """A progress bar on stderr (tqdm) and the callback that advances it (given a result, the
+    bar shows its score; given anything else, it just counts)."""
     from tqdm import tqdm
-    bar = tqdm(total=total, desc="grading", unit="submission", file=sys.stderr, disable=quiet,
+    bar = tqdm(total=total, desc=desc, unit="submission", file=sys.stderr, disable=quiet,
                bar_format="{desc}: {n}/{total} |{bar:30}| {elapsed}<{remaining} {postfix}")
 
     def advance(result):
-        bar.set_postfix_str(f"{result['student_id']}: {report.fmt(result['score'])}/{report.fmt(result['max_score'])}")
+        if isinstance(result, dict):
+            bar.set_postfix_str(f"{result['student_id']}: {report.fmt(result['score'])}/"
+                                f"{report.fmt(result['max_score'])}")
         bar.update()
     return bar, advance
 
@@ -88,14 +91,14 @@ def annotate(config, root, result, student, path):
 
 
 def write_gradebook(config, results, submissions, db_path, quiet=False):
+    """Record results in the gradebook at db_path, with a progress bar; print where it is, how to
+    open formgrader, and the manual grades to look at again (returned)."""
     from autograder import gradebook
     started = time.monotonic()
-    from tqdm import tqdm
-    bar = tqdm(total=len(results), desc="gradebook", unit="submission", file=sys.stderr, disable=quiet,
-               bar_format="{desc}: {n}/{total} |{bar:30}| {elapsed}<{remaining}")
+    bar, advance = progress_bar(len(results), quiet, "gradebook")
     try:
         with bar:
-            folder, flags = gradebook.write(config, results, submissions, db_path, quiet, lambda _: bar.update())
+            folder, flags = gradebook.write(config, results, submissions, db_path, quiet, advance)
     except Exception as exc:
         raise GraderError(f"could not write the gradebook {db_path}: {type(exc).__name__}: {exc}") from exc
     if not quiet:

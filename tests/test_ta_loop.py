@@ -157,6 +157,7 @@ def test_gradebook_has_due_date_timestamps_and_late_penalty(loop, config):
     for student in ("100001", "100003", "100004"):
         assert (course / "autograded" / student / "lstm" / "timestamp.txt").is_file()
     assert "--allow-root" in loop[4].stdout or os.geteuid() != 0
+    assert "gradebook: 7/7" in loop[4].stderr             # the gradebook phase's progress bar
 
 
 def free_port():
