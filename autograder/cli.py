@@ -7,9 +7,9 @@ from pathlib import Path
 
 from autograder import config as configuration
 from autograder import consistency, late, layout, report
-from autograder.collect import CollectError
+from autograder.lms.collect import CollectError
 from autograder.grade import Grader, grade_all
-from autograder.roster import RosterError
+from autograder.lms.roster import RosterError
 from autograder.sandbox import GraderError
 
 
@@ -195,7 +195,7 @@ def main(argv=None):
 
 def collect_command(config, download, into, roster_path=None):
     """Place an LMS download under `into`; print what went where. Returns the exit status."""
-    from autograder import collect, roster
+    from autograder.lms import collect, roster
     enrolled = roster.read(roster_path) if roster_path else None
     outcome = collect.collect(download, config.name, config.notebook, into, enrolled)
     print(outcome.text(into))
@@ -227,7 +227,8 @@ def feedback_command(config, out, db_path):
 
 
 def export_command(config, fmt, out, db_path, roster_path=None):
-    from autograder import export, roster, scores
+    from autograder import scores
+    from autograder.lms import export, roster
     enrolled = roster.read(roster_path) if roster_path else None
     finals = scores.settle(config, db_path)
     count = export.export(config, finals, fmt, out, enrolled, roster_path)

@@ -21,7 +21,7 @@ import csv
 from pathlib import Path
 
 from autograder import report
-from autograder.roster import Student
+from autograder.lms.roster import Student
 from autograder.tables import write_csv
 
 FORMATS = ("canvas", "moodle", "csv")
