@@ -309,3 +309,16 @@ def test_manual_grades_regrade_export_and_feedback(loop, config, tmp_path):
         assert done.returncode == 0, command + done.stdout + done.stderr
     assert (course / "feedback" / "100001" / "lstm" / "lstm.html").is_file()
     assert list(exchange.rglob("*.html"))
+
+
+def test_zip_times_prefer_the_utc_extended_timestamp(tmp_path):
+    """A zip entry's DOS time has no zone; the 'extended timestamp' field (0x5455) is UTC."""
+    import struct
+    from datetime import datetime, timezone
+    from autograder.lms.collect import zip_time
+    moment = datetime(2026, 12, 12, 3, 4, 5, tzinfo=timezone.utc)
+    info = zipfile.ZipInfo("a.ipynb", date_time=(2026, 12, 11, 22, 4, 4))    # a local time, five hours off
+    info.extra = struct.pack("<HHBi", 0x5455, 5, 1, int(moment.timestamp()))
+    assert zip_time(info) == moment
+    info.extra = b""
+    assert zip_time(info) == datetime(2026, 12, 11, 22, 4, 4, tzinfo=timezone.utc)
