@@ -162,10 +162,10 @@ def classify(entry, assignment):
     return Candidate(student, entry) if valid_id(student) else f"'{student}' cannot be a student id"
 
 
-def newest_first(candidates, notebook):
+def newest_first(candidates, notebook, stamps):
     """Most recent first; without times, Canvas's later submission, then the release name."""
     oldest = datetime.min.replace(tzinfo=timezone.utc)
-    return sorted(candidates, key=lambda c: (c.entry.time or oldest, c.order, c.file_name == notebook,
+    return sorted(candidates, key=lambda c: (submission_time(c, stamps) or oldest, c.order, c.file_name == notebook,
                                              c.shown), reverse=True)
 
 
@@ -193,7 +193,7 @@ def collect(download, assignment, notebook, into, roster=None):
         elif outcome:
             report.unplaced.append(("/".join(entry.parts), outcome))
     for student in sorted(by_student):
-        keep, *older = newest_first(by_student[student], notebook)
+        keep, *older = newest_first(by_student[student], notebook, stamps)
         when = submission_time(keep, stamps)
         notes = []
         if keep.file_name != notebook:
