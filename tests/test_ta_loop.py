@@ -322,3 +322,19 @@ def test_zip_times_prefer_the_utc_extended_timestamp(tmp_path):
     assert zip_time(info) == moment
     info.extra = b""
     assert zip_time(info) == datetime(2026, 12, 11, 22, 4, 4, tzinfo=timezone.utc)
+
+
+def test_collect_reads_flat_folders_and_nbgrader_layout(tmp_path):
+    """CONTRACT section 4: `<student>.ipynb` and nbgrader's own layout (its timestamp.txt kept)."""
+    download = tmp_path / "download" / "wrapper"
+    (download / "bob" / "lstm").mkdir(parents=True)
+    (download / "alice.ipynb").write_text("{}")
+    (download / "bob" / "lstm" / "my work.ipynb").write_text("{}")
+    (download / "bob" / "lstm" / "timestamp.txt").write_text("2026-12-01 10:00:00.000000 UTC\n")
+    (download / ".DS_Store").write_text("")
+    done = run_cli("collect", str(tmp_path / "download"), "--assignment", "lstm", "--into", str(tmp_path / "root"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "root" / "alice" / "lstm" / "lstm.ipynb").is_file()
+    assert (tmp_path / "root" / "bob" / "lstm" / "lstm.ipynb").is_file()
+    assert (tmp_path / "root" / "bob" / "lstm" / "timestamp.txt").read_text().startswith("2026-12-01 10:00:00")
+    assert ".DS_Store: operating-system or Jupyter clutter" in done.stdout
