@@ -146,14 +146,11 @@ def grade_notebook(student_id, notebook_path, setting, graded, reference, miscon
 
 
 def find_submissions(root, assignment, notebook):
-    """nbgrader layout ROOT/<student>/<assignment>/<notebook> -> sorted [(student, path or None)].
-
-    Every student folder gets an entry; a missing notebook is None (graded as missing)."""
-    found = []
-    for student in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
-        path = student / assignment / notebook
-        found.append((student.name, path if path.is_file() else None))
-    return found
+    """nbgrader layout ROOT/<student>/<assignment>/<notebook> -> sorted [(student, path or None)]:
+    autograder.layout.find_submissions, imported here on use (the Gradescope zip ships this
+    module without layout.py)."""
+    from autograder.layout import find_submissions as find
+    return find(root, assignment, notebook)
 
 
 _GRADER = None   # set in the parent before forking; read by the pool's workers

@@ -14,7 +14,7 @@ from tests.conftest import run_cli
 def test_grades_csv_has_the_contract_header_and_a_row_per_student_folder(demo, config):
     out, _, _ = demo
     rows = list(csv.reader((out / "grades.csv").open()))
-    assert rows[0] == ["student_id", *config.points, "total", "max_score"]
+    assert rows[0] == ["student_id", *config.points, "late_penalty", "total", "max_score"]
     folders = sorted(p.name for p in (out / "submitted").iterdir() if p.is_dir())
     assert [r[0] for r in rows[1:]] == folders
     for row in rows[1:]:
@@ -60,13 +60,12 @@ def test_bad_input_gives_a_clear_error_and_nonzero_exit(tmp_path):
     assert unknown.returncode != 0 and "no assignment 'nosuch'" in unknown.stderr
 
 
-def test_an_empty_class_is_graded_to_an_empty_table(tmp_path, config):
+def test_an_empty_class_is_refused_with_a_reason(tmp_path, config):
     (tmp_path / "root").mkdir()
     done = run_cli("grade", str(tmp_path / "root"), "--assignment", "lstm", "--out", str(tmp_path / "o"),
                    "--no-gradebook")
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "o" / "grades.csv").read_text().splitlines() == [
-        ",".join(["student_id", *config.points, "total", "max_score"])]
+    assert done.returncode != 0 and "has no student folders" in done.stderr
+    assert not (tmp_path / "o" / "grades.csv").exists()
 
 
 def test_hidden_inputs_are_seeded_per_student_and_assignment(config):

@@ -131,13 +131,13 @@ def test_nbgrader_export_totals_are_auto_plus_manual(course, config):
         assert float(rows[student]["max_score"]) == config.max_score + sum(config.manual.values())
     assert (out / "grades.csv").is_file()   # the autograder's own table is a different file
 
-    # regrading keeps the TA's manual score (and flags the answer for review, as nbgrader does)
+    # regrading keeps the TA's manual score, still graded: the answer did not change
     again = run_cli("grade", str(root), "--assignment", "lstm", "--out", str(out),
                     "--gradebook", str(folder / "gradebook.db"), "--jobs", "2")
     assert again.returncode == 0, again.stderr
     with gradebook(folder) as gb:
         grade = gb.find_grade(first, "lstm", "lstm", "correct")
-        assert grade.manual_score == 1.5 and grade.needs_manual_grade
+        assert grade.manual_score == 1.5 and not grade.needs_manual_grade
         assert gb.find_submission("lstm", "correct").score == pytest.approx(config.max_score + 1.5)
 
 

@@ -66,8 +66,12 @@ def sync_cell(source, body, indent="    "):
 
 
 def sync_notebook(path, module):
+    """Put the reference's bodies into the notebook's solution blocks; returns the names of the
+    blocks that differed (and were rewritten), each announced on stderr: an edit made in the
+    notebook instead of solutions/ would otherwise vanish silently."""
     with open(path, encoding="utf-8") as fh:
         nb = json.load(fh)
+    rewritten = []
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
             continue
@@ -75,8 +79,14 @@ def sync_notebook(path, module):
         name = answer_cell_name(src)
         if name in EXERCISES and BEGIN in src:
             new = sync_cell(src, reference_body(getattr(module, name)))
+            if new != src:
+                rewritten.append(name)
+                print(f"release: the solution block of {name} in {os.path.relpath(path, ROOT)} differed from "
+                      f"{module.__name__.replace('.', '/')}.py and was rewritten from it (edit solutions/, "
+                      "not the notebook's solution blocks)", file=sys.stderr)
             cell["source"] = new.splitlines(keepends=True)
     write_notebook(path, nb)
+    return rewritten
 
 
 def write_notebook(path, nb):

@@ -151,7 +151,7 @@ SAMPLES = [
     Sample("blank_release", "the untouched release notebook", blank, ZERO),
     Sample("broken_json", "a notebook file cut in half", broken_json, ZERO, status="unreadable"),
     Sample("empty_folder", "a student folder with nothing in it", lambda config: None, ZERO, status="missing"),
-    Sample("renamed_notebook", "the notebook saved under another name", solved(), ZERO, status="missing",
+    Sample("renamed_notebook", "the notebook saved under another name (graded, with a note)", solved(), FULL,
            file_name="lstm (1).ipynb"),
     Sample("hang_in_clip", "an infinite loop in clip_grad_norm only",
            solved(clip_grad_norm=with_body("clip_grad_norm", "while True:\n    pass")),
