@@ -296,7 +296,7 @@ def class_run(config, tmp_path_factory):
     write_submission(root / "submitted", "deep_json", config.name, config.notebook, nested)
     out = root / "out"
     done = run_cli("grade", str(root / "submitted"), "--assignment", "lstm", "--out", str(out),
-                   "--no-gradebook", "--jobs", "2")
+                   "--gradebook", str(root / "course" / "gradebook.db"), "--jobs", "2")
     results = {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
     return out, done, results
 
@@ -305,10 +305,13 @@ def points(result):
     return {e["id"]: e["points"] for e in result["exercises"]}
 
 
-def test_the_run_ends_with_every_row_and_page(class_run):
+def test_the_run_ends_with_every_row_page_and_gradebook_entry(class_run):
     out, done, results = class_run
     assert done.returncode == 0, done.stderr
     students = set(ATTACKS) | {"deep_json"}
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{out.parent / 'course' / 'gradebook.db'}") as book:
+        assert {s.id for s in book.students} == students
     assert set(results) == students
     assert {p.stem for p in (out / "feedback").glob("*.html")} == students
     with open(out / "grades.csv") as handle:
