@@ -59,10 +59,13 @@ class FrameAttributeRefused(AttributeError):
 
 
 class Refused(types.ModuleType):
-    """What other modules see in place of a blocked module they had imported."""
+    """What other modules see in place of a blocked module (or function) they had imported."""
 
     def __getattr__(self, attr):
         raise PermissionError(f"the grader does not allow {attr}")
+
+    def __call__(self, *args, **kwargs):
+        raise PermissionError("the grader does not allow this function")
 
 
 def install(writable, readable):
