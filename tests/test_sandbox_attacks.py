@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -131,16 +132,19 @@ def python_for_nobody():
     return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh"]
 
 
-def repo_copy(tmp_path):
-    """The repository's files the grader needs, in a folder of our own (to close its secrets)."""
-    copy = tmp_path / "repo"
+@pytest.fixture
+def repo_copy():
+    """The repository's files the grader needs, in a folder of our own (to close its secrets)
+    that other users can reach (pytest's own tmp_path is closed to them)."""
+    copy = Path(tempfile.mkdtemp(prefix="repo-copy-")) / "repo"
     for name in ("autograder", "assignments", "solutions", "release", "source"):
         shutil.copytree(REPO / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("grading.yml", "nbgrader_config.py"):
         shutil.copy(REPO / name, copy / name)
-    os.chmod(tmp_path, 0o755)
+    os.chmod(copy.parent, 0o755)
     os.chmod(copy, 0o755)
-    return copy
+    yield copy
+    shutil.rmtree(copy.parent)
 
 
 def grade_in(copy, root, out, *flags, env=None):
@@ -151,10 +155,10 @@ def grade_in(copy, root, out, *flags, env=None):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the uid sandbox needs root")
-def test_uid_sandbox_refuses_readable_secrets_then_grades(config, tmp_path):
+def test_uid_sandbox_refuses_readable_secrets_then_grades(config, tmp_path, repo_copy):
     """Without bubblewrap, as root: refused while uid 65534 can read the solutions; once they are
     closed, graded as uid 65534, an attacker reading them gets 1 point and the honest student 18."""
-    copy = repo_copy(tmp_path)
+    copy = repo_copy
     root, out = tmp_path / "submitted", tmp_path / "out"
     write_submission(root, HONEST, "lstm", config.notebook, release(config, reference_cells()))
     cells, extra = stolen_answers(f"stolen = open({str(copy / 'solutions' / 'lstm.py')!r}).read()")
