@@ -222,7 +222,7 @@ def test_nothing_outlives_the_student_process(mode, tmp_path):
     impl.close()
     time.sleep(3)
     assert not marker.exists()
-    assert not [p for root in sandbox.cgroup_parents().values() for p in root.glob("autograder-*")]
+    assert not [p for root in sandbox.cgroup_parents().values() for p in root.glob(sandbox.cgroup_prefix() + "*")]
 
 
 @pytest.mark.parametrize("mode", MODES)
