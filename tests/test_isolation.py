@@ -159,12 +159,14 @@ def bomb():
     except OSError:
         return count
 def detach(path):
-    if os.fork() == 0:
+    child = os.fork()
+    if child == 0:
         os.setsid()
         if os.fork() == 0:
             time.sleep(2)
             open(path, "w").write("still alive")
         os._exit(0)
+    os.waitpid(child, 0)    # the grandchild exists, in a session of its own
     return 1
 def torch_here():
     import torch
