@@ -26,6 +26,17 @@ from tests.conftest import REPO, run_cli
 HONEST = "zz_honest"
 VICTIM = "zz_victim"    # graded after the attackers (alphabetical order with --jobs 1)
 MARKER = "autograder-attack-marker"
+# What an honest notebook may do besides its answers: plots, the support package, namedtuples, logging.
+HONEST_EXTRAS = """
+import collections, logging, typing
+import matplotlib.pyplot as plt
+from seqlab import checks, gradcheck, plots
+Point = collections.namedtuple("Point", "x y")
+Pair = typing.NamedTuple("Pair", [("a", int)])
+plt.plot([1, 2], [3, 4])
+plt.savefig("figure.png")
+logging.getLogger("student").warning("a warning through logging")
+"""
 
 
 def stolen_answers(attack):
@@ -55,7 +66,11 @@ def attacks(root, out):
                        f"r, w = os.pipe()\nsubprocess._fork_exec(['/bin/cat', {str(solutions)!r}], [b'/bin/cat'], True, "
                        "(w,), None, None, -1, -1, -1, -1, w, -1, r, w, True, False, None, None, None, -1, None, False)\n"
                        "stolen = os.read(r, 10**6).decode()", "PermissionError"),
-        "a_posixsubprocess": ("import _posixsubprocess", "ImportRefused"),
+        "a_posixsubprocess": ("import _posixsubprocess\n_posixsubprocess.fork_exec()", "PermissionError"),
+        "a_imp": ("import _imp, glob, importlib.machinery as m\n"
+                  "path = glob.glob(sys.base_prefix + '/lib/python3*/lib-dynload/_posixsubprocess*')[0]\n"
+                  "_imp.create_dynamic(m.ModuleSpec('_posixsubprocess', m.ExtensionFileLoader('_posixsubprocess', path)))",
+                  "ImportRefused"),
         "a_classmate": (f"stolen_nb = open({str(victim)!r}).read()\n"
                        f"open({str(victim)!r}, 'w').write('{{}}')", "PermissionError"),
         "a_detached": (f"import subprocess\nsubprocess.Popen(['/bin/sh', '-c', 'sleep 3; echo forged > "
@@ -93,7 +108,7 @@ def class_run(request, config, tmp_path_factory):
     flags, left_out = SANDBOXES[mode]
     base = tmp_path_factory.mktemp("attacks")
     root, out = base / "submitted", base / "out"
-    honest = release(config, reference_cells())
+    honest = release(config, reference_cells(), [HONEST_EXTRAS])
     for name in (HONEST, VICTIM):
         write_submission(root, name, "lstm", config.notebook, honest)
     victim_bytes = (root / VICTIM / "lstm" / config.notebook).read_bytes()
@@ -123,6 +138,7 @@ def test_every_attacker_gets_at_most_its_honest_points(class_run, config):
             assert any(stopped_by in e["error"] for e in result["cell_errors"]), (student, result["cell_errors"])
         else:
             assert float(row["total"]) == config.max_score, (student, row)
+            assert result["cell_errors"] == [], (student, result["cell_errors"])
     assert (root / VICTIM / "lstm" / config.notebook).read_bytes() == victim_bytes
     assert (out / "grades.csv").read_text() == grades_after_exit
     assert not survivors()
