@@ -245,3 +245,70 @@ def test_bubblewrap_hides_the_autodiff_libraries_even_without_the_hook(tmp_path)
             impl.call("torch_here")
     finally:
         impl.close()
+
+
+INTROSPECTION = '''
+import collections, enum, logging, sys, threading, traceback, typing
+def outcome(source):
+    try:
+        exec(source, {"sys": sys, "threading": threading, "traceback": traceback})
+        return "allowed"
+    except BaseException as exc:
+        return type(exc).__name__
+def attempts():
+    return {name: outcome(source) for name, source in ATTEMPTS.items()}
+def honest():
+    Point = collections.namedtuple("Point", "x y")
+    Pair = typing.NamedTuple("Pair", [("a", int)])
+    Colour = enum.Enum("Colour", "RED GREEN")
+    logging.getLogger("student").warning("logged")
+    traceback.extract_stack()
+    return [Point(1, 2).y, Pair(3).a, Colour.GREEN.value]
+'''
+ATTEMPTS = {
+    "sys._getframe": "sys._getframe()",
+    "sys._current_frames": "sys._current_frames()",
+    "sys.settrace": "sys.settrace(lambda *a: None)",
+    "sys.setprofile": "sys.setprofile(lambda *a: None)",
+    "threading.settrace": "seen = []\nthreading.settrace(lambda *a: seen.append(a))\n"
+                          "t = threading.Thread(target=len, args=([],))\nt.start()\nt.join()\n"
+                          "if not seen:\n    raise PermissionError('the thread ran untraced')",
+    "gc.get_objects": "import gc\ngc.get_objects()",
+    "gc.get_referrers": "import gc\ngc.get_referrers(sys)",
+    "gc.get_referents": "import gc\ngc.get_referents(sys)",
+    "tb_frame": "try:\n    1 / 0\nexcept ZeroDivisionError as exc:\n    exc.__traceback__.tb_frame",
+    "traceback.walk_tb": "try:\n    1 / 0\nexcept ZeroDivisionError as exc:\n    list(traceback.walk_tb(exc.__traceback__))",
+    "gi_frame": "(x for x in []).gi_frame",
+    "cr_frame": "async def f():\n    pass\nc = f()\nc.close()\nc.cr_frame",
+    "ctypes": "import ctypes",
+    "_ctypes": "import _ctypes",
+    "_testcapi": "import _testcapi",
+    "_testinternalcapi": "import _testinternalcapi",
+    "_xxsubinterpreters": "import _xxsubinterpreters",
+    "torch": "import torch",
+    "jax": "import jax",
+    "autograd": "import autograd",
+    "sympy": "import sympy",
+    "_posixsubprocess.fork_exec": "import _posixsubprocess\n_posixsubprocess.fork_exec()",
+    "subprocess._fork_exec": "import subprocess\nsubprocess._fork_exec()",
+    "os.chdir": "import os\nos.chdir('/')",
+    "os.fchdir": "import os\nos.fchdir(0)",
+    "open a folder": "import os\nos.open('.', os.O_RDONLY)",
+}
+EXPECTED = {name: "FrameAttributeRefused" for name in ("tb_frame", "traceback.walk_tb", "gi_frame", "cr_frame")}
+EXPECTED.update({name: "ImportRefused" for name in ("ctypes", "_ctypes", "_testcapi", "_testinternalcapi",
+                                                    "_xxsubinterpreters", "torch", "jax", "autograd", "sympy")})
+EXPECTED["sys._getframe"] = "FrameRefused"
+
+
+def test_the_guard_refuses_introspection_native_code_and_autodiff_but_not_honest_code(tmp_path):
+    """Every bypass and introspection path, in a real student process (no kernel sandbox, so
+    only the audit hook stands); namedtuple, typing, enum, logging and extract_stack still work."""
+    cells = INTROSPECTION + f"\nATTEMPTS = {ATTEMPTS!r}\n"
+    impl = student("none", tmp_path, cells=cells)
+    try:
+        got = {name: str(value) for name, value in impl.call("attempts").items()}
+        assert got == {name: EXPECTED.get(name, "PermissionError") for name in ATTEMPTS}
+        assert [int(v) for v in impl.call("honest")] == [2, 3, 2]
+    finally:
+        impl.close()
