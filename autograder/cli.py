@@ -8,7 +8,7 @@ from pathlib import Path
 from autograder import config as configuration
 from autograder import report
 from autograder.grade import Grader, find_submissions, grade_all
-from autograder.sandbox import NOBODY, GraderError
+from autograder.sandbox import MODES, NOBODY, GraderError
 
 
 def progress_bar(total, quiet=False):
@@ -90,7 +90,7 @@ def main(argv=None):
             ("mutants", "grade every catalogued misconception: detection and diagnosis rates"))]:
         p.add_argument("--assignment", required=True)
         p.add_argument("--jobs", type=int, default=None, help="parallel submissions (default: cores)")
-        p.add_argument("--sandbox", choices=("auto", "bubblewrap", "uid", "none"), default="auto",
+        p.add_argument("--sandbox", choices=("auto",) + MODES, default="auto",
                        help="auto (default): bubblewrap where it works, else an unprivileged uid when "
                             "running as root; none needs --unsandboxed")
         p.add_argument("--unsandboxed", action="store_true",

@@ -37,11 +37,9 @@ SEED = "/seed"               # where bubblewrap shows the scratch folder, read-o
 NOBODY = 65534               # the unprivileged uid and gid of the "uid" mode
 MODES = ("bubblewrap", "uid", "none")
 SKIP_ENV = "AUTOGRADER_SANDBOX_SKIP"   # comma-separated modes `auto` must not pick (tests)
-NEEDED_BY_NUMPY = {"ctypes", "_ctypes", "_posixsubprocess"}   # imported before the guard: not hidden
-NO_BOUNDARY = ("no kernel-level sandbox works here: bubblewrap is missing or cannot create its namespaces, "
-               "and the grader does not run as root (needed to run students as an unprivileged uid). "
-               "Install bubblewrap (apt install bubblewrap), or run as root; to grade anyway, without a "
-               "boundary a determined student cannot cross, pass --unsandboxed (not for grades of record).")
+# Blocked modules bubblewrap still shows: numpy imports ctypes before the guard is installed, and
+# the guard replaces _posixsubprocess by a module that refuses (subprocess imports it by name).
+NOT_HIDDEN = {"ctypes", "_ctypes", "_posixsubprocess"}
 
 
 class GraderError(Exception):
@@ -77,7 +75,11 @@ def choose_mode(requested="auto", unsandboxed=False, protected=()):
         return "none"
     if requested == "none":
         raise GraderError("--sandbox none grades without a kernel boundary: pass --unsandboxed to confirm")
-    raise GraderError(NO_BOUNDARY + (f" (uid {NOBODY}: {problem})" if problem else ""))
+    raise GraderError(
+        "no kernel-level sandbox works here: bubblewrap is missing or cannot create its namespaces (install it: "
+        f"apt install bubblewrap), and the unprivileged uid cannot be used ({problem or 'skipped by ' + SKIP_ENV}). "
+        "To grade anyway, without a boundary a determined student cannot cross, pass --unsandboxed "
+        "(not for grades of record).")
 
 
 @functools.lru_cache(maxsize=None)
@@ -117,9 +119,9 @@ def bubblewrap_prefix(scratch, tmpfs_mb):
 @functools.lru_cache(maxsize=None)
 def hidden_modules():
     """Folders and files of the installed modules the guard blocks (autodiff libraries, CPython's
-    test modules), which bubblewrap replaces by empty ones; numpy's own imports stay."""
+    test modules), which bubblewrap replaces by empty ones."""
     found = []
-    for name in sorted(guard.BLOCKED_MODULES - NEEDED_BY_NUMPY):
+    for name in sorted(guard.BLOCKED_MODULES - NOT_HIDDEN):
         try:
             spec = importlib.util.find_spec(name)
         except (ImportError, ValueError):
