@@ -37,7 +37,7 @@ FRAME_ATTRIBUTES = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}
 # traceback's functions that return a summary of the stack (names and lines, no frames): they
 # may call sys._getframe (pyparsing, which matplotlib imports, calls extract_stack).
 SUMMARIES = {traceback.extract_stack.__code__, traceback.format_stack.__code__, traceback.print_stack.__code__}
-PATH_EVENTS = {   # event -> which roots its first argument must be inside
+PATH_EVENTS = {   # event -> which roots its path arguments (both, for two-path events) must be inside
     "os.listdir": "readable", "os.scandir": "readable",
     "os.remove": "writable", "os.rename": "writable", "os.rmdir": "writable", "os.mkdir": "writable",
     "os.symlink": "writable", "os.link": "writable", "os.truncate": "writable",
@@ -104,9 +104,10 @@ def install(writable, readable):
         elif event == "open":
             check_open(*args, roots)
         elif event in PATH_EVENTS:
-            path = args[0] if args else "."
-            if path is not None and not inside(path, roots[PATH_EVENTS[event]]):
-                raise PermissionError(f"the grader does not allow {event} on {path!r}")
+            two = event in ("os.rename", "os.link", "os.symlink")
+            for path in (args[:2] if two else args[:1]) or ["."]:
+                if path is not None and not inside(path, roots[PATH_EVENTS[event]]):
+                    raise PermissionError(f"the grader does not allow {event} on {path!r}")
 
     sys.addaudithook(hook)
 

@@ -73,6 +73,7 @@ def attacks(root, out):
                   "ImportRefused"),
         "a_classmate": (f"stolen_nb = open({str(victim)!r}).read()\n"
                        f"open({str(victim)!r}, 'w').write('{{}}')", "PermissionError"),
+        "a_rename": (f"open('forged', 'w').write('{{}}')\nos.rename('forged', {str(victim)!r})", "PermissionError"),
         "a_detached": (f"import subprocess\nsubprocess.Popen(['/bin/sh', '-c', 'sleep 3; echo forged > "
                       f"{out}/grades.csv # {MARKER}'], start_new_session=True)", "PermissionError"),
         "a_torch": ("import torch\nstolen = None", "ImportRefused"),
