@@ -95,8 +95,8 @@ def plain(value, depth=0):
 
 
 class Worker:
-    def __init__(self, request_fd, reply_fd):
-        self.request_fd, self.reply_fd = request_fd, reply_fd
+    def __init__(self, request_fd, reply_fd, as_grader):
+        self.request_fd, self.reply_fd, self.as_grader = request_fd, reply_fd, as_grader
         self.namespace = {"__name__": "__main__", "__builtins__": builtins,
                           "display": lambda *args, **kwargs: None}
         self.handles = []
@@ -109,7 +109,7 @@ class Worker:
                 with Alarm(seconds):
                     exec(code, self.namespace)
             except BaseException as exc:  # the student's SystemExit and KeyboardInterrupt too
-                info = describe(exc)
+                info = self.as_grader(describe, exc)   # reads the traceback's frames
                 errors.append([index, f"{info['type']}: {info['message']}"])
         defined = sorted(k for k, v in self.namespace.items() if callable(v) and not k.startswith("_"))
         return {"cell_errors": errors, "defined": defined}
@@ -134,7 +134,7 @@ class Worker:
                 with Alarm(seconds):
                     result = function(*args)
             except BaseException as exc:
-                return {"ok": False, "error": describe(exc)}
+                return {"ok": False, "error": self.as_grader(describe, exc)}
         try:
             if opaque:
                 if not isinstance(result, (tuple, list)) or len(result) <= max(opaque):
@@ -180,8 +180,8 @@ def main():
     sys.path.insert(0, here)
     readable = [sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr/share", "/usr/lib",
                 "/dev/null", "/proc/self", "/etc/localtime"] + [p for p in sys.path if p]
-    guard.install(writable=[here, "/dev/null"], readable=readable)
-    Worker(request_fd, reply_fd).serve()
+    as_grader, _ = guard.install(writable=[here, "/dev/null"], readable=readable)
+    Worker(request_fd, reply_fd, as_grader).serve()
 
 
 if __name__ == "__main__":
