@@ -6,10 +6,12 @@ A sandbox mode is "bubblewrap", "uid" or "none" (README, "Isolation"):
   /tmp whose /tmp/work, seeded from the scratch folder, is the only writable place: nothing the
   student writes reaches the host disk, and nothing survives the namespace's init.
 - "uid": the grader runs as root; the worker runs as uid/gid 65534 with no supplementary
-  groups, in a new network namespace where the kernel allows one, with its scratch folder its
+  groups, in a new network namespace where the kernel allows one, with its working folder its
   own. `choose_mode` first checks, from a process running as that uid, that it can read none
   of the secrets (the solutions, the hidden tests, the submissions, the outputs).
 - "none": no kernel boundary; only with the CLI's explicit `--unsandboxed`.
+Outside bubblewrap, where the grader may mount one (root), the working folder is a copy of the
+scratch folder on a size-limited tmpfs of its own; elsewhere it is the scratch folder itself.
 Always: an audit hook inside (guard.py), rlimits (address space, CPU, file size, no core
 dumps), wall-time limits enforced from outside (SIGKILL), and, where the machine lets us
 create cgroups (v1 memory + pids, or v2), one cgroup per student process bounding the memory
@@ -216,11 +218,58 @@ def limit_resources(memory_mb, cpu_seconds):
 
 
 @functools.lru_cache(maxsize=None)
-def unshare_network():
-    """libc's unshare(CLONE_NEWNET), looked up once in the grader (preexec_fn must not load libraries)."""
+def libc():
+    """The C library, for the system calls Python 3.11 lacks (unshare, mount, umount2); loaded
+    in the grader, never in a preexec_fn."""
     import ctypes
-    unshare = ctypes.CDLL(None, use_errno=True).unshare
-    return lambda: unshare(0x40000000)
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def unshare_network():
+    """A function that moves the calling process into a new network namespace (no devices)."""
+    unshare = libc().unshare
+    return lambda: unshare(0x40000000)   # CLONE_NEWNET
+
+
+def mount_tmpfs(folder, size_mb, owner):
+    """Mount a `size_mb` tmpfs on `folder`, owned by uid and gid `owner`, closed to others;
+    False where this process may not mount (not root, or a container without CAP_SYS_ADMIN)."""
+    options = f"size={int(size_mb)}m,mode=0700,uid={owner},gid={owner}".encode()
+    return libc().mount(b"tmpfs", os.fsencode(folder), b"tmpfs", 2 | 4, options) == 0   # nosuid, nodev
+
+
+def unmount(folder):
+    """Detach the filesystem mounted on `folder` and remove the folder."""
+    libc().umount2(os.fsencode(folder), 2)   # MNT_DETACH
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=None)
+def tmpfs_works():
+    """True when this process may mount a tmpfs (the "uid" and "none" modes' working folder)."""
+    if os.geteuid() != 0:
+        return False
+    probe = Path(tempfile.mkdtemp(prefix="autograder-probe-"))
+    mounted = mount_tmpfs(probe, 1, 0)
+    if mounted:
+        unmount(probe)
+    else:
+        probe.rmdir()
+    return mounted
+
+
+def working_tmpfs(scratch, size_mb, owner):
+    """Outside bubblewrap: a `size_mb` tmpfs holding a copy of `scratch`, owned by `owner`, so
+    that what the student writes is bounded and never reaches the host disk; None where no
+    tmpfs can be mounted (the student then works in `scratch` itself)."""
+    if not tmpfs_works():
+        return None
+    work = Path(tempfile.mkdtemp(prefix="autograder-work-"))
+    if not mount_tmpfs(work, size_mb, owner):
+        work.rmdir()
+        return None
+    shutil.copytree(scratch, work, dirs_exist_ok=True)
+    return work
 
 
 def start_child(limits, cgroup, unshare):
@@ -325,16 +374,20 @@ class StudentProcess:
 
     def __init__(self, scratch, limits, mode):
         self.limits = limits
-        home = SANDBOX_HOME if mode == "bubblewrap" else str(scratch)
+        self.work = None
+        if mode != "bubblewrap":
+            self.work = working_tmpfs(scratch, limits.tmpfs_mb, NOBODY if mode == "uid" else 0)
+        folder = self.work or scratch
+        home = SANDBOX_HOME if mode == "bubblewrap" else str(folder)
         env = {"PATH": "/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
                "MPLCONFIGDIR": f"{home}/.matplotlib", "OPENBLAS_NUM_THREADS": "1",
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
                "PYTHONDONTWRITEBYTECODE": "1"}
-        tmpfs_mb = limits.tmpfs_mb if mode == "bubblewrap" else 0
+        tmpfs_mb = limits.tmpfs_mb if mode == "bubblewrap" or self.work else 0
         self.cgroup = Cgroup(limits.memory_mb + tmpfs_mb, limits.processes)
         unshare = None
         if mode == "uid":
-            give_to_nobody(scratch)
+            give_to_nobody(folder)
             unshare = unshare_network()
         to_child_r, self.to_child = os.pipe()
         self.from_child, from_child_w = os.pipe()
@@ -344,11 +397,13 @@ class StudentProcess:
                 "/bin/sh", "-c", f'cp -R {SEED}/. {SANDBOX_HOME} && exec "$@"', "sh"] + worker
         try:
             self.process = subprocess.Popen(
-                worker, cwd=scratch, env=env, pass_fds=(to_child_r, from_child_w),
+                worker, cwd=folder, env=env, pass_fds=(to_child_r, from_child_w),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True, preexec_fn=functools.partial(start_child, limits, self.cgroup, unshare))
         except (OSError, subprocess.SubprocessError) as exc:
             self.cgroup.close()
+            if self.work:
+                unmount(self.work)
             raise GraderError(f"cannot start a student process: {exc}") from exc
         finally:
             os.close(to_child_r)
@@ -386,6 +441,9 @@ class StudentProcess:
                 pass
         code = self.process.wait()
         self.cgroup.close()
+        if self.work:
+            unmount(self.work)
+            self.work = None
         for fd in (self.to_child, self.from_child):
             try:
                 os.close(fd)

@@ -96,8 +96,8 @@ def survivors():
 
 SANDBOXES = {   # mode -> CLI flags, the attacks left out
     "bubblewrap": ([], ()),
-    # unsandboxed, a full working folder would be 2.4 GB of the host's disk
-    "none": (["--sandbox", "none", "--unsandboxed"], ("a_work_fill",)),
+    # without a tmpfs of its own, a full working folder would be 2.4 GB of the host's disk
+    "none": (["--sandbox", "none", "--unsandboxed"], () if sandbox.tmpfs_works() else ("a_work_fill",)),
 }
 
 
