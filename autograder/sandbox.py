@@ -339,7 +339,7 @@ class Cgroup:
 
     def close(self):
         """Kill every process still in the cgroups, then remove them."""
-        for _ in range(500):
+        for _ in range(2500):
             pids = {int(p) for folder in self.folders for p in read_lines(folder / "cgroup.procs")}
             if not pids:
                 break
@@ -348,16 +348,16 @@ class Cgroup:
                     os.kill(pid, 9)
                 except ProcessLookupError:
                     pass
-            time.sleep(0.01)
+            time.sleep(0.002)
         for folder in self.folders:
-            for _ in range(100):
+            for _ in range(500):
                 try:
                     folder.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.01)
+                    time.sleep(0.002)
         self.folders = []
 
 
