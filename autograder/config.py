@@ -18,7 +18,7 @@ class Limits:
     wall_seconds: float
     call_seconds: float
     memory_mb: int        # address space of the student's process; with tmpfs_mb, its cgroup's memory
-    tmpfs_mb: int = 256   # bubblewrap's /tmp (the student's working folder included)
+    tmpfs_mb: int = 256   # the student's tmpfs: bubblewrap's /tmp (working folder inside), else the working folder
     processes: int = 32   # processes and threads of one submission at a time
 
 

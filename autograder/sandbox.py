@@ -152,13 +152,16 @@ for path in sys.stdin.read().splitlines():
 
 def uid_problem(protected, limit=5000):
     """None when a process running as uid 65534 can start Python (with numpy) and read none of
-    `protected` (folders: their listing and every file in them); else what is wrong, in words."""
+    `protected` (folders: their listing and the first `limit` files in them); else what is
+    wrong, in words."""
     paths = []
     for top in (Path(p) for p in protected):
         if top.is_dir():
             paths.append(str(top))
             for folder, _, files in os.walk(top):
-                paths += [os.path.join(folder, f) for f in files][:limit - len(paths)]
+                paths += [os.path.join(folder, f) for f in files][:max(limit - len(paths), 0)]
+                if len(paths) >= limit:
+                    break
         elif top.exists():
             paths.append(str(top))
     try:
