@@ -10,7 +10,7 @@ from autograder import consistency, late, layout, report
 from autograder.lms.collect import CollectError
 from autograder.grade import Grader, grade_all
 from autograder.lms.roster import RosterError
-from autograder.sandbox import GraderError
+from autograder.sandbox import MODES, NOBODY, GraderError
 
 
 def progress_bar(total, quiet=False, desc="grading"):
@@ -28,11 +28,19 @@ def progress_bar(total, quiet=False, desc="grading"):
     return bar, advance
 
 
+UNSANDBOXED_WARNING = """
+!!! WARNING: grading WITHOUT a kernel sandbox (--unsandboxed). A student's notebook can read the
+!!! solutions, the hidden tests and classmates' notebooks, and change grades. Every result of this
+!!! run says "sandbox": "none". Do not use these grades as grades of record.
+"""
+
+
 def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=False, student=None,
-                  allow_missing=False):
+                  allow_missing=False, unsandboxed=False):
     """Grade every submission under root into out (with `student`, that one only, into the class
     outputs already in out); with `gradebook` (a path to gradebook.db), also record the grades
-    there for formgrader and `nbgrader export`."""
+    there for formgrader and `nbgrader export`. The output folder is created closed to other
+    users (the "uid" sandbox checks that its student cannot read it)."""
     root = Path(root)
     if not root.is_dir():
         raise GraderError(f"{root} is not a folder of submissions")
@@ -50,9 +58,14 @@ def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=F
             layout.diagnose(root, config.name, config.notebook, submissions, allow_missing)
         except layout.LayoutError as exc:
             raise GraderError(str(exc)) from None
-    grader = Grader.prepare(config, sandbox_mode)
+    Path(out).mkdir(mode=0o700, parents=True, exist_ok=True)
+    protected = [root, Path(out)] + ([Path(gradebook)] if gradebook is not None else [])
+    grader = Grader.prepare(config, sandbox_mode, unsandboxed, protected)
+    if grader.sandbox == "none":
+        print(UNSANDBOXED_WARNING, file=sys.stderr)
     if not quiet:
-        where = "bubblewrap sandbox" if grader.use_bubblewrap else "plain processes (no bubblewrap here)"
+        where = {"bubblewrap": "a bubblewrap sandbox", "uid": f"processes of the unprivileged uid {NOBODY}",
+                 "none": "plain processes, UNSANDBOXED"}[grader.sandbox]
         print(f"Grading {len(submissions)} submission(s) of '{config.name}' in {where}, "
               f"{jobs or os.cpu_count()} at a time.", file=sys.stderr)
     started = time.monotonic()
@@ -137,7 +150,12 @@ def main(argv=None):
             ("mutants", "grade every catalogued misconception: detection and diagnosis rates"))]:
         p.add_argument("--assignment", required=True)
         p.add_argument("--jobs", type=int, default=None, help="parallel submissions (default: cores)")
-        p.add_argument("--sandbox", choices=("auto", "bubblewrap", "none"), default="auto")
+        p.add_argument("--sandbox", choices=("auto",) + MODES, default="auto",
+                       help="auto (default): bubblewrap where it works, else an unprivileged uid when "
+                            "running as root; none needs --unsandboxed")
+        p.add_argument("--unsandboxed", action="store_true",
+                       help="grade even where no kernel sandbox works (results say \"sandbox\": \"none\"; "
+                            "not for grades of record)")
         if p.prog.split()[-1] != "mutants":
             p.add_argument("--out", required=True)
         if p.prog.split()[-1] in ("grade", "demo"):
@@ -173,7 +191,7 @@ def main(argv=None):
         if args.command == "grade":
             book = None if args.no_gradebook else (args.gradebook or configuration.REPO / "gradebook.db")
             grade_command(config, args.root, args.out, args.jobs, args.sandbox, book, student=args.student,
-                          allow_missing=args.allow_missing)
+                          allow_missing=args.allow_missing, unsandboxed=args.unsandboxed)
         elif args.command == "collect":
             return collect_command(config, args.download, args.into, args.roster)
         elif args.command == "feedback":
@@ -188,7 +206,7 @@ def main(argv=None):
             # (OUT/submitted, OUT/autograded, OUT/gradebook.db): the repository's gradebook is untouched.
             root = write_samples(config, Path(args.out) / "submitted")
             book = None if args.no_gradebook else (args.gradebook or Path(args.out) / "gradebook.db")
-            grade_command(config, root, args.out, args.jobs, args.sandbox, book)
+            grade_command(config, root, args.out, args.jobs, args.sandbox, book, unsandboxed=args.unsandboxed)
         elif args.command == "gradescope":
             from autograder import gradescope
             try:

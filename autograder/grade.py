@@ -25,17 +25,20 @@ class Grader:
     """Everything that is the same for every submission of one assignment: built once, before
     the worker processes fork, so each of them shares it."""
     config: object
-    use_bubblewrap: bool
+    sandbox: str             # "bubblewrap" | "uid" | "none" (sandbox.MODES)
     misconceptions: list     # [(Misconception, namespace)]
 
     @classmethod
-    def prepare(cls, config, sandbox_mode="auto"):
-        if sandbox_mode == "bubblewrap" and not sandbox.bubblewrap_works():
-            raise RuntimeError("bubblewrap was asked for but does not work on this machine")
-        use = sandbox_mode == "bubblewrap" or (sandbox_mode == "auto" and sandbox.bubblewrap_works())
+    def prepare(cls, config, sandbox_mode="auto", unsandboxed=False, protected=()):
+        """The grader for `config`, in the sandbox mode sandbox.choose_mode picks (GraderError
+        when none is allowed). `protected`: paths besides the repository's secrets that the
+        "uid" mode's student must not read (the submissions, the outputs)."""
+        from autograder.config import REPO   # not on Gradescope, which builds its Grader directly
+        secrets = [REPO / name for name in ("solutions", "assignments", "source", ".git", "grading.yml")]
+        mode = sandbox.choose_mode(sandbox_mode, unsandboxed, secrets + list(protected))
         source = inspect.getsource(config.reference)
         catalogue = getattr(config.module, "CATALOGUE", [])
-        return cls(config, use, [(m, m.namespace(source)) for m in catalogue])
+        return cls(config, mode, [(m, m.namespace(source)) for m in catalogue])
 
     def rng(self, student_id, exercise_id, digest=""):
         """The hidden inputs' generator: fixed by grading.yml's seed, the assignment, the student,
@@ -53,7 +56,7 @@ class Grader:
             names = config.parameter_names()
             setting = Setting(config.name, config.notebook, config.points, config.skip_cell_tags, config.limits,
                               config.tolerance, config.input_modified_penalty, names, config.release_dir,
-                              self.use_bubblewrap)
+                              self.sandbox)
             digest = notebook_digest(notebook_path)
             graded = ((e, e.cases(self.rng(student_id, e.id, digest))) for e in config.exercises)
             return grade_notebook(student_id, notebook_path, setting, graded,
@@ -62,7 +65,7 @@ class Grader:
         except sandbox.GraderError:
             raise                  # the machine cannot run student processes at all: stop the run
         except Exception as exc:   # the grader's own failure on this submission: its row says so
-            return failed_result(student_id, self.config, exc)
+            return {**failed_result(student_id, self.config, exc), "sandbox": self.sandbox}
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class Setting:
     input_penalty: float      # share of an exercise lost for modifying an argument
     parameter_names: dict     # fn name -> argument names (for messages)
     support_dir: object       # copied next to the notebook in the student's scratch folder, or None
-    use_bubblewrap: bool
+    sandbox: str              # "bubblewrap" | "uid" | "none"
 
 
 def notebook_digest(path):
@@ -110,7 +113,7 @@ def grade_notebook(student_id, notebook_path, setting, graded, reference, miscon
     limits, started = setting.limits, time.monotonic()
     result = {"student_id": student_id, "assignment": setting.assignment, "status": "graded",
               "reason": None, "score": 0.0, "max_score": float(sum(setting.points.values())),
-              "exercises": [], "cell_errors": [], "seconds": 0.0}
+              "exercises": [], "cell_errors": [], "seconds": 0.0, "sandbox": setting.sandbox}
     try:
         if notebook_path is None:
             raise Unreadable(f"no {setting.notebook} found in the submission")
@@ -126,7 +129,7 @@ def grade_notebook(student_id, notebook_path, setting, graded, reference, miscon
         return limits.wall_seconds - (time.monotonic() - started)
 
     scratch = sandbox.make_scratch(setting.support_dir, setting.notebook)
-    student = StudentImpl(lambda seconds: ForkServer(scratch, limits, setting.use_bubblewrap, cells, seconds),
+    student = StudentImpl(lambda seconds: ForkServer(scratch, limits, setting.sandbox, cells, seconds),
                           setting.parameter_names, limits, time_left)
     ctx = Context(student, reference, setting.tolerance, misconception_impls=misconception_impls)
     try:

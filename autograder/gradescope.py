@@ -25,6 +25,7 @@ On Gradescope, otter first runs the notebook in a Jupyter kernel (untagged cells
 `otter_ignore` too), then the test files run in that kernel; the first of them grades the
 submitted notebook with the engine (a separate, resource-limited worker process, as locally).
 """
+import dataclasses
 import hashlib
 import json
 import marshal
@@ -40,7 +41,7 @@ from autograder import wire
 from autograder.impl import CallRecord, Handle, Impl, Unavailable, to_arrays
 
 FIXED_STUDENT = "gradescope"     # the seed of the hidden inputs on Gradescope (see module docstring)
-ENGINE_MODULES = ("__init__.py", "compare.py", "exercise.py", "grade.py", "impl.py", "sandbox.py",
+ENGINE_MODULES = ("__init__.py", "compare.py", "exercise.py", "grade.py", "guard.py", "impl.py", "sandbox.py",
                   "worker.py", "wire.py", "notebook.py", "report.py", "gradescope.py")
 GRADER_DIR = "_grader"           # under the submission folder on Gradescope: engine and data
 SUPPORT_DIR = "support"          # inside GRADER_DIR: the release's support files (worker scratch)
@@ -239,14 +240,13 @@ def build(config, out_dir, repo):
     release = config.release_dir
     if not (release / config.notebook).is_file():
         raise FileNotFoundError(f"{release / config.notebook} is missing: run `make release` first")
-    grader = Grader(config, use_bubblewrap=False, misconceptions=[])
+    grader = Grader(config, sandbox="none", misconceptions=[])
     cases, reference, mutants = record(config, lambda e: grader.rng(FIXED_STUDENT, e))
     spec = {
         "assignment": config.name, "notebook": config.notebook, "student": FIXED_STUDENT,
         "points": config.points, "tolerance": config.tolerance, "penalty": config.input_modified_penalty,
         "skip_cell_tags": list(config.skip_cell_tags),
-        "limits": {"wall_seconds": config.limits.wall_seconds, "call_seconds": config.limits.call_seconds,
-                   "memory_mb": config.limits.memory_mb},
+        "limits": dataclasses.asdict(config.limits),
         "parameter_names": {k: list(v) for k, v in config.parameter_names().items()},
         "exercises": [{"id": e.id, "weights": e.weights} for e in config.exercises],
         "misconceptions": [{"name": m.name, "title": m.title, "hint": m.hint, "section": m.section,
@@ -349,7 +349,8 @@ def grade_submission(grader_dir, submission_dir):
     support = grader_dir / SUPPORT_DIR
     setting = Setting(spec["assignment"], spec["notebook"], spec["points"], tuple(spec["skip_cell_tags"]),
                       SimpleNamespace(**spec["limits"]), spec["tolerance"], spec["penalty"], names,
-                      support if support.is_dir() else None, sandbox.bubblewrap_works())
+                      support if support.is_dir() else None,
+                      sandbox.choose_mode("auto", unsandboxed=True, protected=[grader_dir]))
     graded = [(replace(defined[entry["id"]], weights=entry["weights"]), data["cases"][entry["id"]])
               for entry in spec["exercises"]]
     catalogue = [(SimpleNamespace(**{**m, "affects": tuple(m["affects"])}),

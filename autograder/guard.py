@@ -1,84 +1,171 @@
-"""The audit hook of a student's session: the second line behind the kernel sandbox.
+"""The audit hook of the student's process: the second line behind the kernel sandbox.
 
-`install(writable, readable)` refuses processes, sockets, native-library loading, files outside
-`readable` (reads) or `writable` (writes), and the introspection a notebook could use to reach
-the worker's own code (frames, the garbage collector, tracing), and shared memory (mmap). It
-returns two functions only the worker holds, in local variables:
-- `as_grader(fn, *args)` runs the worker's own `fn` with the hook off (to read a traceback's
-  frames, to map the arena, to fork); nothing of the student's may run while the hook is off;
-- `seal()` takes back every write permission: a session forked to serve calls writes no file,
-  so nothing one session does reaches the next.
-Standard library only: copied into the sandbox next to worker.py.
+Copied next to worker.py into the student's sandbox; imports only the standard library.
+`install(writable, readable)` refuses, inside Python: files outside `readable` (reads) or
+`writable` (writes), directories opened as files (no dir_fd tricks), changing directory,
+processes (including the private `_posixsubprocess.fork_exec`), sockets, shared memory
+(mmap), native code (`ctypes` and its every event, CPython's test modules, subinterpreters),
+the autodiff libraries, and the introspection that reaches the worker's own frames and objects
+(`gc`, `sys._getframe`, `sys._current_frames`, trace and profile functions, frames of
+tracebacks, generators and coroutines). Where bubblewrap runs, the kernel enforces the file,
+process and network parts too; elsewhere this hook is the only line for them.
+
+It returns two functions only the worker holds, in local variables:
+- `as_grader(fn, *args)` runs the worker's own `fn` with the hook off in the calling thread (to
+  read a traceback's frames, to map the arena, to fork); no student code may run meanwhile;
+- `seal()` takes back every write permission (a forked session writes no file).
 """
+import _thread
 import os
 import sys
+import traceback
+import types
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 BLOCKED_EVENTS = {
     "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-    "os.forkpty", "pty.spawn", "socket.connect", "socket.bind", "socket.sendto",
-    "socket.sendmsg", "socket.getaddrinfo", "ctypes.dlopen", "ctypes.dlsym",
-    "ctypes.addressof", "ctypes.PyObj_FromPtr", "os.kill", "os.killpg", "signal.pthread_kill",
-    "sys._current_frames", "sys.settrace", "sys.setprofile", "gc.get_objects", "gc.get_referrers",
-    "gc.get_referents", "mmap.__new__",
+    "os.forkpty", "pty.spawn", "os.kill", "os.killpg", "signal.pthread_kill", "os.chdir",
+    "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
+    "sys._current_frames", "sys.settrace", "sys.setprofile",
+    "gc.get_objects", "gc.get_referrers", "gc.get_referents", "mmap.__new__",
 }
-BLOCKED_ATTRIBUTES = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_code", "gi_code"}
+# Native code, process creation, subinterpreters, and libraries that differentiate for the student.
+BLOCKED_MODULES = {
+    "ctypes", "_ctypes", "_posixsubprocess", "_testcapi", "_testinternalcapi", "_testbuffer",
+    "_testmultiphase", "_testsinglephase", "_testimportmultiple", "_xxsubinterpreters",
+    "_xxinterpchannels", "_xxtestfuzz",
+    "torch", "functorch", "torchgen", "jax", "jaxlib", "autograd", "tensorflow", "keras",
+    "tf_keras", "mxnet", "theano", "aesara", "pytensor", "tinygrad", "mlx", "chainer", "cupy",
+    "paddle", "mindspore", "oneflow", "dynet", "numdifftools", "sympy", "casadi",
+}
+# Attributes that hand out frames or generators' code. Not f_code: traceback.extract_stack reads
+# it (pyparsing calls that when matplotlib is imported), and a frame cannot be had in the first place.
+FRAME_ATTRIBUTES = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "gi_code"}
+# traceback's functions that return a summary of the stack (names and lines, no frames): they
+# may call sys._getframe (pyparsing, which matplotlib imports, calls extract_stack).
+SUMMARIES = {traceback.extract_stack.__code__, traceback.format_stack.__code__, traceback.print_stack.__code__}
+PATH_EVENTS = {   # event -> which roots its path arguments (both, for two-path events) must be inside
+    "os.listdir": "readable", "os.scandir": "readable",
+    "os.remove": "writable", "os.rename": "writable", "os.rmdir": "writable", "os.mkdir": "writable",
+    "os.symlink": "writable", "os.link": "writable", "os.truncate": "writable",
+    "os.chmod": "writable", "os.chown": "writable", "os.utime": "writable",
+}
 
 
 class Refused(PermissionError):
-    """What the hook raises."""
+    """What the hook raises, unless a more specific type below lets honest code fall back."""
+
+
+class ImportRefused(ImportError):
+    """A blocked module: an ImportError, which libraries with optional dependencies catch."""
 
 
 class RefusedFrame(ValueError):
-    """Raised for sys._getframe: the standard library's fallbacks for a missing frame
-    (collections.namedtuple, typing) catch ValueError, so honest code using them still runs."""
+    """sys._getframe refused: a ValueError, which namedtuple, typing, enum and logging catch
+    (they fall back to not knowing their caller's module)."""
+
+
+class RefusedAttribute(AttributeError):
+    """A frame reached through a traceback, generator or coroutine refused (hasattr is False)."""
+
+
+class RefusedModule(types.ModuleType):
+    """What other modules see in place of a blocked module (or function) they had imported:
+    every function of it refuses to run."""
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return self
+
+    def __call__(self, *args, **kwargs):
+        raise Refused(f"the grader does not allow {self.__name__}")
 
 
 def install(writable, readable):
-    """Install the hook for the rest of the process; returns (as_grader, seal) (module docstring)."""
+    """Install the audit hook for the rest of the process: reads only under `readable` (or
+    `writable`), writes only under `writable`; everything in the module docstring refused.
+    Returns (as_grader, seal). Blocked modules already imported (numpy imports ctypes) are
+    forgotten first; `_posixsubprocess` becomes a module whose functions refuse, so that
+    subprocess (matplotlib imports it) still imports."""
     writable = [os.path.realpath(p) for p in writable]
-    readable = tuple(os.path.realpath(p) for p in readable) + tuple(writable)
-    allowed = [False]
-
-    def inside(path, roots):
-        if isinstance(path, int):
-            return True
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        real = os.path.realpath(os.fspath(path))
-        return any(real == r or real.startswith(r.rstrip("/") + "/") for r in roots)
+    roots = {"readable": tuple(os.path.realpath(p) for p in readable) + tuple(writable), "writable": writable}
+    scrub_modules()
+    sys.modules["_posixsubprocess"] = RefusedModule("_posixsubprocess")
+    grader = [None]   # the thread running as_grader, if any
 
     def hook(event, args):
-        if allowed[0]:
+        if grader[0] == _thread.get_ident():
             return
         if event in BLOCKED_EVENTS or event.startswith("ctypes."):
             raise Refused(f"the grader does not allow {event}")
-        if event == "sys._getframe":
-            raise RefusedFrame("the grader does not allow frame introspection")
-        if event == "object.__getattr__" and args[1] in BLOCKED_ATTRIBUTES:
-            raise Refused(f"the grader does not allow reading {args[1]}")
+        if event == "import" and args[0].partition(".")[0] in BLOCKED_MODULES:
+            raise ImportRefused(f"the grader does not allow importing {args[0]}")
+        if event == "sys._getframe" and as_grader(caller_code) not in SUMMARIES:
+            raise RefusedFrame("the grader does not allow sys._getframe")
+        if event == "object.__getattr__" and args[1] in FRAME_ATTRIBUTES:
+            raise RefusedAttribute(f"the grader does not allow {args[1]}")
         if event == "open":
-            path, mode, flags = args
-            writing = (mode is not None and any(c in mode for c in "wax+")) or (
-                mode is None and flags & WRITE_FLAGS)
-            if path is not None and not inside(path, writable if writing else readable):
-                raise Refused(f"the grader does not allow opening {path!r}")
-        elif event in ("os.listdir", "os.scandir", "os.chdir", "os.remove", "os.rename",
-                       "os.rmdir", "os.mkdir", "os.symlink", "os.link", "os.truncate"):
-            path = args[0] if args else "."
-            roots = readable if event in ("os.listdir", "os.scandir") else writable
-            if path is not None and not inside(path, roots):
-                raise Refused(f"the grader does not allow {event} on {path!r}")
+            check_open(*args, roots)
+        elif event in PATH_EVENTS:
+            two = event in ("os.rename", "os.link", "os.symlink")
+            for path in (args[:2] if two else args[:1]) or ["."]:
+                if path is not None and not inside(path, roots[PATH_EVENTS[event]]):
+                    raise Refused(f"the grader does not allow {event} on {path!r}")
 
     def as_grader(fn, *args):
-        allowed[0] = True
+        grader[0] = _thread.get_ident()
         try:
             return fn(*args)
         finally:
-            allowed[0] = False
+            grader[0] = None
 
     def seal():
         writable[:] = [os.path.realpath("/dev/null")]
 
     sys.addaudithook(hook)
     return as_grader, seal
+
+
+def caller_code():
+    """The code object of the function that called sys._getframe (called from the hook)."""
+    return sys._getframe(3).f_code   # 0 this, 1 as_grader, 2 the hook, 3 the caller
+
+
+def check_open(path, mode, flags, roots):
+    """Refuse opening `path` outside the roots for its mode, and opening any directory."""
+    if path is None or isinstance(path, int):
+        return
+    writing = (mode is not None and any(c in mode for c in "wax+")) or (mode is None and flags & WRITE_FLAGS)
+    if not inside(path, roots["writable" if writing else "readable"]):
+        raise Refused(f"the grader does not allow opening {path!r}")
+    if (mode is None and flags & getattr(os, "O_DIRECTORY", 0)) or os.path.isdir(path):
+        raise Refused(f"the grader does not allow opening the folder {path!r}")
+
+
+def inside(path, roots):
+    """True when `path` (str, bytes, path-like or a descriptor) resolves under one of `roots`.
+    Relative paths resolve against the working folder, which cannot change (chdir refused)."""
+    if isinstance(path, int):
+        return True
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    real = os.path.realpath(os.fspath(path))
+    return any(real == r or real.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def scrub_modules():
+    """Forget blocked modules that are already imported, and replace every reference other
+    modules hold to them (or to their functions) by a module that refuses everything."""
+    blocked = {name: sys.modules.pop(name) for name in list(sys.modules)
+               if name.partition(".")[0] in BLOCKED_MODULES}
+    blocked_ids = {id(m) for m in blocked.values()}
+    refused = RefusedModule("this function")
+    for module in list(sys.modules.values()):
+        for attr, value in list(getattr(module, "__dict__", {}).items()):
+            if id(value) in blocked_ids or (isinstance(value, (type, types.BuiltinFunctionType))
+                                            and value.__module__ in blocked):
+                try:
+                    setattr(module, attr, refused)
+                except (AttributeError, TypeError):
+                    pass

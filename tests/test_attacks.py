@@ -368,7 +368,7 @@ def test_feedback_carries_one_short_line_of_student_text(class_run):
 
 def test_a_changed_notebook_meets_new_hidden_inputs(config):
     from autograder.grade import Grader
-    grader = Grader(config, use_bubblewrap=False, misconceptions=[])
+    grader = Grader(config, sandbox="none", misconceptions=[])
     exercise = config.exercises[1]
     same = [exercise.cases(grader.rng("s1", exercise.id, "digest-a")) for _ in range(2)]
     other = exercise.cases(grader.rng("s1", exercise.id, "digest-b"))

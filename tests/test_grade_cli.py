@@ -69,7 +69,7 @@ def test_an_empty_class_is_refused_with_a_reason(tmp_path, config):
 
 
 def test_hidden_inputs_are_seeded_per_student_and_assignment(config):
-    grader = Grader(config, use_bubblewrap=False, misconceptions=[])
+    grader = Grader(config, sandbox="none", misconceptions=[])
     first = exercises.sequence_cases(grader.rng("ada", "lstm_forward"))
     again = exercises.sequence_cases(grader.rng("ada", "lstm_forward"))
     other = exercises.sequence_cases(grader.rng("bob", "lstm_forward"))
@@ -80,7 +80,7 @@ def test_hidden_inputs_are_seeded_per_student_and_assignment(config):
 def test_hidden_cases_use_shapes_public_checks_never_use(config):
     """N = 1, T = 1, D = 1, H = 1, D != H otherwise, a non-zero h0, saturated gates, a larger case,
     and for the backward passes the cost case."""
-    grader = Grader(config, use_bubblewrap=False, misconceptions=[])
+    grader = Grader(config, sandbox="none", misconceptions=[])
     for student in ("a", "b", "c"):
         seq = {c["label"]: c for c in exercises.backward_cases(grader.rng(student, "lstm_backward"))}
         shapes = {label: c["x"].shape + c["h0"].shape[1:] for label, c in seq.items()}   # N, T, D, H

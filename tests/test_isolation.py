@@ -1,19 +1,25 @@
-"""What a student's process can and cannot do, with bubblewrap and without it (README, Isolation)."""
+"""What a student's process can and cannot do, with bubblewrap and without it (README, Isolation).
+
+The kernel-level limits are tested with the audit hook switched off (a no-op guard.py in the
+scratch folder): what holds then holds because of the kernel (cgroups, tmpfs, namespaces)."""
 import inspect
+import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from autograder import sandbox
+from autograder.channel import ForkServer
 from autograder.config import Limits
-from autograder.impl import Crashed, StudentImpl, TimedOut
+from autograder.impl import Crashed, StudentFailure, StudentImpl, TimedOut
 
 REPO = Path(__file__).resolve().parent.parent
-MODES = [pytest.param(True, id="bubblewrap", marks=pytest.mark.skipif(
-    not sandbox.bubblewrap_works(), reason="bubblewrap does not work on this machine")),
-    pytest.param(False, id="plain")]
+BWRAP = pytest.mark.skipif(not sandbox.bubblewrap_works(), reason="bubblewrap does not work on this machine")
+CGROUPS = pytest.mark.skipif(not sandbox.cgroup_parents(), reason="this machine lets us create no cgroups")
+MODES = [pytest.param("bubblewrap", marks=BWRAP), "none"]
 
 PROBES = f'''
 import os, socket, subprocess
@@ -60,57 +66,258 @@ import numpy as np
 '''
 
 
-def student(use_bubblewrap, tmp_path, memory_mb=1024, call_seconds=3):
+def student(mode, tmp_path, memory_mb=1024, call_seconds=3, cells=PROBES, guard=True, **limits):
     scratch = sandbox.make_scratch(None, "lstm.ipynb")
     shutil.move(scratch, tmp_path / "scratch")
     scratch = tmp_path / "scratch"
-    limits = Limits(wall_seconds=60, call_seconds=call_seconds, memory_mb=memory_mb)
+    if not guard:
+        (scratch / ".autograder" / "guard.py").write_text(
+            "def install(writable, readable):\n    return (lambda fn, *args: fn(*args)), (lambda: None)\n")
+    limits = Limits(wall_seconds=60, call_seconds=call_seconds, memory_mb=memory_mb, **limits)
 
-    def start():
-        process = sandbox.StudentProcess(scratch, limits, use_bubblewrap)
-        return process, process.request({"op": "run", "cells": [[0, PROBES]], "cell_seconds": 10}, 30)
-    return StudentImpl(start, {}, call_seconds, lambda: 60)
+    return StudentImpl(lambda seconds: ForkServer(scratch, limits, mode, [[0, cells]], seconds), {}, limits,
+                       lambda: 60)
 
 
 def text(value):
     return str(np.asarray(value)) if not isinstance(value, str) else value
 
 
-@pytest.mark.parametrize("use_bubblewrap", MODES)
-def test_the_reference_and_the_hidden_tests_are_out_of_reach(use_bubblewrap, tmp_path):
-    impl = student(use_bubblewrap, tmp_path)
+@pytest.mark.parametrize("mode", MODES)
+def test_the_reference_and_the_hidden_tests_are_out_of_reach(mode, tmp_path):
+    impl = student(mode, tmp_path)
     try:
         for secret in ("solutions/lstm.py", "assignments/lstm/exercises.py", "grading.yml"):
             got = text(impl.call("try_read", str(REPO / secret)))
-            assert got in ("FileNotFoundError", "PermissionError"), (secret, got)
-        assert text(impl.call("try_list", str(REPO))) in ("FileNotFoundError", "PermissionError")
+            assert got in ("FileNotFoundError", "Refused"), (secret, got)
+        assert text(impl.call("try_list", str(REPO))) in ("FileNotFoundError", "Refused")
         assert text(impl.call("try_import")) == "ModuleNotFoundError"
-        assert text(impl.call("try_read", "/proc/1/environ")) in ("FileNotFoundError", "PermissionError")
-        assert text(impl.call("try_run")) == "PermissionError"
-        assert text(impl.call("try_connect")) in ("PermissionError", "OSError", "ConnectionRefusedError")
-        assert text(impl.call("write_here")) == "ok"
+        assert text(impl.call("try_read", "/proc/1/environ")) in ("FileNotFoundError", "Refused")
+        assert text(impl.call("try_run")) == "Refused"
+        assert text(impl.call("try_connect")) in ("Refused", "OSError", "ConnectionRefusedError")
+        with pytest.raises(StudentFailure, match="Refused"):     # sessions write no file
+            impl.call("write_here")
     finally:
         impl.close()
 
 
-@pytest.mark.parametrize("use_bubblewrap", MODES)
-def test_memory_and_time_limits_cost_only_the_call(use_bubblewrap, tmp_path):
-    impl = student(use_bubblewrap, tmp_path, memory_mb=1024, call_seconds=1)
+@pytest.mark.parametrize("mode", MODES)
+def test_memory_and_time_limits_cost_only_the_call(mode, tmp_path):
+    impl = student(mode, tmp_path, memory_mb=1024, call_seconds=1)
     try:
         with pytest.raises(Crashed, match="out of memory"):
             impl.call("allocate", 4.0)
         assert float(impl.call("allocate", 0.01)) > 0          # the same process goes on
         with pytest.raises(TimedOut):
             impl.call("spin")                                  # ignores the soft alarm: killed
-        assert text(impl.call("write_here")) == "ok"            # restarted for the next call
-        assert impl.incarnation == 2
+        assert float(impl.call("allocate", 0.01)) > 0           # a new session for the next call
+        assert impl.sessions == 2
     finally:
         impl.close()
 
 
+@BWRAP
 def test_no_network_device_inside_bubblewrap(tmp_path):
-    if not sandbox.bubblewrap_works():
-        pytest.skip("bubblewrap does not work on this machine")
-    assert "--unshare-all" in sandbox.bubblewrap_prefix(tmp_path)
-    assert str(REPO) not in " ".join(a for a in sandbox.bubblewrap_prefix(tmp_path) if ".venv" not in a)
+    assert "--unshare-all" in sandbox.bubblewrap_prefix(tmp_path, 64)
+    assert str(REPO) not in " ".join(a for a in sandbox.bubblewrap_prefix(tmp_path, 64) if ".venv" not in a)
     assert inspect.getsource(sandbox).count("--ro-bind") >= 1
+
+
+KERNEL = """
+import os, time, signal
+def fill(folder, count, mb):
+    written = 0
+    try:
+        for k in range(count):
+            with open(f"{folder}/fill{k}", "wb") as f:
+                for _ in range(mb):
+                    f.write(b"x" * 2**20)
+                    written += 1
+    except OSError as exc:
+        return [written, exc.errno]
+    return [written, 0]
+def hold(children, mb):
+    pids = []
+    for _ in range(children):
+        pid = os.fork()
+        if pid == 0:
+            block = bytearray(mb * 2**20)
+            for k in range(0, len(block), 4096):
+                block[k] = 1
+            time.sleep(30)
+            os._exit(0)
+        pids.append(pid)
+    time.sleep(4)
+    return sum(os.waitpid(p, os.WNOHANG) == (0, 0) for p in pids)
+def bomb():
+    count = 0
+    try:
+        while True:
+            if os.fork() == 0:
+                time.sleep(30)
+                os._exit(0)
+            count += 1
+    except OSError:
+        return count
+def detach(path):
+    child = os.fork()
+    if child == 0:
+        os.setsid()
+        if os.fork() == 0:
+            time.sleep(2)
+            open(path, "w").write("still alive")
+        os._exit(0)
+    os.waitpid(child, 0)    # the grandchild exists, in a session of its own
+    return 1
+def torch_here():
+    import torch
+    return torch.zeros(1).numpy()
+"""
+
+
+TMPFS = pytest.mark.skipif(not sandbox.tmpfs_works(), reason="the grader may not mount a tmpfs here")
+
+
+@pytest.mark.parametrize("mode", [pytest.param("bubblewrap", marks=BWRAP), pytest.param("none", marks=TMPFS)])
+def test_a_tmpfs_bounds_what_a_student_writes(mode, tmp_path):
+    """40 x 60 MB into /tmp (bubblewrap's), and 1 GB into the working folder: the tmpfs
+    (tmpfs_mb) stops both, in memory, not on the host disk (no rlimit would: each file is under
+    the file-size limit)."""
+    impl = student(mode, tmp_path, cells=KERNEL, guard=False, tmpfs_mb=64)
+    try:
+        if mode == "bubblewrap":
+            written, errno = map(int, impl.call("fill", "/tmp", 40, 60))
+            assert errno == 28 and 50 <= written <= 64, (written, errno)     # ENOSPC at 64 MB
+        written, errno = map(int, impl.call("fill", ".", 20, 60))
+        assert errno == 28 and written <= 64, (written, errno)
+        assert not any(p.name.startswith("fill") for p in (tmp_path / "scratch").iterdir())
+    finally:
+        impl.close()
+
+
+@CGROUPS
+@pytest.mark.parametrize("mode", MODES)
+def test_forked_children_share_one_memory_limit(mode, tmp_path):
+    """Four children holding 300 MB each: rlimits (per process) allow it, the cgroup does not."""
+    impl = student(mode, tmp_path, memory_mb=700, call_seconds=8, cells=KERNEL, guard=False, tmpfs_mb=16)
+    try:
+        alive = int(impl.call("hold", 4, 300))
+        assert alive <= 2, alive
+    except Crashed:
+        pass                                          # the OOM killer chose the worker itself
+    finally:
+        impl.close()
+
+
+@CGROUPS
+@pytest.mark.parametrize("mode", MODES)
+def test_a_fork_bomb_stops_at_the_process_limit(mode, tmp_path):
+    impl = student(mode, tmp_path, cells=KERNEL, guard=False, processes=20)
+    try:
+        assert 5 <= int(impl.call("bomb")) < 20
+    finally:
+        impl.close()
+
+
+@CGROUPS
+@pytest.mark.parametrize("mode", MODES)
+def test_nothing_outlives_the_student_process(mode, tmp_path):
+    """A detached grandchild (its own session) is killed with the submission: it never writes."""
+    marker = tmp_path / "marker"
+    os.chmod(tmp_path, 0o777)
+    impl = student(mode, tmp_path, cells=KERNEL, guard=False)
+    assert int(impl.call("detach", str(marker) if mode == "none" else "/tmp/work/marker")) == 1
+    impl.close()
+    time.sleep(3)
+    assert not marker.exists()
+    assert not [p for root in sandbox.cgroup_parents().values() for p in root.glob(sandbox.cgroup_prefix() + "*")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_autodiff_libraries_cannot_be_imported(mode, tmp_path):
+    impl = student(mode, tmp_path, cells=KERNEL)
+    try:
+        with pytest.raises(StudentFailure, match="ImportRefused"):
+            impl.call("torch_here")
+    finally:
+        impl.close()
+
+
+@BWRAP
+def test_bubblewrap_hides_the_autodiff_libraries_even_without_the_hook(tmp_path):
+    impl = student("bubblewrap", tmp_path, cells=KERNEL, guard=False)
+    try:
+        with pytest.raises(StudentFailure, match="(AttributeError|ImportError|ModuleNotFoundError)"):
+            impl.call("torch_here")
+    finally:
+        impl.close()
+
+
+INTROSPECTION = '''
+import collections, enum, logging, sys, threading, traceback, typing
+def outcome(source):
+    try:
+        exec(source, {"sys": sys, "threading": threading, "traceback": traceback})
+        return "allowed"
+    except BaseException as exc:
+        return type(exc).__name__
+def attempts():
+    return {name: outcome(source) for name, source in ATTEMPTS.items()}
+def honest():
+    Point = collections.namedtuple("Point", "x y")
+    Pair = typing.NamedTuple("Pair", [("a", int)])
+    Colour = enum.Enum("Colour", "RED GREEN")
+    logging.getLogger("student").warning("logged")
+    traceback.extract_stack()
+    return [Point(1, 2).y, Pair(3).a, Colour.GREEN.value]
+'''
+ATTEMPTS = {
+    "sys._getframe": "sys._getframe()",
+    "sys._current_frames": "sys._current_frames()",
+    "sys.settrace": "sys.settrace(lambda *a: None)",
+    "sys.setprofile": "sys.setprofile(lambda *a: None)",
+    "threading.settrace": "seen = []\nthreading.settrace(lambda *a: seen.append(a))\n"
+                          "t = threading.Thread(target=len, args=([],))\nt.start()\nt.join()\n"
+                          "if not seen:\n    raise PermissionError('the thread ran untraced')",
+    "gc.get_objects": "import gc\ngc.get_objects()",
+    "gc.get_referrers": "import gc\ngc.get_referrers(sys)",
+    "gc.get_referents": "import gc\ngc.get_referents(sys)",
+    "tb_frame": "try:\n    1 / 0\nexcept ZeroDivisionError as exc:\n    exc.__traceback__.tb_frame",
+    "traceback.walk_tb": "try:\n    1 / 0\nexcept ZeroDivisionError as exc:\n    list(traceback.walk_tb(exc.__traceback__))",
+    "gi_frame": "(x for x in []).gi_frame",
+    "gi_code": "(x for x in []).gi_code",
+    "mmap": "import mmap\nmmap.mmap(-1, 4096)",
+    "cr_frame": "async def f():\n    pass\nc = f()\nc.close()\nc.cr_frame",
+    "ctypes": "import ctypes",
+    "_ctypes": "import _ctypes",
+    "_testcapi": "import _testcapi",
+    "_testinternalcapi": "import _testinternalcapi",
+    "_xxsubinterpreters": "import _xxsubinterpreters",
+    "torch": "import torch",
+    "jax": "import jax",
+    "autograd": "import autograd",
+    "sympy": "import sympy",
+    "_posixsubprocess.fork_exec": "import _posixsubprocess\n_posixsubprocess.fork_exec()",
+    "subprocess._fork_exec": "import subprocess\nsubprocess._fork_exec()",
+    "os.chdir": "import os\nos.chdir('/')",
+    "os.fchdir": "import os\nos.fchdir(0)",
+    "open a folder": "import os\nos.open('.', os.O_RDONLY)",
+}
+EXPECTED = {name: "RefusedAttribute" for name in ("tb_frame", "traceback.walk_tb", "gi_frame", "gi_code", "cr_frame")}
+EXPECTED.update({name: "ImportRefused" for name in ("ctypes", "_ctypes", "_testcapi", "_testinternalcapi",
+                                                    "_xxsubinterpreters", "torch", "jax", "autograd", "sympy")})
+EXPECTED["sys._getframe"] = "RefusedFrame"
+EXPECTED["threading.settrace"] = "PermissionError"   # raised by the cell: the thread ran untraced
+
+
+def test_the_guard_refuses_introspection_native_code_and_autodiff_but_not_honest_code(tmp_path):
+    """Every bypass and introspection path, in a real student process (no kernel sandbox, so
+    only the audit hook stands); namedtuple, typing, enum, logging and extract_stack still work."""
+    cells = INTROSPECTION + f"\nATTEMPTS = {ATTEMPTS!r}\n"
+    impl = student("none", tmp_path, cells=cells)
+    try:
+        got = {name: str(value) for name, value in impl.call("attempts").items()}
+        assert got == {name: EXPECTED.get(name, "Refused") for name in ATTEMPTS}
+        assert [int(v) for v in impl.call("honest")] == [2, 3, 2]
+    finally:
+        impl.close()
