@@ -250,17 +250,23 @@ class ForkServer:
             for fd in child_fds[:4]:
                 os.close(fd)
         self.control, self.replies = Reader(self.ctl_out), Reader(self.rep)
-        self.session_open = False
-        self._send(self.ctl_in, {"cells": cells, "cell_seconds": float(limits.call_seconds)})
+        self.session_open, self.key = False, b""
+        try:
+            self.report = self._run_cells(cells, limits.call_seconds, seconds)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _run_cells(self, cells, cell_seconds, seconds):
+        self._send(self.ctl_in, {"cells": cells, "cell_seconds": float(cell_seconds)})
         kind, report = self._await(seconds, want_reply=False)
         if kind == "timeout":
-            self.kill()
             raise ChannelTimeout(f"its cells did not finish running within {seconds:.0f} s")
-        self.report = checked_run_reply(report)
-        if self.report["threads"]:
-            self.kill()
-            raise ChannelClosed(f"its cells left {self.report['threads']} thread(s) running "
+        report = checked_run_reply(report)
+        if report["threads"]:
+            raise ChannelClosed(f"its cells left {report['threads']} thread(s) running "
                                 "(the grader does not run notebooks that start threads)")
+        return report
 
     def _send(self, fd, obj):
         data = memoryview(frame(obj))
@@ -356,10 +362,13 @@ class ForkServer:
         return CallOutcome(reply, modified, fp_errors(flags), elapsed)
 
     def alive(self):
-        return self.process.process.poll() is None
+        return self.process is not None and self.process.process.poll() is None
 
     def kill(self):
+        if self.process is None:
+            return
         self.process.kill()
+        self.process = None
         for fd in (self.ctl_in, self.ctl_out, self.req, self.rep):
             try:
                 os.close(fd)
