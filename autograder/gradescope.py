@@ -259,8 +259,9 @@ def written_answers(notebook, manual):
 def exercise_output(exercise):
     """The local feedback's words for one exercise: status, message, and a named mistake's hint."""
     from autograder.report import STATUS_WORDS
-    text = STATUS_WORDS.get(exercise["status"], exercise["status"]).capitalize() + "."
-    if exercise["message"]:
+    words = STATUS_WORDS.get(exercise["status"], exercise["status"])
+    text = words.capitalize() + "."
+    if exercise["message"] and exercise["message"].lower() != words:
         text += f" {exercise['message']}"
     m = exercise.get("misconception")
     if m:
