@@ -8,7 +8,7 @@ from pathlib import Path
 from autograder import config as configuration
 from autograder import report
 from autograder.grade import Grader, find_submissions, grade_all
-from autograder.sandbox import GraderError
+from autograder.sandbox import NOBODY, GraderError
 
 
 def progress_bar(total, quiet=False):
@@ -23,16 +23,29 @@ def progress_bar(total, quiet=False):
     return bar, advance
 
 
-def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=False):
+UNSANDBOXED_WARNING = """
+!!! WARNING: grading WITHOUT a kernel sandbox (--unsandboxed). A student's notebook can read the
+!!! solutions, the hidden tests and classmates' notebooks, and change grades. Every result of this
+!!! run says "sandbox": "none". Do not use these grades as grades of record.
+"""
+
+
+def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=False, unsandboxed=False):
     """Grade every submission under root into out; with `gradebook` (a path to gradebook.db),
-    also record the grades there for formgrader and `nbgrader export`."""
+    also record the grades there for formgrader and `nbgrader export`. The output folder is
+    created closed to other users (the "uid" sandbox checks that its student cannot read it)."""
     root = Path(root)
     if not root.is_dir():
         raise GraderError(f"{root} is not a folder of submissions")
+    Path(out).mkdir(mode=0o700, parents=True, exist_ok=True)
     submissions = find_submissions(root, config.name, config.notebook)
-    grader = Grader.prepare(config, sandbox_mode)
+    protected = [root, Path(out)] + ([Path(gradebook)] if gradebook is not None else [])
+    grader = Grader.prepare(config, sandbox_mode, unsandboxed, protected)
+    if grader.sandbox == "none":
+        print(UNSANDBOXED_WARNING, file=sys.stderr)
     if not quiet:
-        where = "bubblewrap sandbox" if grader.use_bubblewrap else "plain processes (no bubblewrap here)"
+        where = {"bubblewrap": "a bubblewrap sandbox", "uid": f"processes of the unprivileged uid {NOBODY}",
+                 "none": "plain processes, UNSANDBOXED"}[grader.sandbox]
         print(f"Grading {len(submissions)} submission(s) of '{config.name}' in {where}, "
               f"{jobs or os.cpu_count()} at a time.", file=sys.stderr)
     started = time.monotonic()
@@ -77,7 +90,12 @@ def main(argv=None):
             ("mutants", "grade every catalogued misconception: detection and diagnosis rates"))]:
         p.add_argument("--assignment", required=True)
         p.add_argument("--jobs", type=int, default=None, help="parallel submissions (default: cores)")
-        p.add_argument("--sandbox", choices=("auto", "bubblewrap", "none"), default="auto")
+        p.add_argument("--sandbox", choices=("auto", "bubblewrap", "uid", "none"), default="auto",
+                       help="auto (default): bubblewrap where it works, else an unprivileged uid when "
+                            "running as root; none needs --unsandboxed")
+        p.add_argument("--unsandboxed", action="store_true",
+                       help="grade even where no kernel sandbox works (results say \"sandbox\": \"none\"; "
+                            "not for grades of record)")
         if p.prog.split()[-1] != "mutants":
             p.add_argument("--out", required=True)
         if p.prog.split()[-1] in ("grade", "demo"):
@@ -95,7 +113,7 @@ def main(argv=None):
         config = configuration.load(args.assignment)
         if args.command == "grade":
             book = None if args.no_gradebook else (args.gradebook or configuration.REPO / "gradebook.db")
-            grade_command(config, args.root, args.out, args.jobs, args.sandbox, book)
+            grade_command(config, args.root, args.out, args.jobs, args.sandbox, book, unsandboxed=args.unsandboxed)
         elif args.command == "samples":
             write_samples(config, Path(args.out))
         elif args.command == "demo":
@@ -103,7 +121,7 @@ def main(argv=None):
             # (OUT/submitted, OUT/autograded, OUT/gradebook.db): the repository's gradebook is untouched.
             root = write_samples(config, Path(args.out) / "submitted")
             book = None if args.no_gradebook else (args.gradebook or Path(args.out) / "gradebook.db")
-            grade_command(config, root, args.out, args.jobs, args.sandbox, book)
+            grade_command(config, root, args.out, args.jobs, args.sandbox, book, unsandboxed=args.unsandboxed)
         elif args.command == "gradescope":
             from autograder import gradescope
             try:

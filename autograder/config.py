@@ -17,7 +17,9 @@ class ConfigError(Exception):
 class Limits:
     wall_seconds: float
     call_seconds: float
-    memory_mb: int
+    memory_mb: int        # address space of the student's process; with tmpfs_mb, its cgroup's memory
+    tmpfs_mb: int = 256   # bubblewrap's /tmp (the student's working folder included)
+    processes: int = 32   # processes and threads of one submission at a time
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ def load(assignment, path=REPO / "grading.yml"):
     config = AssignmentConfig(
         name=assignment, notebook=section["notebook"], seed=int(section["seed"]),
         skip_cell_tags=tuple(section.get("skip_cell_tags", ())),
-        limits=Limits(float(limits["wall_seconds"]), float(limits["call_seconds"]), int(limits["memory_mb"])),
+        limits=Limits(float(limits["wall_seconds"]), float(limits["call_seconds"]), int(limits["memory_mb"]),
+                      int(limits.get("tmpfs_mb", Limits.tmpfs_mb)), int(limits.get("processes", Limits.processes))),
         tolerance={k: float(v) for k, v in section["tolerance"].items()},
         input_modified_penalty=float(section.get("input_modified_penalty", 0.5)),
         points={k: float(v) for k, v in section["exercises"].items()},

@@ -22,17 +22,20 @@ class Grader:
     """Everything that is the same for every submission of one assignment: built once, before
     the worker processes fork, so each of them shares it."""
     config: object
-    use_bubblewrap: bool
+    sandbox: str             # "bubblewrap" | "uid" | "none" (sandbox.MODES)
     misconceptions: list     # [(Misconception, namespace)]
 
     @classmethod
-    def prepare(cls, config, sandbox_mode="auto"):
-        if sandbox_mode == "bubblewrap" and not sandbox.bubblewrap_works():
-            raise RuntimeError("bubblewrap was asked for but does not work on this machine")
-        use = sandbox_mode == "bubblewrap" or (sandbox_mode == "auto" and sandbox.bubblewrap_works())
+    def prepare(cls, config, sandbox_mode="auto", unsandboxed=False, protected=()):
+        """The grader for `config`, in the sandbox mode sandbox.choose_mode picks (GraderError
+        when none is allowed). `protected`: paths besides the repository's secrets that the
+        "uid" mode's student must not read (the submissions, the outputs)."""
+        from autograder.config import REPO   # not on Gradescope, which builds its Grader directly
+        secrets = [REPO / name for name in ("solutions", "assignments", "source", ".git", "grading.yml")]
+        mode = sandbox.choose_mode(sandbox_mode, unsandboxed, secrets + list(protected))
         source = inspect.getsource(config.reference)
         catalogue = getattr(config.module, "CATALOGUE", [])
-        return cls(config, use, [(m, m.namespace(source)) for m in catalogue])
+        return cls(config, mode, [(m, m.namespace(source)) for m in catalogue])
 
     def rng(self, student_id, exercise_id):
         """The hidden inputs' generator: fixed by grading.yml's seed, the assignment, the student
@@ -46,7 +49,7 @@ class Grader:
         names = config.parameter_names()
         setting = Setting(config.name, config.notebook, config.points, config.skip_cell_tags, config.limits,
                           config.tolerance, config.input_modified_penalty, names, config.release_dir,
-                          self.use_bubblewrap)
+                          self.sandbox)
         graded = ((e, e.cases(self.rng(student_id, e.id))) for e in config.exercises)
         return grade_notebook(student_id, notebook_path, setting, graded,
                               LocalImpl(vars(config.reference), names),
@@ -66,7 +69,7 @@ class Setting:
     input_penalty: float      # share of an exercise lost for modifying an argument
     parameter_names: dict     # fn name -> argument names (for messages)
     support_dir: object       # copied next to the notebook in the student's scratch folder, or None
-    use_bubblewrap: bool
+    sandbox: str              # "bubblewrap" | "uid" | "none"
 
 
 def grade_notebook(student_id, notebook_path, setting, graded, reference, misconception_impls):
@@ -78,7 +81,7 @@ def grade_notebook(student_id, notebook_path, setting, graded, reference, miscon
     limits, started = setting.limits, time.monotonic()
     result = {"student_id": student_id, "assignment": setting.assignment, "status": "graded",
               "reason": None, "score": 0.0, "max_score": float(sum(setting.points.values())),
-              "exercises": [], "cell_errors": [], "seconds": 0.0}
+              "exercises": [], "cell_errors": [], "seconds": 0.0, "sandbox": setting.sandbox}
     try:
         if notebook_path is None:
             raise Unreadable(f"no {setting.notebook} found in the submission")
@@ -96,7 +99,7 @@ def grade_notebook(student_id, notebook_path, setting, graded, reference, miscon
     scratch = sandbox.make_scratch(setting.support_dir, setting.notebook)
 
     def start():
-        process = sandbox.StudentProcess(scratch, limits, setting.use_bubblewrap)
+        process = sandbox.StudentProcess(scratch, limits, setting.sandbox)
         seconds = time_left()
         try:
             reply = process.request({"op": "run", "cells": cells, "cell_seconds": limits.call_seconds}, seconds)

@@ -64,7 +64,7 @@ RUN_AUTOGRADER = """#!/usr/bin/env bash
 # for tests). The student's cells run only in the grader's sandboxed worker, never here.
 set -u
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
-PYTHON={venv}/bin/python
+PYTHON="${{AUTOGRADER_PYTHON:-{venv}/bin/python}}"   # setup.sh's; AUTOGRADER_PYTHON: another (tests)
 [ -x "$PYTHON" ] || PYTHON="$(command -v python{py})"
 chmod 700 "$ROOT/source" "$ROOT/results"
 chmod -R go-rwx "$ROOT/source/grading.yml" "$ROOT/source/{catalogue}" {secret}
@@ -310,11 +310,13 @@ def recorded_catalogue(path):
     return catalogue
 
 
-def sandbox_mode():
-    """bubblewrap where its namespaces work, else the unprivileged uid (Gradescope's containers
-    run as root without user namespaces); AUTOGRADER_SANDBOX picks one (tests)."""
+def sandbox_mode(root):
+    """bubblewrap where its namespaces work, else the unprivileged uid (Gradescope's containers run
+    as root without user namespaces) once it is checked that uid cannot read source/ or the
+    metadata; never unsandboxed (GraderError: results.json then says why)."""
     from autograder import sandbox
-    return os.environ.get("AUTOGRADER_SANDBOX") or ("bubblewrap" if sandbox.bubblewrap_works() else "uid")
+    return sandbox.choose_mode("auto", unsandboxed=False,
+                               protected=[root / "source", root / "submission_metadata.json"])
 
 
 def grade(root, assignment):
@@ -324,7 +326,7 @@ def grade(root, assignment):
     source = root / "source"
     settings = read_settings(source / "grading.yml", assignment)
     config = configuration.load(assignment, source / "grading.yml")
-    grader = Grader(config, sandbox_mode(), recorded_catalogue(source / CATALOGUE_FILE))
+    grader = Grader(config, sandbox_mode(root), recorded_catalogue(source / CATALOGUE_FILE))
     notebook, note = find_notebook(root / "submission", config.notebook)
     result = grader.grade(student_id(root / "submission_metadata.json"), notebook)
     answers = written_answers(notebook, config.manual) if notebook else {}

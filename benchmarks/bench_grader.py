@@ -86,8 +86,7 @@ def main():
         one = (time.perf_counter() - started) / 6
         compute = sum(function_seconds(grader, s) for s, _ in submissions[:6]) / 6
 
-    sandbox = "bubblewrap" if grader.use_bubblewrap else "plain processes"
-    print(f"ours ({sandbox}, 2 jobs)   : {ours:7.2f} s  ({ours / STUDENTS:.3f} s per submission)")
+    print(f"ours ({grader.sandbox}, 2 jobs)   : {ours:7.2f} s  ({ours / STUDENTS:.3f} s per submission)")
     print(f"nbgrader autograde        : {theirs:7.2f} s  ({theirs / STUDENTS:.3f} s per submission)"
           + ("" if done.returncode == 0 else "  [nbgrader FAILED, see above]"))
     print(f"ratio ours / nbgrader     : {ours / theirs:7.3f}   (goal <= 0.5)")

@@ -28,7 +28,7 @@ def main():
         timings[n] = time.monotonic() - started
     print(mutants.format_report(report, config).split("\n", 2)[2])   # without the table's header
     count = len(report.entries) + 1
-    sandbox = "bubblewrap" if grader.use_bubblewrap else "no sandbox"
+    sandbox = grader.sandbox
     print(f"grader set-up (catalogue modules) : {prepare:7.3f} s")
     for n, seconds in timings.items():
         print(f"{count} notebooks, {n} job(s) ({sandbox}) : {seconds:7.2f} s  ({seconds / count:.3f} s per notebook)")

@@ -70,7 +70,7 @@ def test_an_empty_class_is_graded_to_an_empty_table(tmp_path, config):
 
 
 def test_hidden_inputs_are_seeded_per_student_and_assignment(config):
-    grader = Grader(config, use_bubblewrap=False, misconceptions=[])
+    grader = Grader(config, sandbox="none", misconceptions=[])
     first = exercises.sequence_cases(grader.rng("ada", "lstm_forward"))
     again = exercises.sequence_cases(grader.rng("ada", "lstm_forward"))
     other = exercises.sequence_cases(grader.rng("bob", "lstm_forward"))
@@ -79,7 +79,7 @@ def test_hidden_inputs_are_seeded_per_student_and_assignment(config):
 
 
 def test_hidden_cases_use_shapes_public_checks_never_use(config):
-    grader = Grader(config, use_bubblewrap=False, misconceptions=[])
+    grader = Grader(config, sandbox="none", misconceptions=[])
     for student in ("a", "b", "c"):
         seq = exercises.sequence_cases(grader.rng(student, "lstm_forward"))
         assert seq[0]["x"].shape[:2] == (1, 1)                                 # N = T = 1

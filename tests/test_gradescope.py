@@ -24,6 +24,7 @@ import yaml
 
 from assignments.lstm.samples import SAMPLES, reference_cells, release, with_body
 from autograder.grade import Grader
+from autograder.sandbox import SKIP_ENV, bubblewrap_works
 from solutions import lstm as reference
 from tests.conftest import REPO, run_cli
 
@@ -72,16 +73,46 @@ def autograder_tree(zip_path, notebook, users=("4242",), file_name="lstm.ipynb",
     return root
 
 
+NOBODY_PYTHON = "/opt/autograder-venv/bin/python"   # where the zip's setup.sh installs Python
+
+
+def nobody_can_run(python):
+    """True when uid 65534 can start `python` with numpy (the "uid" mode's worker runs it)."""
+    if not os.path.exists(python):
+        return False
+    done = subprocess.run([python, "-I", "-c", "import numpy, yaml"], user=65534, group=65534,
+                          capture_output=True, cwd="/")
+    return done.returncode == 0
+
+
+@pytest.fixture(params=["bubblewrap", "uid"])
+def mode(request):
+    """The sandbox mode run_autograder is to pick. "uid" (Gradescope's containers, where
+    bubblewrap cannot create namespaces) needs a Python uid 65534 may run: setup.sh's."""
+    if request.param == "bubblewrap" and not bubblewrap_works():
+        pytest.skip("bubblewrap does not work here")
+    if request.param == "uid" and not nobody_can_run(NOBODY_PYTHON):
+        pytest.skip(f"uid 65534 cannot run {NOBODY_PYTHON} (create it as the zip's setup.sh does)")
+    return request.param
+
+
 def run_autograder(root, timeout=120, mode=None):
-    """Execute ROOT/run_autograder as root in ROOT -> (results.json as a dict, seconds)."""
+    """Execute ROOT/run_autograder as root in ROOT -> (results.json as a dict, seconds).
+
+    mode "uid": bubblewrap is ruled out and setup.sh's Python is used, as on Gradescope."""
     env = {"PATH": VENV_BIN + os.pathsep + os.environ["PATH"], "AUTOGRADER_ROOT": str(root), "HOME": "/root",
-           **({"AUTOGRADER_SANDBOX": mode} if mode else {})}
+           "AUTOGRADER_PYTHON": NOBODY_PYTHON if mode == "uid" else sys.executable}
+    if mode == "uid":
+        env[SKIP_ENV] = "bubblewrap"
     started = time.monotonic()
     done = subprocess.run([str(root / "run_autograder")], cwd=root, env=env, capture_output=True, text=True,
                           timeout=timeout)
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads((root / "results" / "results.json").read_text()), seconds
+    results = json.loads((root / "results" / "results.json").read_text())
+    if mode:
+        assert results["extra_data"]["sandbox"] == mode, results
+    return results, seconds
 
 
 def gradescope(zip_path, notebook, **kwargs):
@@ -274,7 +305,8 @@ def cat(path):
     return data
 data = None
 for attempt in (lambda: open(ROOT + "/source/solutions/lstm.pyc", "rb").read(),
-                lambda: cat(ROOT + "/source/solutions/lstm.pyc")):
+                lambda: cat(ROOT + "/source/solutions/lstm.pyc"),
+                lambda: __import__("numpy").fromfile(ROOT + "/source/solutions/lstm.pyc", "uint8").tobytes()):
     try:
         data = attempt()
         if data:
@@ -290,19 +322,24 @@ if data:
 '''
 
 
-def test_a_notebook_cannot_read_the_answers(built, config):
-    """The theft works on a world-readable tree as an unprivileged user (the control); after
-    run_autograder has locked source/, the same notebook, graded, gets nothing."""
+def test_a_notebook_cannot_read_the_answers(built, config, mode):
+    """The theft works as uid 65534 on the tree as unzipped (the control); graded, the same
+    notebook gets nothing; and after run_autograder, uid 65534 (the "uid" worker's identity)
+    can read nothing under source/, Python's audit hook aside."""
+    def steal_as_nobody(root):
+        probe = STEAL.format(root=str(root)) + "print('STOLEN' if data else 'SAFE')"
+        done = subprocess.run(["/usr/bin/python3.11", "-I", "-c", probe], capture_output=True, text=True,
+                              cwd="/tmp", user=65534, group=65534, env={"PATH": "/usr/bin:/bin"})
+        return done.stdout + done.stderr
+
     root = autograder_tree(built, None)
     try:
-        probe = STEAL.format(root=str(root)) + "print('STOLEN' if data else 'SAFE')"
-        control = subprocess.run(["/usr/bin/python3.11", "-I", "-c", probe], capture_output=True, text=True,
-                                 cwd="/tmp", user=65534, group=65534, env={"PATH": "/usr/bin:/bin"})
-        assert "STOLEN" in control.stdout, control.stdout + control.stderr
+        assert "STOLEN" in steal_as_nobody(root)
         thief = release(config, raising(*FUNCTIONS), [STEAL.format(root=str(root)) + USE_STOLEN])
         (root / "submission" / config.notebook).write_text(json.dumps(thief))
-        results, _ = run_autograder(root)
+        results, _ = run_autograder(root, mode=mode)
         assert results["score"] == 0, points(results)
+        assert "SAFE" in steal_as_nobody(root)
         assert stat.S_IMODE((root / "source").stat().st_mode) == 0o700
         for secret in ("grading.yml", "catalogue.marshal", "solutions/lstm.pyc", "assignments/lstm/exercises.pyc"):
             assert not stat.S_IMODE((root / "source" / secret).stat().st_mode) & 0o077, secret
@@ -336,13 +373,13 @@ sys.modules["numpy"].array_equal = lambda *a, **k: True
 '''
 
 
-def test_a_notebook_cannot_forge_the_result_or_patch_the_engine(built, config):
+def test_a_notebook_cannot_forge_the_result_or_patch_the_engine(built, config, mode):
     root = autograder_tree(built, None)
     try:
         engine = {p: p.read_bytes() for p in (root / "source" / "autograder").glob("*.py")}
         tamper = release(config, raising(*FUNCTIONS), [TAMPER.format(root=str(root))])
         (root / "submission" / config.notebook).write_text(json.dumps(tamper))
-        results, _ = run_autograder(root)
+        results, _ = run_autograder(root, mode=mode)
         assert results["score"] == 0 and set(points(results).values()) == {0}
         assert all(t["output"].startswith("Not implemented yet") for t in results["tests"])
         assert {p: p.read_bytes() for p in engine} == engine
@@ -408,3 +445,12 @@ def test_several_notebooks_none_named_right_get_a_zero_with_the_reason(built, co
     finally:
         shutil.rmtree(root)
     assert results["score"] == 0 and "2 notebooks were uploaded and none is named lstm.ipynb" in results["output"]
+
+
+def test_honest_work_is_graded_alike_in_either_sandbox(built, config, mode):
+    """Gradescope's containers cannot create bubblewrap's namespaces: there the worker runs as
+    uid 65534; the grades are the same."""
+    for student, score in (("correct", 18), ("bug_last_step_weights", 15)):
+        content = json.dumps(BY_ID[student].build(config), indent=1).encode()
+        results, _ = gradescope(built, content, users=(student,), mode=mode)
+        assert results["score"] == score and points(results) == pytest.approx(BY_ID[student].expected)

@@ -1,6 +1,11 @@
-"""What a student's process can and cannot do, with bubblewrap and without it (README, Isolation)."""
+"""What a student's process can and cannot do, with bubblewrap and without it (README, Isolation).
+
+The kernel-level limits are tested with the audit hook switched off (a no-op guard.py in the
+scratch folder): what holds then holds because of the kernel (cgroups, tmpfs, namespaces)."""
 import inspect
+import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -8,12 +13,12 @@ import pytest
 
 from autograder import sandbox
 from autograder.config import Limits
-from autograder.impl import Crashed, StudentImpl, TimedOut
+from autograder.impl import Crashed, StudentFailure, StudentImpl, TimedOut
 
 REPO = Path(__file__).resolve().parent.parent
-MODES = [pytest.param(True, id="bubblewrap", marks=pytest.mark.skipif(
-    not sandbox.bubblewrap_works(), reason="bubblewrap does not work on this machine")),
-    pytest.param(False, id="plain")]
+BWRAP = pytest.mark.skipif(not sandbox.bubblewrap_works(), reason="bubblewrap does not work on this machine")
+CGROUPS = pytest.mark.skipif(not sandbox.cgroup_parents(), reason="this machine lets us create no cgroups")
+MODES = [pytest.param("bubblewrap", marks=BWRAP), "none"]
 
 PROBES = f'''
 import os, socket, subprocess
@@ -60,15 +65,17 @@ import numpy as np
 '''
 
 
-def student(use_bubblewrap, tmp_path, memory_mb=1024, call_seconds=3):
+def student(mode, tmp_path, memory_mb=1024, call_seconds=3, cells=PROBES, guard=True, **limits):
     scratch = sandbox.make_scratch(None, "lstm.ipynb")
     shutil.move(scratch, tmp_path / "scratch")
     scratch = tmp_path / "scratch"
-    limits = Limits(wall_seconds=60, call_seconds=call_seconds, memory_mb=memory_mb)
+    if not guard:
+        (scratch / ".autograder" / "guard.py").write_text("def install(writable, readable):\n    pass\n")
+    limits = Limits(wall_seconds=60, call_seconds=call_seconds, memory_mb=memory_mb, **limits)
 
     def start():
-        process = sandbox.StudentProcess(scratch, limits, use_bubblewrap)
-        return process, process.request({"op": "run", "cells": [[0, PROBES]], "cell_seconds": 10}, 30)
+        process = sandbox.StudentProcess(scratch, limits, mode)
+        return process, process.request({"op": "run", "cells": [[0, cells]], "cell_seconds": 10}, 30)
     return StudentImpl(start, {}, call_seconds, lambda: 60)
 
 
@@ -76,9 +83,9 @@ def text(value):
     return str(np.asarray(value)) if not isinstance(value, str) else value
 
 
-@pytest.mark.parametrize("use_bubblewrap", MODES)
-def test_the_reference_and_the_hidden_tests_are_out_of_reach(use_bubblewrap, tmp_path):
-    impl = student(use_bubblewrap, tmp_path)
+@pytest.mark.parametrize("mode", MODES)
+def test_the_reference_and_the_hidden_tests_are_out_of_reach(mode, tmp_path):
+    impl = student(mode, tmp_path)
     try:
         for secret in ("solutions/lstm.py", "assignments/lstm/exercises.py", "grading.yml"):
             got = text(impl.call("try_read", str(REPO / secret)))
@@ -93,9 +100,9 @@ def test_the_reference_and_the_hidden_tests_are_out_of_reach(use_bubblewrap, tmp
         impl.close()
 
 
-@pytest.mark.parametrize("use_bubblewrap", MODES)
-def test_memory_and_time_limits_cost_only_the_call(use_bubblewrap, tmp_path):
-    impl = student(use_bubblewrap, tmp_path, memory_mb=1024, call_seconds=1)
+@pytest.mark.parametrize("mode", MODES)
+def test_memory_and_time_limits_cost_only_the_call(mode, tmp_path):
+    impl = student(mode, tmp_path, memory_mb=1024, call_seconds=1)
     try:
         with pytest.raises(Crashed, match="out of memory"):
             impl.call("allocate", 4.0)
@@ -108,9 +115,131 @@ def test_memory_and_time_limits_cost_only_the_call(use_bubblewrap, tmp_path):
         impl.close()
 
 
+@BWRAP
 def test_no_network_device_inside_bubblewrap(tmp_path):
-    if not sandbox.bubblewrap_works():
-        pytest.skip("bubblewrap does not work on this machine")
-    assert "--unshare-all" in sandbox.bubblewrap_prefix(tmp_path)
-    assert str(REPO) not in " ".join(a for a in sandbox.bubblewrap_prefix(tmp_path) if ".venv" not in a)
+    assert "--unshare-all" in sandbox.bubblewrap_prefix(tmp_path, 64)
+    assert str(REPO) not in " ".join(a for a in sandbox.bubblewrap_prefix(tmp_path, 64) if ".venv" not in a)
     assert inspect.getsource(sandbox).count("--ro-bind") >= 1
+
+
+KERNEL = """
+import os, time, signal
+def fill(folder, count, mb):
+    written = 0
+    try:
+        for k in range(count):
+            with open(f"{folder}/fill{k}", "wb") as f:
+                for _ in range(mb):
+                    f.write(b"x" * 2**20)
+                    written += 1
+    except OSError as exc:
+        return [written, exc.errno]
+    return [written, 0]
+def hold(children, mb):
+    pids = []
+    for _ in range(children):
+        pid = os.fork()
+        if pid == 0:
+            block = bytearray(mb * 2**20)
+            for k in range(0, len(block), 4096):
+                block[k] = 1
+            time.sleep(30)
+            os._exit(0)
+        pids.append(pid)
+    time.sleep(4)
+    return sum(os.waitpid(p, os.WNOHANG) == (0, 0) for p in pids)
+def bomb():
+    count = 0
+    try:
+        while True:
+            if os.fork() == 0:
+                time.sleep(30)
+                os._exit(0)
+            count += 1
+    except OSError:
+        return count
+def detach(path):
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            time.sleep(2)
+            open(path, "w").write("still alive")
+        os._exit(0)
+    return 1
+def torch_here():
+    import torch
+    return torch.zeros(1).numpy()
+"""
+
+
+@BWRAP
+def test_bubblewrap_tmpfs_bounds_what_a_student_writes(tmp_path):
+    """40 x 60 MB into /tmp, and 1 GB into the working folder: the tmpfs (tmpfs_mb) stops both,
+    in memory, not on the host disk (no rlimit would: each file is under the file-size limit)."""
+    impl = student("bubblewrap", tmp_path, cells=KERNEL, guard=False, tmpfs_mb=64)
+    try:
+        written, errno = map(int, impl.call("fill", "/tmp", 40, 60))
+        assert errno == 28 and 50 <= written <= 64, (written, errno)     # ENOSPC at 64 MB
+        written, errno = map(int, impl.call("fill", ".", 20, 60))
+        assert errno == 28 and written <= 64, (written, errno)
+        assert not any(p.name.startswith("fill") for p in (tmp_path / "scratch").iterdir())
+    finally:
+        impl.close()
+
+
+@CGROUPS
+@pytest.mark.parametrize("mode", MODES)
+def test_forked_children_share_one_memory_limit(mode, tmp_path):
+    """Four children holding 300 MB each: rlimits (per process) allow it, the cgroup does not."""
+    impl = student(mode, tmp_path, memory_mb=700, call_seconds=8, cells=KERNEL, guard=False, tmpfs_mb=16)
+    try:
+        alive = int(impl.call("hold", 4, 300))
+        assert alive <= 2, alive
+    except Crashed:
+        pass                                          # the OOM killer chose the worker itself
+    finally:
+        impl.close()
+
+
+@CGROUPS
+@pytest.mark.parametrize("mode", MODES)
+def test_a_fork_bomb_stops_at_the_process_limit(mode, tmp_path):
+    impl = student(mode, tmp_path, cells=KERNEL, guard=False, processes=20)
+    try:
+        assert 5 <= int(impl.call("bomb")) < 20
+    finally:
+        impl.close()
+
+
+@CGROUPS
+@pytest.mark.parametrize("mode", MODES)
+def test_nothing_outlives_the_student_process(mode, tmp_path):
+    """A detached grandchild (its own session) is killed with the submission: it never writes."""
+    marker = tmp_path / "marker"
+    os.chmod(tmp_path, 0o777)
+    impl = student(mode, tmp_path, cells=KERNEL, guard=False)
+    assert int(impl.call("detach", str(marker) if mode == "none" else "/tmp/work/marker")) == 1
+    impl.close()
+    time.sleep(3)
+    assert not marker.exists()
+    assert not [p for root in sandbox.cgroup_parents().values() for p in root.glob("autograder-*")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_autodiff_libraries_cannot_be_imported(mode, tmp_path):
+    impl = student(mode, tmp_path, cells=KERNEL)
+    try:
+        with pytest.raises(StudentFailure, match="ImportRefused"):
+            impl.call("torch_here")
+    finally:
+        impl.close()
+
+
+@BWRAP
+def test_bubblewrap_hides_the_autodiff_libraries_even_without_the_hook(tmp_path):
+    impl = student("bubblewrap", tmp_path, cells=KERNEL, guard=False)
+    try:
+        with pytest.raises(StudentFailure, match="(AttributeError|ImportError|ModuleNotFoundError)"):
+            impl.call("torch_here")
+    finally:
+        impl.close()
