@@ -105,7 +105,7 @@ def main(argv=None):
                               help=f"nbgrader gradebook to record the grades in (default: {where}); "
                                    "its folder is the nbgrader course folder (autograded/ goes there)")
             book.add_argument("--no-gradebook", action="store_true", help="write no gradebook")
-    scope = sub.add_parser("gradescope", help="write an otter-grader autograder zip for Gradescope")
+    scope = sub.add_parser("gradescope", help="write the Gradescope autograder zip")
     scope.add_argument("--assignment", required=True)
     scope.add_argument("--out", required=True, help="folder for <assignment>-gradescope.zip")
     args = parser.parse_args(argv)
