@@ -4,7 +4,7 @@
 
 Gradescope unzips the zip into /autograder/source, runs setup.sh once (as root) when it builds
 the image, then, for each submission, /autograder/run_autograder (a copy of ours) as root in
-/autograder. Ours makes /autograder/source readable by root only and runs `main` below, which
+/autograder. Ours makes /autograder/source readable by root only and runs `run` below, which
 grades the uploaded notebook with `Grader.grade(student_id, notebook_path)`, exactly the call the
 local grader makes: the student's cells run only in the sandboxed worker (bubblewrap where it
 works, else an unprivileged uid), and results.json is written by this root-side process.
