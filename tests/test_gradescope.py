@@ -24,6 +24,7 @@ import yaml
 
 from assignments.lstm.samples import SAMPLES, reference_cells, release, with_body
 from autograder.grade import Grader
+from autograder.gradescope import DEFAULT_VISIBILITY, to_gradescope
 from autograder.sandbox import GRACE_SECONDS, SKIP_ENV, bubblewrap_works
 from solutions import lstm as reference
 from tests.conftest import REPO, run_cli
@@ -454,3 +455,25 @@ def test_honest_work_is_graded_alike_in_either_sandbox(built, config, mode):
         content = json.dumps(BY_ID[student].build(config), indent=1).encode()
         results, _ = gradescope(built, content, users=(student,), mode=mode)
         assert results["score"] == score and points(results) == pytest.approx(BY_ID[student].expected)
+
+
+def test_a_stateful_notebook_poisoning_second_opinions_is_graded_as_locally(built, config, tmp_path):
+    """lstm_gates answers right at first, then (when the judges ask it for second opinions on
+    lstm_step_forward) in agreement with a wrong lstm_step_forward: Gradescope grades it exactly
+    as the local grader does (what the engine should give it is tests/test_attacks.py's)."""
+    gates = with_body("lstm_gates", "H = prev_h.shape[1]\nCALLS.append(1)\na = x @ Wx + prev_h @ Wh + b\n"
+                                    "i, f, g, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2*H]), np.tanh(a[:, 2*H:3*H]), "
+                                    "sigmoid(a[:, 3*H:])\nreturn (i, f, g, o) if len(CALLS) <= 3 else (i, 0.9 * f, g, o)")
+    step = with_body("lstm_step_forward", "H = prev_h.shape[1]\na = x @ Wx + prev_h @ Wh + b\n"
+                                          "i, f, g, o = sigmoid(a[:, :H]), 0.9 * sigmoid(a[:, H:2*H]), "
+                                          "np.tanh(a[:, 2*H:3*H]), sigmoid(a[:, 3*H:])\n"
+                                          "next_c = f * prev_c + i * g\nnext_h = o * np.tanh(next_c)\n"
+                                          "return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, b)")
+    notebook = solved(config, lstm_gates="CALLS = []\n" + gates, lstm_step_forward=step)
+    path = tmp_path / config.notebook
+    path.write_text(json.dumps(notebook, indent=1))
+    results, _ = gradescope(built, path.read_bytes(), users=("777",))
+    local = Grader.prepare(config).grade("777", path)
+    assert points(results) == pytest.approx({e["id"]: e["points"] for e in local["exercises"]})
+    assert [t["output"] for t in results["tests"]] == [
+        t["output"] for t in to_gradescope(local, DEFAULT_VISIBILITY, [], {}, {})["tests"]]
