@@ -24,7 +24,6 @@ import os
 import py_compile
 import re
 import shutil
-import stat
 import sys
 import tempfile
 import time
@@ -206,15 +205,16 @@ def write_zip(stage, zip_path):
 # ---------------------------------------------------------------- grading (Gradescope side)
 
 def read_settings(grading_yml, assignment):
-    """grading.yml's `gradescope:` keys of the assignment, with defaults, checked."""
+    """grading.yml's `gradescope:` keys of the assignment, with defaults; ConfigError when wrong."""
+    from autograder.config import ConfigError
     section = yaml.safe_load(Path(grading_yml).read_text())["assignments"][assignment].get("gradescope") or {}
     unknown = set(section) - set(DEFAULT_VISIBILITY)
     if unknown:
-        raise ValueError(f"grading.yml: unknown gradescope key(s) {sorted(unknown)}")
+        raise ConfigError(f"grading.yml: unknown gradescope key(s) {sorted(unknown)}")
     settings = {**DEFAULT_VISIBILITY, **section}
     for key, value in settings.items():
         if value not in VISIBILITIES:
-            raise ValueError(f"grading.yml: gradescope {key} must be one of {', '.join(VISIBILITIES)}")
+            raise ConfigError(f"grading.yml: gradescope {key} must be one of {', '.join(VISIBILITIES)}")
     return settings
 
 
@@ -354,9 +354,7 @@ def run(argv=None):
         import traceback
         traceback.print_exc()
         results = failure_results(f"{type(exc).__name__}: {exc}")
-    out = args.root / "results" / "results.json"
-    out.write_text(json.dumps(results, indent=1) + "\n")
-    os.chmod(out, stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)
+    (args.root / "results" / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     for test in results["tests"]:
         print(f"{test['name']:<20} {test['score']:>7g} / {test['max_score']:g}")
     print(f"total {results['score']:g} in {time.monotonic() - started:.1f} s")

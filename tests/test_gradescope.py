@@ -5,7 +5,6 @@ results/results.json read back. It must grade like the local grader, exercise by
 no notebook may read the answers, forge the result, patch the engine or stall it."""
 import ast
 import concurrent.futures
-import hashlib
 import inspect
 import json
 import os
