@@ -361,12 +361,40 @@ def run(argv=None):
     return 0
 
 
-def main(config, out, repo):
-    """`python -m autograder gradescope`: build the zip and say what to do with it."""
+def preview(zip_path, notebook, user="1"):
+    """Grade `notebook` with the zip as Gradescope does: the zip unzipped into a temporary
+    /autograder/source, run_autograder run there (with this Python) -> the results dict."""
+    import subprocess
+    root = Path(tempfile.mkdtemp(prefix="autograder-"))
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            zf.extractall(root / "source")
+        shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
+        os.chmod(root / "run_autograder", 0o755)
+        for folder in ("submission", "results"):
+            (root / folder).mkdir()
+        shutil.copy(notebook, root / "submission" / Path(notebook).name)
+        (root / "submission_metadata.json").write_text(json.dumps({"users": [{"id": user}]}))
+        env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable}
+        subprocess.run([str(root / "run_autograder")], cwd=root, env=env, stdout=subprocess.DEVNULL)
+        return json.loads((root / "results" / "results.json").read_text())
+    finally:
+        shutil.rmtree(root)
+
+
+def main(config, out, repo, notebook=None):
+    """`python -m autograder gradescope`: build the zip and say what to do with it; with a
+    notebook, also grade it with the zip (preview) and print what Gradescope would show."""
     zip_path = build(config, out, repo)
     print(f"Gradescope autograder: {zip_path} ({os.path.getsize(zip_path) / 1024:.0f} KiB). Upload it as the "
           "programming assignment's autograder (Configure Autograder > Zip file upload; base image Ubuntu 22.04).",
           file=sys.stderr)
+    if notebook:
+        results = preview(zip_path, notebook)
+        for test in results["tests"]:
+            print(f"{test['name']}: {test['score']:g} / {test['max_score']:g}\n    "
+                  + test["output"].replace("\n", "\n    "))
+        print(f"total: {results['score']:g}\n{results['output']}")
     return zip_path
 
 

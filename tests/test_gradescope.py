@@ -476,3 +476,14 @@ def test_a_stateful_notebook_poisoning_second_opinions_is_graded_as_locally(buil
     assert points(results) == pytest.approx({e["id"]: e["points"] for e in local["exercises"]})
     assert [t["output"] for t in results["tests"]] == [
         t["output"] for t in to_gradescope(local, DEFAULT_VISIBILITY, [], {}, {})["tests"]]
+
+
+def test_a_ta_can_try_the_zip_on_a_notebook_before_uploading_it(config, tmp_path):
+    notebook = tmp_path / "My LSTM.ipynb"
+    notebook.write_text(json.dumps(BY_ID["bug_last_step_weights"].build(config)))
+    done = run_cli("gradescope", "--assignment", "lstm", "--out", str(tmp_path), "--try", str(notebook))
+    assert done.returncode == 0, done.stderr
+    assert "lstm_backward: 2 / 5\n    Partly correct. dWx has relative error" in done.stdout
+    assert "Weight gradients not summed over time" in done.stdout
+    assert "total: 15\ngraded My LSTM.ipynb, the only notebook uploaded" in done.stdout
+    assert (tmp_path / "lstm-gradescope.zip").is_file()
