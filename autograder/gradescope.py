@@ -365,7 +365,7 @@ def preview(zip_path, notebook, user="1"):
     """Grade `notebook` with the zip as Gradescope does: the zip unzipped into a temporary
     /autograder/source, run_autograder run there (with this Python) -> the results dict."""
     import subprocess
-    root = Path(tempfile.mkdtemp(prefix="autograder-"))
+    root = Path(tempfile.mkdtemp(prefix="gradescope-root-"))
     try:
         with zipfile.ZipFile(zip_path) as zf:
             zf.extractall(root / "source")

@@ -48,7 +48,7 @@ def autograder_tree(zip_path, notebook, users=("4242",), file_name="lstm.ipynb",
 
     notebook: a dict (written as JSON), bytes, or None (nothing uploaded); limits/settings:
     changes to the zip's grading.yml (as a TA would edit it before zipping)."""
-    root = Path(tempfile.mkdtemp(prefix="autograder-", dir="/tmp"))
+    root = Path(tempfile.mkdtemp(prefix="gradescope-root-", dir="/tmp"))
     os.chmod(root, 0o755)    # like Gradescope's /autograder: other users may pass through
     with zipfile.ZipFile(zip_path) as zf:
         zf.extractall(root / "source")
