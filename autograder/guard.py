@@ -59,23 +59,29 @@ class FrameAttributeRefused(AttributeError):
 
 
 class Refused(types.ModuleType):
-    """What other modules see in place of a blocked module they had imported."""
+    """What other modules see in place of a blocked module (or function) they had imported:
+    every function of it refuses to run."""
 
     def __getattr__(self, attr):
-        raise PermissionError(f"the grader does not allow {attr}")
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return self
+
+    def __call__(self, *args, **kwargs):
+        raise PermissionError(f"the grader does not allow {self.__name__}")
 
 
 def install(writable, readable):
     """Install the audit hook: reads only under `readable` (or `writable`), writes only under
     `writable`; everything in the module docstring refused. Modules named in BLOCKED_MODULES
-    that are already imported (numpy imports ctypes) are removed first; subprocess is imported
-    before, since matplotlib imports it and it imports _posixsubprocess."""
-    import subprocess  # noqa: F401
+    that are already imported (numpy imports ctypes) are removed first; `_posixsubprocess`
+    becomes a module whose functions refuse, so that subprocess (matplotlib imports it) imports."""
     writable = tuple(os.path.realpath(p) for p in writable)
     readable = tuple(os.path.realpath(p) for p in readable) + writable
     roots = {"readable": readable, "writable": writable}
     trusted = trusted_code(sys._getframe(1).f_globals)
     scrub_modules()
+    sys.modules["_posixsubprocess"] = Refused("_posixsubprocess")
     state = {"busy": None}      # the thread running the hook's own introspection
 
     def hook(event, args):
@@ -153,7 +159,7 @@ def scrub_modules():
     blocked = {name: sys.modules.pop(name) for name in list(sys.modules)
                if name.partition(".")[0] in BLOCKED_MODULES}
     blocked_ids = {id(m) for m in blocked.values()}
-    refused = Refused("refused")
+    refused = Refused("this function")
     for module in list(sys.modules.values()):
         for attr, value in list(getattr(module, "__dict__", {}).items()):
             if id(value) in blocked_ids or (isinstance(value, (type, types.BuiltinFunctionType))

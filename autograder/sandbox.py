@@ -254,13 +254,18 @@ def cgroup_parents():
     return {}
 
 
+def cgroup_prefix():
+    """The start of the names of this session's cgroups (the grader's session id: a run's own)."""
+    return f"autograder-{os.getsid(0)}-"
+
+
 class Cgroup:
     """The cgroup(s) of one student process: memory (tmpfs included) and process count of
     everything it starts, bounded together; `close()` kills all of it and removes the cgroups."""
 
     def __init__(self, memory_mb, processes):
         self.folders = []
-        name = f"autograder-{uuid.uuid4().hex[:12]}"
+        name = f"{cgroup_prefix()}{uuid.uuid4().hex[:12]}"
         memory = str(int(memory_mb) * 2**20)
         settings = {"memory": {"memory.limit_in_bytes": memory, "memory.memsw.limit_in_bytes": memory},
                     "pids": {"pids.max": str(processes)},

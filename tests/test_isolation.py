@@ -159,12 +159,14 @@ def bomb():
     except OSError:
         return count
 def detach(path):
-    if os.fork() == 0:
+    child = os.fork()
+    if child == 0:
         os.setsid()
         if os.fork() == 0:
             time.sleep(2)
             open(path, "w").write("still alive")
         os._exit(0)
+    os.waitpid(child, 0)    # the grandchild exists, in a session of its own
     return 1
 def torch_here():
     import torch
@@ -222,7 +224,7 @@ def test_nothing_outlives_the_student_process(mode, tmp_path):
     impl.close()
     time.sleep(3)
     assert not marker.exists()
-    assert not [p for root in sandbox.cgroup_parents().values() for p in root.glob("autograder-*")]
+    assert not [p for root in sandbox.cgroup_parents().values() for p in root.glob(sandbox.cgroup_prefix() + "*")]
 
 
 @pytest.mark.parametrize("mode", MODES)
