@@ -337,20 +337,19 @@ def test_a_notebook_cannot_read_the_answers(built, config, mode):
     can read nothing under source/, Python's audit hook aside."""
     def steal_as_nobody(root):
         probe = STEAL.format(root=str(root)) + "print('STOLEN' if data else 'SAFE')"
-        done = subprocess.run(["/usr/bin/python3.11", "-I", "-c", probe], capture_output=True, text=True,
+        done = subprocess.run(["/usr/bin/python3", "-I", "-c", probe], capture_output=True, text=True,
                               cwd="/tmp", user=65534, group=65534, env={"PATH": "/usr/bin:/bin"})
         return done.stdout + done.stderr
 
-    if os.geteuid() != 0:
-        pytest.skip("Gradescope runs run_autograder as root; so must this test")
+    as_root = os.geteuid() == 0      # as on Gradescope; elsewhere (CI) only the grading part runs
     root = autograder_tree(built, None)
     try:
-        assert "STOLEN" in steal_as_nobody(root)
+        assert not as_root or "STOLEN" in steal_as_nobody(root)
         thief = release(config, raising(*FUNCTIONS), [STEAL.format(root=str(root)) + USE_STOLEN])
         (root / "submission" / config.notebook).write_text(json.dumps(thief))
         results, _ = run_autograder(root, mode=mode)
         assert results["score"] == 0, points(results)
-        assert "SAFE" in steal_as_nobody(root)
+        assert not as_root or "SAFE" in steal_as_nobody(root)
         assert stat.S_IMODE((root / "source").stat().st_mode) == 0o700
         for secret in ("grading.yml", "catalogue.marshal", "solutions/lstm.pyc", "assignments/lstm/exercises.pyc"):
             assert not stat.S_IMODE((root / "source" / secret).stat().st_mode) & 0o077, secret
