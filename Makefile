@@ -7,7 +7,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: venv sandbox test demo bench release clean
+.PHONY: venv sandbox browser test demo bench release clean
 
 venv: $(STAMP)
 
@@ -24,7 +24,15 @@ sandbox:
 	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1)); } || \
 	  echo "note: bubblewrap not installed; grading uses plain processes (see README, Isolation)"
 
-test: $(STAMP) sandbox
+# chromium drives formgrader in the browser test (tests/test_ta_loop.py), through the venv's
+# playwright; installed here like bubblewrap. Without it that one test skips and says why.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1)); } || \
+	  echo "note: chromium not installed; the formgrader browser test will skip"
+
+test: $(STAMP) sandbox browser
 	$(PY) -m pytest -q
 
 demo: $(STAMP) sandbox release

@@ -11,3 +11,5 @@ c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
 # What a student sees in place of a solution block.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+# `nbgrader export` here writes nbgrader_grades.csv, never over a grades.csv of the autograder
+c.ExportPlugin.to = "nbgrader_grades.csv"

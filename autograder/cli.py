@@ -1,4 +1,4 @@
-"""python -m autograder {grade,samples,demo,mutants,gradescope} ... (see README, "For TAs")."""
+"""python -m autograder {collect,grade,feedback,export,samples,demo,mutants,gradescope} ... (see README, "For TAs")."""
 import argparse
 import os
 import sys
@@ -6,19 +6,24 @@ import time
 from pathlib import Path
 
 from autograder import config as configuration
-from autograder import report
-from autograder.grade import Grader, find_submissions, grade_all
-from autograder.sandbox import NOBODY, GraderError
+from autograder import consistency, late, layout, report
+from autograder.lms.collect import CollectError
+from autograder.grade import Grader, grade_all
+from autograder.lms.roster import RosterError
+from autograder.sandbox import MODES, NOBODY, GraderError
 
 
-def progress_bar(total, quiet=False):
-    """A progress bar on stderr (tqdm) and the callback that advances it."""
+def progress_bar(total, quiet=False, desc="grading"):
+    """A progress bar on stderr (tqdm) and the callback that advances it (given a result, the
+    bar shows its score; given anything else, it just counts)."""
     from tqdm import tqdm
-    bar = tqdm(total=total, desc="grading", unit="submission", file=sys.stderr, disable=quiet,
+    bar = tqdm(total=total, desc=desc, unit="submission", file=sys.stderr, disable=quiet,
                bar_format="{desc}: {n}/{total} |{bar:30}| {elapsed}<{remaining} {postfix}")
 
     def advance(result):
-        bar.set_postfix_str(f"{result['student_id']}: {report.fmt(result['score'])}/{report.fmt(result['max_score'])}")
+        if isinstance(result, dict):
+            bar.set_postfix_str(f"{result['student_id']}: {report.fmt(result['score'])}/"
+                                f"{report.fmt(result['max_score'])}")
         bar.update()
     return bar, advance
 
@@ -30,15 +35,30 @@ UNSANDBOXED_WARNING = """
 """
 
 
-def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=False, unsandboxed=False):
-    """Grade every submission under root into out; with `gradebook` (a path to gradebook.db),
-    also record the grades there for formgrader and `nbgrader export`. The output folder is
-    created closed to other users (the "uid" sandbox checks that its student cannot read it)."""
+def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=False, student=None,
+                  allow_missing=False, unsandboxed=False):
+    """Grade every submission under root into out (with `student`, that one only, into the class
+    outputs already in out); with `gradebook` (a path to gradebook.db), also record the grades
+    there for formgrader and `nbgrader export`. The output folder is created closed to other
+    users (the "uid" sandbox checks that its student cannot read it)."""
     root = Path(root)
     if not root.is_dir():
         raise GraderError(f"{root} is not a folder of submissions")
+    problems = consistency.mismatches(config)
+    if problems:
+        raise GraderError("grading.yml and the release notebook disagree (fix one, then `make release`):\n  "
+                          + "\n  ".join(problems))
+    submissions = layout.find_submissions(root, config.name, config.notebook)
+    if student is not None:
+        submissions = [s for s in submissions if s[0] == student]
+        if not submissions:
+            raise GraderError(f"no folder {root / student}")
+    else:
+        try:
+            layout.diagnose(root, config.name, config.notebook, submissions, allow_missing)
+        except layout.LayoutError as exc:
+            raise GraderError(str(exc)) from None
     Path(out).mkdir(mode=0o700, parents=True, exist_ok=True)
-    submissions = find_submissions(root, config.name, config.notebook)
     protected = [root, Path(out)] + ([Path(gradebook)] if gradebook is not None else [])
     grader = Grader.prepare(config, sandbox_mode, unsandboxed, protected)
     if grader.sandbox == "none":
@@ -52,10 +72,20 @@ def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=F
     bar, advance = progress_bar(len(submissions), quiet)
     with bar:
         results = grade_all(grader, submissions, jobs, advance)
-    report.write_all(config, results, out)
+    paths = dict(submissions)
+    for result in results:
+        annotate(config, root, result, result["student_id"], paths[result["student_id"]])
+    graded_seconds = time.monotonic() - started
+    everyone = results
+    if student is not None:
+        everyone = sorted([r for r in report.read_results(out) if r["student_id"] != student] + results,
+                          key=lambda r: r["student_id"])
+    report.write_all(config, everyone, out, only={r["student_id"] for r in results})
     if not quiet:
-        print(report.table(config, results))
-        print(f"\n{len(results)} graded in {time.monotonic() - started:.1f} s. "
+        print(report.table(config, everyone))
+        for line in integrity_flags(results):
+            print(line)
+        print(f"\n{len(results)} graded in {graded_seconds:.1f} s ({report.status_counts(results)}). "
               f"Grades: {Path(out) / 'grades.csv'}; feedback: {Path(out) / 'feedback'}/; "
               f"details: {Path(out) / 'results'}/")
     if gradebook is not None:
@@ -63,20 +93,50 @@ def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=F
     return results
 
 
+def integrity_flags(results):
+    """Lines for the TA: each submission an integrity rule took points from, and why."""
+    flagged = [(r["student_id"], e["id"], flag) for r in results for e in r["exercises"] for flag in e.get("flags", ())]
+    if not flagged:
+        return []
+    return ["\nFlagged for a TA to look at (the exercise earned nothing):"] + [
+        f"  {student}: {exercise} ({flag})" for student, exercise, flag in flagged]
+
+
+def annotate(config, root, result, student, path):
+    """What grading the notebook itself cannot know: how the folder was read (a renamed
+    notebook, what is there instead of one) and the late penalty from timestamp.txt."""
+    note = layout.note(root, student, config.name, config.notebook, path)
+    if note:
+        result.setdefault("notes", []).append(note)
+        if result["status"] == "missing":
+            result["reason"] = f"{result['reason']}: {note}"
+    submitted = late.read_timestamp(path.parent) if path else None
+    late.annotate(result, config.late, submitted, config.full_points)
+
+
 def write_gradebook(config, results, submissions, db_path, quiet=False):
+    """Record results in the gradebook at db_path, with a progress bar; print where it is, how to
+    open formgrader, and the manual grades to look at again (returned)."""
     from autograder import gradebook
     started = time.monotonic()
+    bar, advance = progress_bar(len(results), quiet, "gradebook")
     try:
-        folder = gradebook.write(config, results, submissions, db_path, quiet)
+        with bar:
+            folder, flags = gradebook.write(config, results, submissions, db_path, quiet, advance)
     except Exception as exc:
         raise GraderError(f"could not write the gradebook {db_path}: {type(exc).__name__}: {exc}") from exc
     if not quiet:
         count, waiting = gradebook.summary(db_path)
         here = Path.cwd().resolve()
         print(f"Gradebook: {gradebook.shown(Path(db_path).resolve(), here)} ({count} submission(s), {waiting} "
-              f"written answer(s) waiting for a manual grade; {time.monotonic() - started:.1f} s); autograded "
+              f"answer(s) waiting for a manual grade; {time.monotonic() - started:.1f} s); autograded "
               f"notebooks: {gradebook.shown(Path(folder) / 'autograded', here)}/\n"
               f"Formgrader: {gradebook.formgrader_hint(folder)}")
+        if flags:
+            print(f"Manual grades to look at again ({len(flags)}), flagged in formgrader:")
+            for student, cell, why in flags:
+                print(f"  {student} {cell}: {why}")
+    return flags
 
 
 def main(argv=None):
@@ -90,7 +150,7 @@ def main(argv=None):
             ("mutants", "grade every catalogued misconception: detection and diagnosis rates"))]:
         p.add_argument("--assignment", required=True)
         p.add_argument("--jobs", type=int, default=None, help="parallel submissions (default: cores)")
-        p.add_argument("--sandbox", choices=("auto", "bubblewrap", "uid", "none"), default="auto",
+        p.add_argument("--sandbox", choices=("auto",) + MODES, default="auto",
                        help="auto (default): bubblewrap where it works, else an unprivileged uid when "
                             "running as root; none needs --unsandboxed")
         p.add_argument("--unsandboxed", action="store_true",
@@ -105,6 +165,23 @@ def main(argv=None):
                               help=f"nbgrader gradebook to record the grades in (default: {where}); "
                                    "its folder is the nbgrader course folder (autograded/ goes there)")
             book.add_argument("--no-gradebook", action="store_true", help="write no gradebook")
+    grade.add_argument("--student", metavar="ID", help="regrade this student only, into the class outputs in OUT")
+    grade.add_argument("--allow-missing", action="store_true",
+                       help="grade even when most student folders hold no notebook")
+    collect = sub.add_parser("collect", help="an LMS download (zip or folder) -> ROOT in nbgrader's layout")
+    collect.add_argument("download", help="Canvas or Moodle zip or folder, flat <student>.ipynb, or nbgrader layout")
+    collect.add_argument("--assignment", required=True)
+    collect.add_argument("--into", required=True, metavar="ROOT")
+    collect.add_argument("--roster", metavar="CSV", help="every enrolled student gets a folder (a row when graded)")
+    feedback = sub.add_parser("feedback", help="rebuild OUT/feedback/ with the TA's manual grades and comments")
+    export = sub.add_parser("export", help="final grades for the LMS: canvas, moodle or csv")
+    for p in (feedback, export):
+        p.add_argument("--assignment", required=True)
+        p.add_argument("--gradebook", metavar="PATH", help="default: the course root's gradebook.db")
+    feedback.add_argument("--out", required=True, help="the OUT of `grade` (results/ and feedback/)")
+    export.add_argument("--format", required=True, choices=("canvas", "moodle", "csv"))
+    export.add_argument("--out", required=True, metavar="FILE")
+    export.add_argument("--roster", metavar="CSV", help="every enrolled student gets a row; names and sections")
     scope = sub.add_parser("gradescope", help="write the Gradescope autograder zip")
     scope.add_argument("--assignment", required=True)
     scope.add_argument("--out", required=True, help="folder for <assignment>-gradescope.zip")
@@ -115,7 +192,15 @@ def main(argv=None):
         config = configuration.load(args.assignment)
         if args.command == "grade":
             book = None if args.no_gradebook else (args.gradebook or configuration.REPO / "gradebook.db")
-            grade_command(config, args.root, args.out, args.jobs, args.sandbox, book, unsandboxed=args.unsandboxed)
+            grade_command(config, args.root, args.out, args.jobs, args.sandbox, book, student=args.student,
+                          allow_missing=args.allow_missing, unsandboxed=args.unsandboxed)
+        elif args.command == "collect":
+            return collect_command(config, args.download, args.into, args.roster)
+        elif args.command == "feedback":
+            feedback_command(config, args.out, args.gradebook or configuration.REPO / "gradebook.db")
+        elif args.command == "export":
+            export_command(config, args.format, args.out, args.gradebook or configuration.REPO / "gradebook.db",
+                           args.roster)
         elif args.command == "samples":
             write_samples(config, Path(args.out))
         elif args.command == "demo":
@@ -133,10 +218,54 @@ def main(argv=None):
         elif args.command == "mutants":
             from autograder import mutants
             return mutants.main(config, args.jobs)
-    except (configuration.ConfigError, GraderError) as exc:
+    except (configuration.ConfigError, GraderError, RosterError, CollectError, FileNotFoundError) as exc:
         print(f"autograder: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def collect_command(config, download, into, roster_path=None):
+    """Place an LMS download under `into`; print what went where. Returns the exit status."""
+    from autograder.lms import collect, roster
+    enrolled = roster.read(roster_path) if roster_path else None
+    outcome = collect.collect(download, config.name, config.notebook, into, enrolled)
+    print(outcome.text(into))
+    if not outcome.placed:
+        print(f"autograder: no notebook of {download} could be placed", file=sys.stderr)
+        return 1
+    print(f"\nNext: python -m autograder grade {into} --assignment {config.name} --out grades")
+    return 0
+
+
+def feedback_command(config, out, db_path):
+    """Rebuild every feedback page under out with the TA's manual grades, comments and the final score."""
+    from autograder import scores
+    finals = scores.settle(config, db_path)
+    results = report.read_results(out)
+    if not results:
+        raise GraderError(f"no results under {Path(out) / 'results'}: run `grade` first")
+    for result in results:
+        final = finals.get(result["student_id"])
+        manual = None
+        if final is not None:
+            manual = {"questions": [{"id": q, "score": final.cells.get(q), "max_score": final.max_cells.get(q, p),
+                                     "comment": final.comments.get(q)} for q, p in config.manual.items()],
+                      "late_penalty": final.penalty, "final": final.total, "max_score": config.full_points}
+        (Path(out) / "feedback" / f"{result['student_id']}.html").write_text(report.feedback_html(result, manual))
+    waiting = sorted(s for s, f in finals.items() if f.waiting)
+    print(f"Rebuilt {len(results)} feedback page(s) in {Path(out) / 'feedback'}/ with the manual grades."
+          + (f" Still waiting for a manual grade: {', '.join(waiting)}" if waiting else ""))
+
+
+def export_command(config, fmt, out, db_path, roster_path=None):
+    from autograder import scores
+    from autograder.lms import export, roster
+    enrolled = roster.read(roster_path) if roster_path else None
+    finals = scores.settle(config, db_path)
+    count = export.export(config, finals, fmt, out, enrolled, roster_path)
+    waiting = sorted(s for s, f in finals.items() if f.waiting)
+    print(f"Wrote {count} row(s) to {out} ({fmt})."
+          + (f" Waiting for a manual grade (counted as 0): {', '.join(waiting)}" if waiting else ""))
 
 
 def write_samples(config, root):

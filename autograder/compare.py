@@ -1,7 +1,7 @@
 """Comparing a student's outputs with expected ones, in the grader's own process.
 
 Every function returns (passed, message); messages speak of shapes, dtypes and error sizes,
-never of the hidden input values.
+never of the hidden input values. NaN and inf never pass, on either side of a comparison.
 """
 import numpy as np
 
@@ -30,7 +30,9 @@ def arrays(actual, expected, rtol, elementwise=False):
         return False, f"has shape {actual.shape}, expected {expected.shape}"
     if expected.dtype == np.float64 and actual.dtype != np.float64:
         return False, f"has dtype {actual.dtype}, expected float64 (keep the inputs' precision)"
-    bad = ~np.isfinite(actual) & np.isfinite(expected)
+    if not np.all(np.isfinite(expected)):
+        return False, "cannot be checked: the value it is compared with is not finite"
+    bad = ~np.isfinite(actual)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         return False, f"contains {int(bad.sum())} NaN/inf value(s), first at index {first}"
@@ -45,7 +47,7 @@ def arrays(actual, expected, rtol, elementwise=False):
                            f"(allowed {rtol:.0e})")
         return True, ""
     err, where = relative_error(actual, expected)
-    if err > rtol:
+    if not err <= rtol:
         return False, f"has relative error {err:.1e} (allowed {rtol:.0e}), largest at index {where}"
     return True, ""
 
@@ -71,7 +73,7 @@ def values(actual, expected, rtol, elementwise=False):
                 return False, f"[{k}] {message}"
         return True, ""
     if np.asarray(expected).dtype == bool:
-        return bool(np.all(np.asarray(actual) == expected)), ""
+        return bool(np.asarray(actual).shape == np.asarray(expected).shape and np.all(np.asarray(actual) == expected)), ""
     if isinstance(actual, (dict, tuple)) or actual is None:
         return False, f"is a {type(actual).__name__}, expected an array"
     return arrays(actual, expected, rtol, elementwise)

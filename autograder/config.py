@@ -18,7 +18,7 @@ class Limits:
     wall_seconds: float
     call_seconds: float
     memory_mb: int        # address space of the student's process; with tmpfs_mb, its cgroup's memory
-    tmpfs_mb: int = 256   # bubblewrap's /tmp (the student's working folder included)
+    tmpfs_mb: int = 256   # the student's tmpfs: bubblewrap's /tmp (working folder inside), else the working folder
     processes: int = 32   # processes and threads of one submission at a time
 
 
@@ -35,6 +35,7 @@ class AssignmentConfig:
     manual: dict           # nbgrader grade_id -> points, graded by hand
     module: object         # the assignment module: EXERCISES, CATALOGUE, SAMPLES
     reference: object      # the reference module
+    late: object = None    # late.LatePolicy from grading.yml's `late:`, or None
 
     @property
     def release_dir(self):
@@ -50,11 +51,24 @@ class AssignmentConfig:
     def max_score(self):
         return float(sum(self.points.values()))
 
+    @property
+    def full_points(self):
+        """Auto-graded plus written-answer points: what a late penalty's percent is of."""
+        return self.max_score + float(sum(self.manual.values()))
+
     def parameter_names(self):
         """fn name -> argument names, from the reference's signatures (for messages)."""
         return {name: tuple(inspect.signature(fn).parameters)
                 for name, fn in vars(self.reference).items()
                 if inspect.isfunction(fn) and not name.startswith("_")}
+
+
+def _late_policy(section):
+    from autograder import late
+    try:
+        return late.load(section)
+    except late.PolicyError as exc:
+        raise ConfigError(f"grading.yml: {exc}") from None
 
 
 def load(assignment, path=REPO / "grading.yml"):
@@ -76,7 +90,8 @@ def load(assignment, path=REPO / "grading.yml"):
         input_modified_penalty=float(section.get("input_modified_penalty", 0.5)),
         points={k: float(v) for k, v in section["exercises"].items()},
         manual={k: float(v) for k, v in (section.get("manual") or {}).items()},
-        module=module, reference=importlib.import_module(section["reference"]))
+        module=module, reference=importlib.import_module(section["reference"]),
+        late=_late_policy(section.get("late")))
     missing = set(config.points) - {e.id for e in module.EXERCISES}
     if missing:
         raise ConfigError(f"grading.yml names exercises {sorted(missing)} that {section['module']} does not define")

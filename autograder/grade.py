@@ -1,10 +1,12 @@
 """Grading one submission, and a class of them in parallel."""
 import concurrent.futures
+import hashlib
 import inspect
 import multiprocessing
 import os
 import shutil
 import time
+import traceback
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from autograder import sandbox
+from autograder.channel import ForkServer
 from autograder.exercise import Context, ExerciseResult, grade_exercise
-from autograder.impl import Crashed, LocalImpl, StudentImpl, TimedOut
+from autograder.impl import LocalImpl, StudentImpl
 from autograder.notebook import Unreadable, read_cells
 
 
@@ -37,23 +40,32 @@ class Grader:
         catalogue = getattr(config.module, "CATALOGUE", [])
         return cls(config, mode, [(m, m.namespace(source)) for m in catalogue])
 
-    def rng(self, student_id, exercise_id):
-        """The hidden inputs' generator: fixed by grading.yml's seed, the assignment, the student
-        and the exercise, so regrading gives the same inputs and classmates get different ones."""
-        words = (self.config.name, student_id, exercise_id)
+    def rng(self, student_id, exercise_id, digest=""):
+        """The hidden inputs' generator: fixed by grading.yml's seed, the assignment, the student,
+        the exercise and the submitted notebook's content (its sha256 `digest`), so regrading the
+        same notebook gives the same inputs, classmates get different ones, and a changed notebook
+        meets new ones (nothing harvested from one attempt answers the next)."""
+        words = (self.config.name, student_id, exercise_id, digest)
         return np.random.default_rng([self.config.seed] + [zlib.crc32(w.encode()) for w in words])
 
     def grade(self, student_id, notebook_path):
-        """One submission -> its result dict (results/<student>.json)."""
-        config = self.config
-        names = config.parameter_names()
-        setting = Setting(config.name, config.notebook, config.points, config.skip_cell_tags, config.limits,
-                          config.tolerance, config.input_modified_penalty, names, config.release_dir,
-                          self.sandbox)
-        graded = ((e, e.cases(self.rng(student_id, e.id))) for e in config.exercises)
-        return grade_notebook(student_id, notebook_path, setting, graded,
-                              LocalImpl(vars(config.reference), names),
-                              [(m, LocalImpl(ns, names)) for m, ns in self.misconceptions])
+        """One submission -> its result dict (results/<student>.json). Never raises: whatever
+        goes wrong becomes this submission's zero with a reason."""
+        try:
+            config = self.config
+            names = config.parameter_names()
+            setting = Setting(config.name, config.notebook, config.points, config.skip_cell_tags, config.limits,
+                              config.tolerance, config.input_modified_penalty, names, config.release_dir,
+                              self.sandbox)
+            digest = notebook_digest(notebook_path)
+            graded = ((e, e.cases(self.rng(student_id, e.id, digest))) for e in config.exercises)
+            return grade_notebook(student_id, notebook_path, setting, graded,
+                                  LocalImpl(vars(config.reference), names),
+                                  [(m, LocalImpl(ns, names)) for m, ns in self.misconceptions])
+        except sandbox.GraderError:
+            raise                  # the machine cannot run student processes at all: stop the run
+        except Exception as exc:   # the grader's own failure on this submission: its row says so
+            return {**failed_result(student_id, self.config, exc), "sandbox": self.sandbox}
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,26 @@ class Setting:
     parameter_names: dict     # fn name -> argument names (for messages)
     support_dir: object       # copied next to the notebook in the student's scratch folder, or None
     sandbox: str              # "bubblewrap" | "uid" | "none"
+
+
+def notebook_digest(path):
+    """sha256 of the submitted file ("" when there is none or it cannot be read)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
+    except OSError:
+        return ""
+
+
+def failed_result(student_id, config, exc):
+    """The row of a submission the grader itself failed on: zero, and the reason for the TA."""
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    reason = (f"the grader failed on this submission ({type(exc).__name__}"
+              f"{f' in {Path(where.filename).name}:{where.lineno}' if where else ''}); "
+              "a TA should look at it")
+    return {"student_id": student_id, "assignment": config.name, "status": "error", "reason": reason,
+            "score": 0.0, "max_score": float(sum(config.points.values())), "cell_errors": [], "seconds": 0.0,
+            "exercises": [ExerciseResult(e, 0.0, p, "error", "not graded: " + reason).to_json()
+                          for e, p in config.points.items()]}
 
 
 def grade_notebook(student_id, notebook_path, setting, graded, reference, misconception_impls):
@@ -97,19 +129,8 @@ def grade_notebook(student_id, notebook_path, setting, graded, reference, miscon
         return limits.wall_seconds - (time.monotonic() - started)
 
     scratch = sandbox.make_scratch(setting.support_dir, setting.notebook)
-
-    def start():
-        process = sandbox.StudentProcess(scratch, limits, setting.sandbox)
-        seconds = time_left()
-        try:
-            reply = process.request({"op": "run", "cells": cells, "cell_seconds": limits.call_seconds}, seconds)
-        except sandbox.ChannelTimeout:
-            raise TimedOut("notebook", f"its cells did not finish running within {seconds:.0f} s") from None
-        except sandbox.ChannelClosed as exc:
-            raise Crashed("notebook", f"{exc} while its cells were running") from None
-        return process, reply
-
-    student = StudentImpl(start, setting.parameter_names, limits.call_seconds, time_left)
+    student = StudentImpl(lambda seconds: ForkServer(scratch, limits, setting.sandbox, cells, seconds),
+                          setting.parameter_names, limits, time_left)
     ctx = Context(student, reference, setting.tolerance, misconception_impls=misconception_impls)
     try:
         for exercise, cases in graded:
@@ -117,7 +138,8 @@ def grade_notebook(student_id, notebook_path, setting, graded, reference, miscon
             ctx.results[exercise.id] = outcome
             result["exercises"].append(outcome.to_json())
             if student.run_reply and not result["cell_errors"]:
-                result["cell_errors"] = [{"cell": i, "error": e} for i, e in student.run_reply["cell_errors"]]
+                result["cell_errors"] = [{"cell": i, "error": f"{kind}: {message}" if message else kind,
+                                          "line": line} for i, kind, message, line in student.run_reply["cell_errors"]]
     finally:
         student.close()
         shutil.rmtree(scratch, ignore_errors=True)
@@ -127,14 +149,11 @@ def grade_notebook(student_id, notebook_path, setting, graded, reference, miscon
 
 
 def find_submissions(root, assignment, notebook):
-    """nbgrader layout ROOT/<student>/<assignment>/<notebook> -> sorted [(student, path or None)].
-
-    Every student folder gets an entry; a missing notebook is None (graded as missing)."""
-    found = []
-    for student in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
-        path = student / assignment / notebook
-        found.append((student.name, path if path.is_file() else None))
-    return found
+    """nbgrader layout ROOT/<student>/<assignment>/<notebook> -> sorted [(student, path or None)]:
+    autograder.layout.find_submissions, imported here on use (the Gradescope zip ships this
+    module without layout.py)."""
+    from autograder.layout import find_submissions as find
+    return find(root, assignment, notebook)
 
 
 _GRADER = None   # set in the parent before forking; read by the pool's workers
@@ -147,19 +166,38 @@ def _grade_one(item):
 def grade_all(grader, submissions, jobs=None, progress=None):
     """Grade submissions in parallel, `jobs` at a time (default: the number of cores).
 
-    progress(result) is called as each finishes; returns results sorted by student id."""
+    progress(result) is called as each finishes; returns results sorted by student id. A
+    grading process that dies (the machine killed it) costs only the submissions it held: they
+    get a row saying so, and the others are graded in a new pool."""
     global _GRADER
     _GRADER = grader
     jobs = jobs or os.cpu_count() or 1
-    results = []
+    results, todo = [], list(submissions)
+
+    def done(result):
+        results.append(result)
+        progress and progress(result)
     if jobs == 1:
-        for item in submissions:
-            results.append(_grade_one(item))
-            progress and progress(results[-1])
-    else:
-        context = multiprocessing.get_context("fork")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            for future in concurrent.futures.as_completed([pool.submit(_grade_one, s) for s in submissions]):
-                results.append(future.result())
-                progress and progress(results[-1])
+        for item in todo:
+            done(_grade_one(item))
+        return sorted(results, key=lambda r: r["student_id"])
+    context = multiprocessing.get_context("fork")
+    broken = []
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {pool.submit(_grade_one, item): item for item in todo}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                done(future.result())
+            except concurrent.futures.process.BrokenProcessPool:
+                broken.append(futures[future])
+            except sandbox.GraderError:
+                raise
+            except Exception as exc:
+                done(failed_result(futures[future][0], grader.config, exc))
+    for item in broken:   # each alone now, so that only the one that kills its process loses
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            try:
+                done(pool.submit(_grade_one, item).result())
+            except concurrent.futures.process.BrokenProcessPool:
+                done(failed_result(item[0], grader.config, RuntimeError("the grading process was killed")))
     return sorted(results, key=lambda r: r["student_id"])

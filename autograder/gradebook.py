@@ -7,29 +7,39 @@ After grading, every student gets a submission in the course's gradebook.db:
   (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata: locked
   cells, points and metadata restored from the gradebook) and written to
   `autograded/<student>/<assignment>/<notebook>.ipynb`, where formgrader reads it;
-- each public check cell `check_<exercise id>` gets, as its output, the grader's verdict and
-  its points as the cell's result, recorded by nbgrader's SaveAutoGrades rule (nbgrader's own
-  determine_grade and checksums, in one transaction: auto_score = our points, partial credit
-  included); the scores are then set once more from our results, which are authoritative even
-  where a student deleted a check cell;
+- each public check cell `check_<exercise id>` gets, as its output, the grader's verdict, and
+  as its auto score the grader's points (partial credit included, authoritative even where a
+  student deleted a check cell);
 - each answer cell of an exercise gets the grader's message as its automatic comment;
-- the written answers (grading.yml `manual`) are left to nbgrader's rule: an answer the
-  student did not touch scores 0 ("No response."), any other waits for a manual score in
-  formgrader (needs_manual_grade). `nbgrader export` totals are auto + manual.
+- the written answers (grading.yml `manual`) follow nbgrader's SaveAutoGrades rule (its own
+  determine_grade and checksums): an answer the student did not touch scores 0 ("No
+  response."), any other waits for a manual score in formgrader (needs_manual_grade);
+- on a regrade, a manual score stays graded unless the answer changed since (compared with the
+  autograded notebook formgrader showed), and a TA's override of an auto score that has since
+  changed is flagged again; both are returned to the CLI, which names them;
+- the submission time (timestamp.txt beside the submitted notebook) and grading.yml's due date
+  go into the gradebook, the late penalty into nbgrader's late_submission_penalty (on auto +
+  manual points), and timestamp.txt and submission_secret.txt into autograded/ (nbgrader's
+  generate_feedback and release_feedback need them).
+  `nbgrader export` totals are auto + manual - penalty.
 
 A missing or unreadable notebook still gets its submission, with every cell at 0 and nothing
 waiting for a manual grade (what `nbgrader autograde` does for a missing notebook).
 The course folder is the gradebook's folder: `autograded/` goes next to gradebook.db, and when
 that folder is not already an nbgrader course (no nbgrader_config.py) one is written there.
 """
+import concurrent.futures
+import contextlib
 import json
+import multiprocessing
 import os
 import shutil
 import sys
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
-from autograder import report
+from autograder import late, report, scores
 from autograder.config import REPO
 
 NO_RESPONSE = "No response."
@@ -58,26 +68,37 @@ def ensure_course(folder, course):
             'c.ExportPlugin.to = "nbgrader_grades.csv"\n')
 
 
-def alembic_on_path():
-    """nbgrader runs `alembic` (a console script of this environment) when it creates a database."""
-    bin_dir = os.path.dirname(sys.executable)
-    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+def alembic_head():
+    """The alembic revision nbgrader stamps a new gradebook with, read in this process (nbgrader
+    runs the `alembic` command for it: seconds, and it must be on PATH)."""
+    import nbgrader
+    from alembic.script import ScriptDirectory
+    return ScriptDirectory(os.path.join(os.path.dirname(nbgrader.__file__), "alembic")).get_current_head()
 
 
-def open_gradebook(db_path, course):
+def open_gradebook(db_path, course, fast_writes=False):
     """nbgrader's Gradebook on db_path; a database nbgrader failed to create is removed again
-    (a failed first run otherwise leaves a broken gradebook.db behind)."""
-    from nbgrader.api import Gradebook
-    alembic_on_path()
+    (a failed first run otherwise leaves a broken gradebook.db behind). fast_writes: SQLite does
+    not wait for the disk at each of nbgrader's commits (a crash of the machine, not of this
+    process, could then lose the run; grading again restores it)."""
+    from nbgrader import api
+    from sqlalchemy import event
     db_path = Path(db_path)
     existed = db_path.exists()
+    original, api.get_alembic_version = api.get_alembic_version, alembic_head
     try:
-        return Gradebook(f"sqlite:///{db_path.resolve()}", course)
+        gb = api.Gradebook(f"sqlite:///{db_path.resolve()}", course)
     except Exception:
         if not existed and db_path.exists():
             db_path.unlink()
         raise
+    finally:
+        api.get_alembic_version = original
+    if fast_writes:
+        gb.db.remove()
+        gb.engine.dispose()
+        event.listen(gb.engine, "connect", lambda connection, _: connection.execute("PRAGMA synchronous = OFF"))
+    return gb
 
 
 def register(gb_url, assignment, notebook_id, release_notebook):
@@ -101,9 +122,9 @@ def verdict_outputs(exercise):
     if exercise.get("misconception"):
         m = exercise["misconception"]
         text += f"Looks like a known mistake: {m['title']}. {m['hint']} (Section {m['section']})\n"
-    return [nbformat.v4.new_output("stream", name="stdout", text=text),
-            nbformat.v4.new_output("execute_result", data={"text/plain": report.fmt(exercise["points"])},
-                                   execution_count=None)]
+    return [nbformat.from_dict({"output_type": "stream", "name": "stdout", "text": text}),
+            nbformat.from_dict({"output_type": "execute_result", "metadata": {}, "execution_count": None,
+                                "data": {"text/plain": report.fmt(exercise["points"])}})]
 
 
 def comment_text(exercise):
@@ -117,17 +138,79 @@ def comment_text(exercise):
     return text
 
 
-def autograded_notebook(gb_url, assignment, notebook_id, student, path, result):
-    """The submitted notebook through nbgrader's sanitising preprocessors, with the grader's
-    verdicts as the check cells' outputs. Returns the notebook."""
+class ReleaseCells:
+    """The release notebook's cells as the gradebook records them, read once per run. It
+    answers the two questions nbgrader's OverwriteCells asks for every cell of every
+    submission (find_source_cell, find_graded_cell) without a database query each, and
+    knows each cell's name by its database id."""
+
+    def __init__(self, gb, notebook_id, assignment):
+        from types import SimpleNamespace
+        notebook = gb.find_notebook(notebook_id, assignment)
+        self.source = {c.name: SimpleNamespace(name=c.name, cell_type=c.cell_type, locked=c.locked,
+                                               checksum=c.checksum, source=c.source) for c in notebook.source_cells}
+        self.graded = {c.name: SimpleNamespace(name=c.name, max_score=c.max_score) for c in notebook.grade_cells}
+        self.kernelspec = json.loads(notebook.kernelspec) if notebook.kernelspec else None
+        self.names = {c.id: c.name for c in [*notebook.grade_cells, *notebook.solution_cells, *notebook.task_cells]}
+
+    def find_source_cell(self, name, notebook_id, assignment):
+        from nbgrader.api import MissingEntry
+        if name not in self.source:
+            raise MissingEntry()
+        return self.source[name]
+
+    def find_graded_cell(self, name, notebook_id, assignment):
+        from nbgrader.api import MissingEntry
+        if name not in self.graded:
+            raise MissingEntry()
+        return self.graded[name]
+
+
+def overwrite_cells(release_cells):
+    """nbgrader's OverwriteCells, asking ReleaseCells instead of opening the gradebook per notebook."""
+    from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
+
+    class FromReleaseCells(OverwriteCells):
+        def preprocess(self, nb, resources):
+            self.notebook_id = resources["nbgrader"]["notebook"]
+            self.assignment_id = resources["nbgrader"]["assignment"]
+            self.gradebook = release_cells
+            return NbGraderPreprocessor.preprocess(self, nb, resources)
+    return FromReleaseCells()
+
+
+@contextlib.contextmanager
+def schema_checked_once():
+    """nbgrader checks each cell's metadata with jsonschema.validate, which validates the schema
+    itself again on every call; during this block the same check runs with a validator built
+    once per schema (same verdicts, a fraction of the time)."""
+    import jsonschema
+    from nbgrader.nbgraderformat import common
+    built = {}
+
+    def validate(instance, schema):
+        if id(schema) not in built:        # the schema is kept alive with it, so ids are not reused
+            built[id(schema)] = schema, jsonschema.validators.validator_for(schema)(schema)
+        built[id(schema)][1].validate(instance)
+    original = common.jsonschema.validate
+    common.jsonschema.validate = validate
+    try:
+        yield
+    finally:
+        common.jsonschema.validate = original
+
+
+def autograded_notebook(release_cells, assignment, notebook_id, student, path, result):
+    """The submitted notebook through nbgrader's sanitising preprocessors (OverwriteKernelspec's
+    rule applied from ReleaseCells), with the grader's verdicts as the check cells' outputs."""
     import nbformat
-    from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells,
-                                        OverwriteKernelspec)
-    nb = nbformat.reads(Path(path).read_text(encoding="utf-8"), as_version=4)
-    resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment, "student": student,
-                              "db_url": gb_url}}
-    for step in (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata):
-        nb, resources = step().preprocess(nb, resources)
+    from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds
+    nb = nbformat.v4.reads(Path(path).read_text(encoding="utf-8"))   # as nbformat.reads, without re-validating
+    resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment, "student": student}}
+    for step in (ClearOutput(), DeduplicateIds(), overwrite_cells(release_cells), CheckCellMetadata()):
+        nb, resources = step.preprocess(nb, resources)
+    if release_cells.kernelspec:
+        nb.metadata["kernelspec"] = release_cells.kernelspec
     by_check = {f"check_{e['id']}": e for e in result["exercises"]}
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -136,38 +219,85 @@ def autograded_notebook(gb_url, assignment, notebook_id, student, path, result):
     return nb
 
 
-def save_autogrades(gb, nb, assignment, notebook_id, student):
-    """nbgrader's SaveAutoGrades rule, cell by cell, in one transaction (nbgrader's preprocessor
-    commits after every cell): a grade cell's auto score from its outputs (a check cell's result
-    is its points), or for a written answer 0 when untouched (same checksum) and None otherwise;
-    needs_manual_grade when there is no auto score or a grader already gave a manual one."""
+def answers(nb):
+    """grade_id -> source of every answer cell (solution or task) of a notebook dict."""
+    found = {}
+    for cell in nb.get("cells", []) if nb else []:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution") or meta.get("task"):
+            source = cell.get("source", "")
+            found[meta.get("grade_id")] = "".join(source) if isinstance(source, list) else source
+    return found
+
+
+def previous_answers(target):
+    """The answers formgrader showed last time (the autograded notebook before this run)."""
+    try:
+        return answers(json.loads(Path(target).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
+
+
+def record(gb, release_cells, config, notebook_id, student, result, nb, previous):
+    """Scores and comments of one submission; returns what a TA should look at again.
+
+    Check cells get our points. A written answer follows nbgrader's rule (untouched: 0 and
+    "No response."; else waiting for a manual grade), except that a manual score already given
+    stays graded unless the answer changed since. A TA's override of an auto-graded cell whose
+    auto score has since changed is flagged (needs_manual_grade) and reported. For a notebook
+    formgrader cannot show, every other grade cell is 0 (nbgrader's rule for a missing notebook)."""
     from nbgrader import utils
-    for cell in nb.cells:
-        if not (utils.is_grade(cell) or utils.is_solution(cell) or utils.is_task(cell)):
+    submission = gb.find_submission_notebook(notebook_id, config.name, student)
+    exercises = {e["id"]: e for e in result["exercises"]}
+    cells = {c.metadata["nbgrader"]["grade_id"]: c for c in (nb.cells if nb else [])
+             if utils.is_grade(c) or utils.is_solution(c) or utils.is_task(c)}
+    now = answers(nb) if nb else {}
+    flags = []
+    for grade in submission.grades:
+        name = release_cells.names[grade.cell_id]
+        exercise = exercises.get(name.removeprefix("check_")) if name.startswith("check_") else None
+        if exercise is not None or name not in cells:
+            new = float(exercise["points"]) if exercise is not None else 0.0
+            stale = grade.manual_score is not None and grade.auto_score is not None and grade.auto_score != new
+            if stale:
+                flags.append((student, name, f"your override {report.fmt(grade.manual_score)} was given when the "
+                              f"auto score was {report.fmt(grade.auto_score)}; it is now {report.fmt(new)}"))
+            grade.auto_score = new
+            grade.needs_manual_grade = stale
             continue
-        grade_id = cell.metadata["nbgrader"]["grade_id"]
-        if utils.is_grade(cell):
-            grade = gb.find_grade(grade_id, notebook_id, assignment, student)
-            grade.auto_score, _ = utils.determine_grade(cell)
-            grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
-        if utils.is_solution(cell) or utils.is_task(cell):
-            comment = gb.find_comment(grade_id, notebook_id, assignment, student)
-            untouched = cell.metadata.nbgrader.get("checksum") == utils.compute_checksum(cell)
-            comment.auto_comment = NO_RESPONSE if untouched and not utils.is_task(cell) else None
+        grade.auto_score, _ = utils.determine_grade(cells[name])
+        if grade.manual_score is None:
+            grade.needs_manual_grade = grade.auto_score is None
+        else:
+            changed = previous.get(name) != now.get(name)
+            if changed:
+                flags.append((student, name, "the answer changed since it was graded by hand"))
+            grade.needs_manual_grade = changed
+    for comment in submission.comments:
+        name = release_cells.names[comment.cell_id]
+        if name in exercises:
+            comment.auto_comment = comment_text(exercises[name])
+        elif name not in cells:
+            comment.auto_comment = result.get("reason") or NO_RESPONSE
+        else:
+            untouched = cells[name].metadata.nbgrader.get("checksum") == utils.compute_checksum(cells[name])
+            comment.auto_comment = NO_RESPONSE if untouched and not utils.is_task(cells[name]) else None
+    return submission, flags
 
 
-def write(config, results, submissions, db_path, quiet=False):
+def write(config, results, submissions, db_path, quiet=False, progress=None):
     """Write every result into the gradebook at db_path (created when missing).
 
-    results: the grader's result dicts; submissions: [(student, notebook path or None)].
-    Returns the course folder (db_path's folder)."""
+    results: the grader's result dicts; submissions: [(student, notebook path or None)];
+    progress(student) is called after each. Returns (the course folder, which is db_path's
+    folder, and [(student, cell, why)] of manual grades a TA should look at again)."""
     with warnings.catch_warnings():
         # nbformat and SQLAlchemy warn about old notebooks and nbgrader's own session use
         warnings.simplefilter("ignore")
-        return _write(config, results, submissions, db_path, quiet)
+        return _write(config, results, submissions, db_path, quiet, progress)
 
 
-def _write(config, results, submissions, db_path, quiet):
+def _write(config, results, submissions, db_path, quiet, progress):
     db_path = Path(db_path).resolve()
     folder = db_path.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -180,83 +310,93 @@ def _write(config, results, submissions, db_path, quiet):
     paths = dict(submissions)
     gb = open_gradebook(db_path, course)
     gb_url = f"sqlite:///{db_path}"
+    due = config.late.due.replace(tzinfo=None) if config.late else None
     with gb:
-        gb.update_or_create_assignment(config.name)
+        gb.update_or_create_assignment(config.name, duedate=due)
         register(gb_url, config.name, notebook_id, release)
         grade_cells = {c.name for c in gb.find_notebook(notebook_id, config.name).grade_cells}
         missing_checks = sorted(f"check_{e}" for e in config.points if f"check_{e}" not in grade_cells)
         if missing_checks and not quiet:
             print(f"gradebook: the release notebook has no grade cell {', '.join(missing_checks)}; "
                   "those points are in grades.csv only", file=sys.stderr)
-    with open_gradebook(db_path, course) as gb:
-        for result in results:
-            write_one(gb, gb_url, config, notebook_id, folder, result, paths.get(result["student_id"]), quiet)
-    return folder
+    flags = []
+    with open_gradebook(db_path, course, fast_writes=True) as gb, schema_checked_once():
+        release_cells = ReleaseCells(gb, notebook_id, config.name)
+        work = [(result, paths.get(result["student_id"])) for result in results]
+        shown = prepared(release_cells, config.name, notebook_id, work)
+        for (result, path), (nb, problem) in zip(work, shown):
+            if problem and not quiet:
+                print(f"gradebook: {result['student_id']}'s notebook cannot be shown in formgrader ({problem})",
+                      file=sys.stderr)
+            flags += write_one(gb, release_cells, config, notebook_id, folder, result, path, nb)
+            progress and progress(result["student_id"])
+        gb.db.commit()
+    return folder, flags
 
 
-def write_one(gb, gb_url, config, notebook_id, folder, result, path, quiet):
-    """One student's submission, autograded notebook, scores and comments."""
-    import nbformat
+_PREPARING = None   # (release_cells, assignment, notebook_id), set before the pool forks
+
+
+def _prepare_one(item):
+    """(result, path) -> (autograded notebook or None, why it could not be made or None)."""
+    release_cells, assignment, notebook_id = _PREPARING
+    result, path = item
+    if result["status"] != "graded" or not path:
+        return None, None
+    try:
+        return autograded_notebook(release_cells, assignment, notebook_id, result["student_id"], path, result), None
+    except Exception as exc:   # nbgrader cannot read what our grader could: no notebook to show
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def prepared(release_cells, assignment, notebook_id, work):
+    """The autograded notebooks of `work`, in order, made by every core while this process
+    writes the database (sanitising notebooks is about half the phase's time)."""
+    global _PREPARING
+    _PREPARING = (release_cells, assignment, notebook_id)
+    jobs = min(os.cpu_count() or 1, max(1, len(work) // 8))
+    if jobs == 1:
+        yield from map(_prepare_one, work)
+        return
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        yield from pool.map(_prepare_one, work, chunksize=4)
+
+
+def write_one(gb, release_cells, config, notebook_id, folder, result, path, nb):
+    """One student's submission, autograded notebook nb (or None), scores, comments and late penalty."""
     student = result["student_id"]
+    submitted = late.read_timestamp(path.parent) if path else None
     gb.update_or_create_student(student)
-    stamp = timestamp(path)
-    gb.update_or_create_submission(config.name, student, **({"timestamp": stamp} if stamp else {}))
-    gb.db.commit()
+    gb.update_or_create_submission(config.name, student,
+                                   timestamp=submitted.replace(tzinfo=None) if submitted else None)
     target = folder / "autograded" / student / config.name / config.notebook
-    nb = None
-    if result["status"] == "graded" and path:
-        try:
-            nb = autograded_notebook(gb_url, config.name, notebook_id, student, path, result)
-        except Exception as exc:   # nbgrader cannot read what our grader could: no notebook to show
-            if not quiet:
-                print(f"gradebook: {student}'s notebook cannot be shown in formgrader "
-                      f"({type(exc).__name__}: {exc})", file=sys.stderr)
+    previous = previous_answers(target)
+    submission, flags = record(gb, release_cells, config, notebook_id, student, result, nb, previous)
+    submission.late_submission_penalty = (
+        config.late.penalty(submitted, scores.notebook_score(submission), config.full_points) if config.late else 0.0)
     if nb is not None:
-        save_autogrades(gb, nb, config.name, notebook_id, student)
         target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, str(target))
+        target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_feedback_files(target.parent, submitted)
     elif target.parent.exists():
         shutil.rmtree(target.parent)
-    record_scores(gb, config, notebook_id, student, result, shown=nb is not None)
+    return flags
 
 
-def record_scores(gb, config, notebook_id, student, result, shown):
-    """Our points as the check cells' auto scores; comments on the answer cells; for a notebook
-    formgrader cannot show, every other grade cell at 0 (nbgrader's rule for a missing notebook)."""
-    submission = gb.find_submission_notebook(notebook_id, config.name, student)
-    by_cell = {f"check_{e['id']}": e for e in result["exercises"]}
-    exercises = {e["id"]: e for e in result["exercises"]}
-    for grade in submission.grades:
-        name = grade.cell.name
-        if name in by_cell:
-            grade.auto_score = float(by_cell[name]["points"])
-            grade.needs_manual_grade = grade.manual_score is not None
-        elif not shown:
-            grade.auto_score = 0.0
-            grade.needs_manual_grade = grade.manual_score is not None
-    for comment in submission.comments:
-        name = comment.cell.name
-        if name in exercises:
-            comment.auto_comment = comment_text(exercises[name])
-        elif not shown:
-            comment.auto_comment = result.get("reason") or NO_RESPONSE
-    gb.db.commit()
-
-
-def timestamp(notebook_path):
-    """nbgrader's submission timestamp (timestamp.txt next to the notebook), when there is one."""
-    if notebook_path is None:
-        return None
-    stamp = Path(notebook_path).parent / "timestamp.txt"
-    if stamp.is_file():
-        text = stamp.read_text().strip()
-        try:
-            from nbgrader.utils import parse_utc
-            parse_utc(text)
-            return text
-        except (ValueError, OverflowError):
-            return None
-    return None
+def write_feedback_files(folder, submitted):
+    """What nbgrader's generate_feedback and release_feedback need beside an autograded notebook:
+    timestamp.txt (the submission time, else the first grading time) and submission_secret.txt
+    (written by nbgrader's exchange at submit time; an LMS download has none, so one is made
+    once, as nbgrader makes it)."""
+    stamp = folder / late.TIMESTAMP_FILE
+    if submitted is not None:
+        stamp.write_text(late.format_time(submitted) + "\n")
+    elif not stamp.exists():
+        stamp.write_text(late.format_time(datetime.now(timezone.utc)) + "\n")
+    secret = folder / "submission_secret.txt"
+    if not secret.exists():
+        secret.write_text(os.urandom(64).hex())
 
 
 def summary(db_path):
@@ -286,6 +426,8 @@ def formgrader_hint(folder):
         command = f"{jupyter} lab"
     else:
         command = f"{os.path.relpath(jupyter, folder)} lab"
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command += " --allow-root"      # Jupyter refuses to start as root without it
     prefix = "" if where == "." else f"cd {where} && "
     return f"{prefix}{command}   then Nbgrader > Formgrader (http://localhost:8888/formgrader)"
 

@@ -3,12 +3,17 @@
 Copied next to worker.py into the student's sandbox; imports only the standard library.
 `install(writable, readable)` refuses, inside Python: files outside `readable` (reads) or
 `writable` (writes), directories opened as files (no dir_fd tricks), changing directory,
-processes (including the private `_posixsubprocess.fork_exec`), sockets, native code
-(`ctypes` and its every event, CPython's test modules, subinterpreters), the autodiff
-libraries, and the introspection that reaches the grader's own frames and objects
+processes (including the private `_posixsubprocess.fork_exec`), sockets, shared memory
+(mmap), native code (`ctypes` and its every event, CPython's test modules, subinterpreters),
+the autodiff libraries, and the introspection that reaches the worker's own frames and objects
 (`gc`, `sys._getframe`, `sys._current_frames`, trace and profile functions, frames of
 tracebacks, generators and coroutines). Where bubblewrap runs, the kernel enforces the file,
 process and network parts too; elsewhere this hook is the only line for them.
+
+It returns two functions only the worker holds, in local variables:
+- `as_grader(fn, *args)` runs the worker's own `fn` with the hook off in the calling thread (to
+  read a traceback's frames, to map the arena, to fork); no student code may run meanwhile;
+- `seal()` takes back every write permission (a forked session writes no file).
 """
 import _thread
 import os
@@ -22,7 +27,7 @@ BLOCKED_EVENTS = {
     "os.forkpty", "pty.spawn", "os.kill", "os.killpg", "signal.pthread_kill", "os.chdir",
     "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
     "sys._current_frames", "sys.settrace", "sys.setprofile",
-    "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+    "gc.get_objects", "gc.get_referrers", "gc.get_referents", "mmap.__new__",
 }
 # Native code, process creation, subinterpreters, and libraries that differentiate for the student.
 BLOCKED_MODULES = {
@@ -33,11 +38,13 @@ BLOCKED_MODULES = {
     "tf_keras", "mxnet", "theano", "aesara", "pytensor", "tinygrad", "mlx", "chainer", "cupy",
     "paddle", "mindspore", "oneflow", "dynet", "numdifftools", "sympy", "casadi",
 }
-FRAME_ATTRIBUTES = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}
+# Attributes that hand out frames or generators' code. Not f_code: traceback.extract_stack reads
+# it (pyparsing calls that when matplotlib is imported), and a frame cannot be had in the first place.
+FRAME_ATTRIBUTES = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "gi_code"}
 # traceback's functions that return a summary of the stack (names and lines, no frames): they
 # may call sys._getframe (pyparsing, which matplotlib imports, calls extract_stack).
 SUMMARIES = {traceback.extract_stack.__code__, traceback.format_stack.__code__, traceback.print_stack.__code__}
-PATH_EVENTS = {   # event -> which roots its first argument must be inside
+PATH_EVENTS = {   # event -> which roots its path arguments (both, for two-path events) must be inside
     "os.listdir": "readable", "os.scandir": "readable",
     "os.remove": "writable", "os.rename": "writable", "os.rmdir": "writable", "os.mkdir": "writable",
     "os.symlink": "writable", "os.link": "writable", "os.truncate": "writable",
@@ -45,20 +52,24 @@ PATH_EVENTS = {   # event -> which roots its first argument must be inside
 }
 
 
+class Refused(PermissionError):
+    """What the hook raises, unless a more specific type below lets honest code fall back."""
+
+
 class ImportRefused(ImportError):
     """A blocked module: an ImportError, which libraries with optional dependencies catch."""
 
 
-class FrameRefused(ValueError):
+class RefusedFrame(ValueError):
     """sys._getframe refused: a ValueError, which namedtuple, typing, enum and logging catch
     (they fall back to not knowing their caller's module)."""
 
 
-class FrameAttributeRefused(AttributeError):
+class RefusedAttribute(AttributeError):
     """A frame reached through a traceback, generator or coroutine refused (hasattr is False)."""
 
 
-class Refused(types.ModuleType):
+class RefusedModule(types.ModuleType):
     """What other modules see in place of a blocked module (or function) they had imported:
     every function of it refuses to run."""
 
@@ -68,47 +79,57 @@ class Refused(types.ModuleType):
         return self
 
     def __call__(self, *args, **kwargs):
-        raise PermissionError(f"the grader does not allow {self.__name__}")
+        raise Refused(f"the grader does not allow {self.__name__}")
 
 
 def install(writable, readable):
-    """Install the audit hook: reads only under `readable` (or `writable`), writes only under
-    `writable`; everything in the module docstring refused. Modules named in BLOCKED_MODULES
-    that are already imported (numpy imports ctypes) are removed first; `_posixsubprocess`
-    becomes a module whose functions refuse, so that subprocess (matplotlib imports it) imports."""
-    writable = tuple(os.path.realpath(p) for p in writable)
-    readable = tuple(os.path.realpath(p) for p in readable) + writable
-    roots = {"readable": readable, "writable": writable}
-    trusted = trusted_code(sys._getframe(1).f_globals)
+    """Install the audit hook for the rest of the process: reads only under `readable` (or
+    `writable`), writes only under `writable`; everything in the module docstring refused.
+    Returns (as_grader, seal). Blocked modules already imported (numpy imports ctypes) are
+    forgotten first; `_posixsubprocess` becomes a module whose functions refuse, so that
+    subprocess (matplotlib imports it) still imports."""
+    writable = [os.path.realpath(p) for p in writable]
+    roots = {"readable": tuple(os.path.realpath(p) for p in readable) + tuple(writable), "writable": writable}
     scrub_modules()
-    sys.modules["_posixsubprocess"] = Refused("_posixsubprocess")
-    state = {"busy": None}      # the thread running the hook's own introspection
+    sys.modules["_posixsubprocess"] = RefusedModule("_posixsubprocess")
+    grader = [None]   # the thread running as_grader, if any
 
     def hook(event, args):
-        if state["busy"] == _thread.get_ident():
+        if grader[0] == _thread.get_ident():
             return
         if event in BLOCKED_EVENTS or event.startswith("ctypes."):
-            raise PermissionError(f"the grader does not allow {event}")
+            raise Refused(f"the grader does not allow {event}")
         if event == "import" and args[0].partition(".")[0] in BLOCKED_MODULES:
             raise ImportRefused(f"the grader does not allow importing {args[0]}")
-        if event == "sys._getframe" or (event == "object.__getattr__" and args[1] in FRAME_ATTRIBUTES):
-            state["busy"] = _thread.get_ident()
-            try:
-                caller = sys._getframe(1)
-                allowed = caller.f_code in SUMMARIES if event == "sys._getframe" else called_from(caller, trusted)
-            finally:
-                state["busy"] = None
-            if not allowed:
-                refused = FrameRefused if event == "sys._getframe" else FrameAttributeRefused
-                raise refused(f"the grader does not allow {event if event == 'sys._getframe' else args[1]}")
-        elif event == "open":
+        if event == "sys._getframe" and as_grader(caller_code) not in SUMMARIES:
+            raise RefusedFrame("the grader does not allow sys._getframe")
+        if event == "object.__getattr__" and args[1] in FRAME_ATTRIBUTES:
+            raise RefusedAttribute(f"the grader does not allow {args[1]}")
+        if event == "open":
             check_open(*args, roots)
         elif event in PATH_EVENTS:
-            path = args[0] if args else "."
-            if path is not None and not inside(path, roots[PATH_EVENTS[event]]):
-                raise PermissionError(f"the grader does not allow {event} on {path!r}")
+            two = event in ("os.rename", "os.link", "os.symlink")
+            for path in (args[:2] if two else args[:1]) or ["."]:
+                if path is not None and not inside(path, roots[PATH_EVENTS[event]]):
+                    raise Refused(f"the grader does not allow {event} on {path!r}")
+
+    def as_grader(fn, *args):
+        grader[0] = _thread.get_ident()
+        try:
+            return fn(*args)
+        finally:
+            grader[0] = None
+
+    def seal():
+        writable[:] = [os.path.realpath("/dev/null")]
 
     sys.addaudithook(hook)
+    return as_grader, seal
+
+
+def caller_code():
+    """The code object of the function that called sys._getframe (called from the hook)."""
+    return sys._getframe(3).f_code   # 0 this, 1 as_grader, 2 the hook, 3 the caller
 
 
 def check_open(path, mode, flags, roots):
@@ -117,9 +138,9 @@ def check_open(path, mode, flags, roots):
         return
     writing = (mode is not None and any(c in mode for c in "wax+")) or (mode is None and flags & WRITE_FLAGS)
     if not inside(path, roots["writable" if writing else "readable"]):
-        raise PermissionError(f"the grader does not allow opening {path!r}")
+        raise Refused(f"the grader does not allow opening {path!r}")
     if (mode is None and flags & getattr(os, "O_DIRECTORY", 0)) or os.path.isdir(path):
-        raise PermissionError(f"the grader does not allow opening the folder {path!r}")
+        raise Refused(f"the grader does not allow opening the folder {path!r}")
 
 
 def inside(path, roots):
@@ -133,33 +154,13 @@ def inside(path, roots):
     return any(real == r or real.startswith(r.rstrip("/") + "/") for r in roots)
 
 
-def trusted_code(module_globals):
-    """Code objects of the functions and methods defined in the module that installs the
-    guard (the worker): they may read traceback frames (to say where a cell failed)."""
-    name, found = module_globals.get("__name__"), set()
-    for value in list(module_globals.values()):
-        members = vars(value).values() if isinstance(value, type) and value.__module__ == name else [value]
-        for member in members:
-            if isinstance(member, types.FunctionType) and member.__module__ == name:
-                found.add(member.__code__)
-    return frozenset(found)
-
-
-def called_from(frame, trusted):
-    """True when the frame accessing a frame attribute is trusted code, or the traceback
-    module called (directly) by trusted code."""
-    while frame is not None and frame.f_code.co_filename == traceback.__file__:
-        frame = frame.f_back
-    return frame is not None and frame.f_code in trusted
-
-
 def scrub_modules():
     """Forget blocked modules that are already imported, and replace every reference other
     modules hold to them (or to their functions) by a module that refuses everything."""
     blocked = {name: sys.modules.pop(name) for name in list(sys.modules)
                if name.partition(".")[0] in BLOCKED_MODULES}
     blocked_ids = {id(m) for m in blocked.values()}
-    refused = Refused("this function")
+    refused = RefusedModule("this function")
     for module in list(sys.modules.values()):
         for attr, value in list(getattr(module, "__dict__", {}).items()):
             if id(value) in blocked_ids or (isinstance(value, (type, types.BuiltinFunctionType))

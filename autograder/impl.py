@@ -4,29 +4,38 @@ A probe (written by an assignment) calls functions only through ``impl.call(name
 opaque=(k, ...))`` so that the same probe runs against the student, the reference and every
 misconception. Results come back as numpy arrays, floats and lists/dicts of them; the
 positions listed in ``opaque`` (a student's cache, say) come back as handles that can only be
-passed to a later call of the same implementation.
+passed to a later call of the same implementation (and, for the student, the same session).
+Each call leaves a CallRecord in ``impl.log``: the arguments it changed, the numpy
+floating-point errors it raised and its time, all established outside the student's process.
 """
+import contextlib
 import copy
-import warnings
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from autograder.sandbox import ChannelClosed, ChannelTimeout, StudentProcess
+from autograder.channel import ChannelClosed, ChannelTimeout, Opaque
 
 
 class Unavailable(Exception):
-    """An implementation cannot answer this call (a replay of recorded results that never
-    saw these arguments); judges treat it as "no second opinion", never as the student's fault."""
+    """An implementation cannot answer this call; judges treat it as "no second opinion",
+    never as the student's fault."""
 
 
 class StudentFailure(Exception):
     """A call of a student function that produced no usable result."""
     status = "error"
 
-    def __init__(self, fn, message):
+    def __init__(self, fn, message, error=None):
         super().__init__(f"{fn}: {message}")
         self.fn, self.message = fn, message
+        self.error = error or {}      # the worker's validated report: type, message, where, functions
+
+    @property
+    def signature(self):
+        """What identifies this failure across exercises: (exception type, message)."""
+        return (self.error.get("type"), self.error.get("message")) if self.error else (self.status, self.message)
 
 
 class NotImplementedYet(StudentFailure):
@@ -47,16 +56,18 @@ class Crashed(StudentFailure):
 
 @dataclass
 class CallRecord:
-    """What one call did besides returning: arguments it changed, warnings it raised."""
+    """What one call did besides returning: arguments it changed, floating-point errors it
+    raised (numpy's divide, overflow, invalid), and how long it took."""
     fn: str
     modified: list = field(default_factory=list)
-    warnings: list = field(default_factory=list)
+    fp_errors: list = field(default_factory=list)
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
 class Handle:
     """A value that stayed inside an implementation (e.g. a student's cache)."""
-    owner: int
+    owner: object
     key: object
 
 
@@ -79,12 +90,14 @@ class Impl:
         self.parameter_names = parameter_names   # fn -> tuple of argument names
         self.log = []
 
-    def record(self, fn, args, args_after, caught):
+    def names(self, fn, positions):
         names = self.parameter_names.get(fn, ())
-        modified = [names[k] if k < len(names) else f"argument {k + 1}"
-                    for k, (a, b) in enumerate(zip(args, args_after))
-                    if b is not None and not same_value(a, b)]
-        self.log.append(CallRecord(fn, modified, list(caught)))
+        return [names[k] if k < len(names) else f"argument {k + 1}" for k in positions]
+
+    @contextlib.contextmanager
+    def fresh(self):
+        """Calls inside see nothing of earlier calls (the student's: a new session)."""
+        yield
 
 
 class LocalImpl(Impl):
@@ -97,10 +110,15 @@ class LocalImpl(Impl):
     def call(self, fn, *args, opaque=()):
         args = [h.key if isinstance(h, Handle) else h for h in args]
         work = copy.deepcopy(args)
-        with warnings.catch_warnings(record=True) as caught, np.errstate(all="warn", under="ignore"):
-            warnings.simplefilter("always")
+        flags = []
+        started = time.monotonic()
+        with np.errstate(all="call", under="ignore", call=lambda kind, flag: flags.append(flag)):
             result = self.namespace[fn](*work)
-        self.record(fn, args, work, [str(w.message) for w in caught])
+        seconds = time.monotonic() - started
+        changed = [k for k, (a, b) in enumerate(zip(args, work)) if not same_value(a, b)]
+        raised = {bit: name for bit, name in ((1, "divide by zero"), (2, "overflow"), (8, "invalid value"))
+                  if any(f & bit for f in flags)}
+        self.log.append(CallRecord(fn, self.names(fn, changed), list(raised.values()), seconds))
         if opaque:
             result = list(result)
             for k in opaque:
@@ -109,58 +127,87 @@ class LocalImpl(Impl):
 
 
 class StudentImpl(Impl):
-    """The student's functions, in a sandboxed process started (and restarted) on demand.
+    """The student's functions, in sessions of the submission's fork server (channel.py).
 
-    `start()` must return (StudentProcess, run reply); it is called again after a timeout or a
-    crash, so one hang costs only the call it stopped.
-    """
+    The worker runs the notebook's cells once; a session (forked from there) is opened on
+    demand, and again after a timeout or a crash, so a hang costs only the call it stopped.
+    `fresh()` gives a block of calls a session of its own, which no earlier call has touched. A
+    worker that died is started again (the cells run again)."""
 
-    def __init__(self, start, parameter_names, call_seconds, deadline_seconds):
+    def __init__(self, start_server, parameter_names, limits, time_left):
         super().__init__(parameter_names)
-        self.start, self.call_seconds, self.time_left = start, call_seconds, deadline_seconds
-        self.process, self.incarnation, self.run_reply = None, 0, None
+        self.start_server, self.limits, self.time_left = start_server, limits, time_left
+        self.server, self.sessions, self.run_reply = None, 0, None
+        self.failed_start = None      # the notebook's cells could not run: the same again next time
 
-    def ensure_started(self):
-        if self.process is None:
-            self.incarnation += 1
-            self.process, self.run_reply = self.start()
-        return self.process
+    def open(self):
+        if self.failed_start is not None:
+            raise self.failed_start
+        seconds = self.time_left()
+        if seconds <= 0:
+            raise TimedOut("notebook", "the submission used up its total time limit")
+        if self.server is not None and not self.server.alive():
+            self.close()
+        try:
+            starting = self.server is None
+            if starting:
+                self.server = self.start_server(seconds)
+                self.run_reply = self.run_reply or self.server.report
+            self.server.open_session()
+        except (ChannelTimeout, ChannelClosed) as exc:
+            self.close()
+            failure = (TimedOut if isinstance(exc, ChannelTimeout) else Crashed)("notebook", str(exc))
+            if starting:
+                self.failed_start = failure
+            raise failure from None
+        self.sessions += 1
+
+    @contextlib.contextmanager
+    def fresh(self):
+        if self.server is not None:
+            self.server.close_session()
+        try:
+            yield
+        finally:
+            if self.server is not None:
+                self.server.close_session()
 
     def call(self, fn, *args, opaque=()):
-        process = self.ensure_started()
+        if self.server is None or not self.server.session_open:
+            self.open()
         wire_args = []
         for a in args:
             if isinstance(a, Handle):
-                if a.owner != self.incarnation:
+                if a.owner != self.sessions:
                     raise Crashed(fn, "its input came from a process that has since been restarted")
-                a = {"handle": a.key}
+                a = Opaque(a.key)
             wire_args.append(a)
-        seconds = min(self.call_seconds, self.time_left())
+        seconds = min(self.limits.call_seconds, self.time_left())
         if seconds <= 0:
             raise TimedOut(fn, "the submission used up its total time limit")
         try:
-            reply = process.request({"op": "call", "fn": fn, "args": wire_args,
-                                     "opaque": list(opaque), "seconds": seconds}, seconds)
+            outcome = self.server.call(fn, wire_args, opaque, seconds)
         except ChannelTimeout:
-            self.process = None
+            self.log.append(CallRecord(fn, seconds=seconds))
             raise TimedOut(fn, f"did not return within {seconds:g} s") from None
         except ChannelClosed as exc:
-            self.process = None
-            raise Crashed(fn, f"{exc} while running it") from None
-        if not reply.get("ok"):
-            raise failure(fn, reply.get("error") or {})
-        self.record(fn, args, reply.get("args_after") or [], reply.get("warnings") or [])
-        result = reply.get("result")
+            raise Crashed(fn, f"{exc}") from None
+        if not outcome.reply["ok"]:
+            raise failure(fn, outcome.reply["error"])
+        self.log.append(CallRecord(fn, self.names(fn, outcome.modified), outcome.fp_errors, outcome.seconds))
+        result = outcome.reply["result"]
         if opaque:
-            result = list(result)
+            if not isinstance(result, list) or any(not (isinstance(result[k], dict) and set(result[k]) == {"handle"}
+                                                       and type(result[k]["handle"]) is int) for k in opaque):
+                raise Crashed(fn, "its process sent a malformed reply")
             for k in opaque:
-                result[k] = Handle(self.incarnation, result[k]["handle"])
+                result[k] = Handle(self.sessions, result[k]["handle"])
         return to_arrays(result)
 
     def close(self):
-        if self.process is not None:
-            self.process.kill()
-            self.process = None
+        if self.server is not None:
+            self.server.kill()
+            self.server = None
 
 
 def unpack(result, names, fn):
@@ -172,20 +219,18 @@ def unpack(result, names, fn):
 
 
 def failure(fn, error):
-    """The worker's error report -> the matching StudentFailure."""
-    kind, message, where = error.get("type", "Error"), error.get("message", ""), error.get("where", "")
+    """The worker's validated error report -> the matching StudentFailure."""
+    kind, message, where = error["type"], error["message"], error["where"]
     text = f"{kind}: {message}" if message else kind
     if where:
-        text += f" ({where})"
+        text += f" (cell {where[0]}, line {where[1]})"
     if kind == "NotImplementedError":
-        return NotImplementedYet(fn, "not implemented yet")
-    if kind == "NotDefined":
-        return NotDefined(fn, message)
-    if kind == "StudentTimeout":
-        return TimedOut(fn, f"did not return in time ({message})")
+        return NotImplementedYet(fn, "not implemented yet", error)
+    if kind == "NameError" and message == f"no function named {fn} was defined":
+        return NotDefined(fn, message, error)
     if kind == "MemoryError":
-        return Crashed(fn, "ran out of memory (the memory limit is in grading.yml)")
-    return StudentFailure(fn, f"raised {text}")
+        return Crashed(fn, "ran out of memory (the memory limit is in grading.yml)", error)
+    return StudentFailure(fn, f"raised {text}", error)
 
 
 def to_arrays(value):
@@ -200,4 +245,4 @@ def to_arrays(value):
 
 
 __all__ = ["Impl", "LocalImpl", "StudentImpl", "Handle", "StudentFailure", "Unavailable", "NotImplementedYet",
-           "NotDefined", "TimedOut", "Crashed", "StudentProcess"]
+           "NotDefined", "TimedOut", "Crashed"]

@@ -1,9 +1,9 @@
 """What grading writes: grades.csv, results/<student>.json, feedback/<student>.html, and the
 table printed at the end. Feedback shows scores, what failed and hints: never hidden inputs,
 hidden test code or reference code (the results hold none of them to begin with)."""
-import csv
 import html
 import json
+from collections import Counter
 from pathlib import Path
 
 STATUS_WORDS = {
@@ -13,33 +13,84 @@ STATUS_WORDS = {
 }
 
 
-def write_all(config, results, out):
-    """Write every output file for `results` (sorted by student id) under `out`."""
+def write_all(config, results, out, only=None):
+    """Write grades.csv for `results` (sorted by student id) under `out`, and the result JSON and
+    feedback page of each student in `only` (default: all of them)."""
     out = Path(out)
     (out / "results").mkdir(parents=True, exist_ok=True)
     (out / "feedback").mkdir(parents=True, exist_ok=True)
     write_csv(config, results, out / "grades.csv")
     for result in results:
-        (out / "results" / f"{result['student_id']}.json").write_text(json.dumps(result, indent=1) + "\n")
-        (out / "feedback" / f"{result['student_id']}.html").write_text(feedback_html(result))
+        if only is None or result["student_id"] in only:
+            (out / "results" / f"{result['student_id']}.json").write_text(json.dumps(result, indent=1) + "\n")
+            (out / "feedback" / f"{result['student_id']}.html").write_text(feedback_html(result))
+
+
+def read_results(out):
+    """The result dicts already under out/results, sorted by student id."""
+    paths = sorted((Path(out) / "results").glob("*.json"))
+    return sorted((json.loads(p.read_text()) for p in paths), key=lambda r: r["student_id"])
+
+
+def late_penalty(result):
+    return float((result.get("late") or {}).get("penalty") or 0.0)
+
+
+def total(result):
+    """The auto-graded score after the late penalty."""
+    return round(result["score"] - late_penalty(result), 4)
 
 
 def write_csv(config, results, path):
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["student_id", *config.points, "total", "max_score"])
-        for result in results:
-            points = {e["id"]: e["points"] for e in result["exercises"]}
-            writer.writerow([result["student_id"], *(fmt(points.get(e, 0.0)) for e in config.points),
-                             fmt(result["score"]), fmt(result["max_score"])])
+    """grades.csv: student_id, one column per exercise, late_penalty (as a negative number, so
+    the columns still add up to total), total, max_score."""
+    from autograder.tables import write_csv as write_table   # here: the Gradescope zip ships report.py alone
+    rows = []
+    for result in results:
+        points = {e["id"]: e["points"] for e in result["exercises"]}
+        rows.append([result["student_id"], *(fmt(points.get(e, 0.0)) for e in config.points),
+                     fmt(-late_penalty(result)), fmt(total(result)), fmt(result["max_score"])])
+    write_table(path, ["student_id", *config.points, "late_penalty", "total", "max_score"], rows)
+
+
+def status_counts(results):
+    """'graded 20, missing 1, unreadable 1': how many results have each status."""
+    counts = Counter(r["status"] for r in results)
+    return ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
 
 
 def fmt(number):
     """Points as text: 2, 1.5, 0.6667 (no float noise, same text every run)."""
-    return f"{round(float(number), 4):g}"
+    text = f"{round(float(number), 4):g}"
+    return "0" if text == "-0" else text
 
 
-def feedback_html(result):
+def late_html(result):
+    late = result.get("late") or {}
+    if not late.get("penalty") and not late.get("seconds_late"):
+        return ""
+    hours = late["seconds_late"] / 3600
+    return (f"<p class='late'><b>Late:</b> submitted {html.escape(str(late['submitted']))}, {hours:.1f} h after the "
+            f"due date; late penalty {fmt(late['penalty'])} point(s). {html.escape(late.get('policy', ''))}</p>")
+
+
+def manual_html(manual):
+    """The written answers as graded by a TA: manual = {"questions": [{id, score, max_score,
+    comment}], "late_penalty", "final", "max_score"} (gradebook.manual_grades)."""
+    if not manual:
+        return ""
+    e = html.escape
+    rows = "".join(
+        f"<tr><td><code>{e(q['id'])}</code></td><td>{'not graded yet' if q['score'] is None else fmt(q['score'])}"
+        f" / {fmt(q['max_score'])}</td><td>{e(q['comment'] or '')}</td></tr>" for q in manual["questions"])
+    return (f"<h2>Written answers</h2><table><tr><th>Question</th><th>Points</th><th>Comment from your TA</th></tr>"
+            f"{rows}</table><p class='final'><b>Final score: {fmt(manual['final'])} / {fmt(manual['max_score'])}</b> "
+            f"(auto-graded exercises + written answers{' - late penalty' if manual['late_penalty'] else ''}).</p>")
+
+
+def feedback_html(result, manual=None):
+    """The student's page; with `manual` (after manual grading), the written answers and the
+    final score too."""
     e = html.escape
     rows = []
     for ex in result["exercises"]:
@@ -51,7 +102,8 @@ def feedback_html(result):
                        f"{e(m['hint'])} <i>See Section {e(m['section'])}.</i></div>")
         rows.append(f"<tr class='{e(ex['status'])}'><td><code>{e(ex['id'])}</code></td>"
                     f"<td>{fmt(ex['points'])} / {fmt(ex['max_points'])}</td><td>{e(words)}</td><td>{detail}</td></tr>")
-    notes = ""
+    notes = "".join(f"<p class='note'><b>Note:</b> {e(n)}</p>" for n in result.get("notes") or ())
+    notes += late_html(result)
     if result.get("reason"):
         notes += f"<p class='reason'><b>Your submission could not be graded:</b> {e(result['reason'])}</p>"
     if result.get("cell_errors"):
@@ -66,11 +118,12 @@ tr.passed td:nth-child(3) {{ color: #176a2c; }} tr:not(.passed) td:nth-child(3) 
 .hint {{ margin-top: .3rem; padding: .4rem; background: #fff6d6; border-left: 3px solid #e0b000; }}
 </style></head><body>
 <h1>Feedback: {e(result['assignment'])}, {e(result['student_id'])}</h1>
-<p><b>Score: {fmt(result['score'])} / {fmt(result['max_score'])}</b> (auto-graded exercises; written answers are graded by hand).</p>
+<p><b>Score: {fmt(total(result))} / {fmt(result['max_score'])}</b> (auto-graded exercises{', after the late penalty' if late_penalty(result) else ''}; written answers are graded by hand).</p>
 {notes}
 <table><tr><th>Exercise</th><th>Points</th><th>Result</th><th>What to look at</th></tr>
 {''.join(rows)}
 </table>
+{manual_html(manual)}
 <p>Your functions were called on hidden inputs drawn for you (other sizes than the public checks:
 a single sample, a single step, input size different from hidden size, a non-zero initial state,
 saturated gates). Backward passes are also checked against a numerical gradient of your own forward

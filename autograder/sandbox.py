@@ -6,10 +6,12 @@ A sandbox mode is "bubblewrap", "uid" or "none" (README, "Isolation"):
   /tmp whose /tmp/work, seeded from the scratch folder, is the only writable place: nothing the
   student writes reaches the host disk, and nothing survives the namespace's init.
 - "uid": the grader runs as root; the worker runs as uid/gid 65534 with no supplementary
-  groups, in a new network namespace where the kernel allows one, with its scratch folder its
+  groups, in a new network namespace where the kernel allows one, with its working folder its
   own. `choose_mode` first checks, from a process running as that uid, that it can read none
   of the secrets (the solutions, the hidden tests, the submissions, the outputs).
 - "none": no kernel boundary; only with the CLI's explicit `--unsandboxed`.
+Outside bubblewrap, where the grader may mount one (root), the working folder is a copy of the
+scratch folder on a size-limited tmpfs of its own; elsewhere it is the scratch folder itself.
 Always: an audit hook inside (guard.py), rlimits (address space, CPU, file size, no core
 dumps), wall-time limits enforced from outside (SIGKILL), and, where the machine lets us
 create cgroups (v1 memory + pids, or v2), one cgroup per student process bounding the memory
@@ -19,41 +21,28 @@ import functools
 import importlib.util
 import os
 import resource
-import select
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
-from autograder import guard, wire
+from autograder import guard
 
 HERE = Path(__file__).resolve().parent
-GRACE_SECONDS = 2.0          # after a soft timeout inside, before the hard kill outside
 SANDBOX_HOME = "/tmp/work"   # the student's working folder inside bubblewrap (in its /tmp tmpfs)
 SEED = "/seed"               # where bubblewrap shows the scratch folder, read-only, to copy from
 NOBODY = 65534               # the unprivileged uid and gid of the "uid" mode
 MODES = ("bubblewrap", "uid", "none")
 SKIP_ENV = "AUTOGRADER_SANDBOX_SKIP"   # comma-separated modes `auto` must not pick (tests)
-NEEDED_BY_NUMPY = {"ctypes", "_ctypes", "_posixsubprocess"}   # imported before the guard: not hidden
-NO_BOUNDARY = ("no kernel-level sandbox works here: bubblewrap is missing or cannot create its namespaces, "
-               "and the grader does not run as root (needed to run students as an unprivileged uid). "
-               "Install bubblewrap (apt install bubblewrap), or run as root; to grade anyway, without a "
-               "boundary a determined student cannot cross, pass --unsandboxed (not for grades of record).")
+# Blocked modules bubblewrap still shows: numpy imports ctypes before the guard is installed, and
+# the guard replaces _posixsubprocess by a module that refuses (subprocess imports it by name).
+NOT_HIDDEN = {"ctypes", "_ctypes", "_posixsubprocess"}
 
 
 class GraderError(Exception):
     """The grader itself cannot run a student's process (not the student's fault)."""
-
-
-class ChannelTimeout(Exception):
-    """The student's process did not answer in time (it has been killed)."""
-
-
-class ChannelClosed(Exception):
-    """The student's process died or sent something unreadable (it has been killed)."""
 
 
 def choose_mode(requested="auto", unsandboxed=False, protected=()):
@@ -77,7 +66,11 @@ def choose_mode(requested="auto", unsandboxed=False, protected=()):
         return "none"
     if requested == "none":
         raise GraderError("--sandbox none grades without a kernel boundary: pass --unsandboxed to confirm")
-    raise GraderError(NO_BOUNDARY + (f" (uid {NOBODY}: {problem})" if problem else ""))
+    raise GraderError(
+        "no kernel-level sandbox works here: bubblewrap is missing or cannot create its namespaces (install it: "
+        f"apt install bubblewrap), and the unprivileged uid cannot be used ({problem or 'skipped by ' + SKIP_ENV}). "
+        "To grade anyway, without a boundary a determined student cannot cross, pass --unsandboxed "
+        "(not for grades of record).")
 
 
 @functools.lru_cache(maxsize=None)
@@ -117,9 +110,9 @@ def bubblewrap_prefix(scratch, tmpfs_mb):
 @functools.lru_cache(maxsize=None)
 def hidden_modules():
     """Folders and files of the installed modules the guard blocks (autodiff libraries, CPython's
-    test modules), which bubblewrap replaces by empty ones; numpy's own imports stay."""
+    test modules), which bubblewrap replaces by empty ones."""
     found = []
-    for name in sorted(guard.BLOCKED_MODULES - NEEDED_BY_NUMPY):
+    for name in sorted(guard.BLOCKED_MODULES - NOT_HIDDEN):
         try:
             spec = importlib.util.find_spec(name)
         except (ImportError, ValueError):
@@ -148,13 +141,16 @@ for path in sys.stdin.read().splitlines():
 
 def uid_problem(protected, limit=5000):
     """None when a process running as uid 65534 can start Python (with numpy) and read none of
-    `protected` (folders: their listing and every file in them); else what is wrong, in words."""
+    `protected` (folders: their listing and the first `limit` files in them); else what is
+    wrong, in words."""
     paths = []
     for top in (Path(p) for p in protected):
         if top.is_dir():
             paths.append(str(top))
             for folder, _, files in os.walk(top):
-                paths += [os.path.join(folder, f) for f in files][:limit - len(paths)]
+                paths += [os.path.join(folder, f) for f in files][:max(limit - len(paths), 0)]
+                if len(paths) >= limit:
+                    break
         elif top.exists():
             paths.append(str(top))
     try:
@@ -214,11 +210,58 @@ def limit_resources(memory_mb, cpu_seconds):
 
 
 @functools.lru_cache(maxsize=None)
-def unshare_network():
-    """libc's unshare(CLONE_NEWNET), looked up once in the grader (preexec_fn must not load libraries)."""
+def libc():
+    """The C library, for the system calls Python 3.11 lacks (unshare, mount, umount2); loaded
+    in the grader, never in a preexec_fn."""
     import ctypes
-    unshare = ctypes.CDLL(None, use_errno=True).unshare
-    return lambda: unshare(0x40000000)
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def unshare_network():
+    """A function that moves the calling process into a new network namespace (no devices)."""
+    unshare = libc().unshare
+    return lambda: unshare(0x40000000)   # CLONE_NEWNET
+
+
+def mount_tmpfs(folder, size_mb, owner):
+    """Mount a `size_mb` tmpfs on `folder`, owned by uid and gid `owner`, closed to others;
+    False where this process may not mount (not root, or a container without CAP_SYS_ADMIN)."""
+    options = f"size={int(size_mb)}m,mode=0700,uid={owner},gid={owner}".encode()
+    return libc().mount(b"tmpfs", os.fsencode(folder), b"tmpfs", 2 | 4, options) == 0   # nosuid, nodev
+
+
+def unmount(folder):
+    """Detach the filesystem mounted on `folder` and remove the folder."""
+    libc().umount2(os.fsencode(folder), 2)   # MNT_DETACH
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=None)
+def tmpfs_works():
+    """True when this process may mount a tmpfs (the "uid" and "none" modes' working folder)."""
+    if os.geteuid() != 0:
+        return False
+    probe = Path(tempfile.mkdtemp(prefix="autograder-probe-"))
+    mounted = mount_tmpfs(probe, 1, 0)
+    if mounted:
+        unmount(probe)
+    else:
+        probe.rmdir()
+    return mounted
+
+
+def working_tmpfs(scratch, size_mb, owner):
+    """Outside bubblewrap: a `size_mb` tmpfs holding a copy of `scratch`, owned by `owner`, so
+    that what the student writes is bounded and never reaches the host disk; None where no
+    tmpfs can be mounted (the student then works in `scratch` itself)."""
+    if not tmpfs_works():
+        return None
+    work = Path(tempfile.mkdtemp(prefix="autograder-work-"))
+    if not mount_tmpfs(work, size_mb, owner):
+        work.rmdir()
+        return None
+    shutil.copytree(scratch, work, dirs_exist_ok=True)
+    return work
 
 
 def start_child(limits, cgroup, unshare):
@@ -288,7 +331,7 @@ class Cgroup:
 
     def close(self):
         """Kill every process still in the cgroups, then remove them."""
-        for _ in range(500):
+        for _ in range(2500):
             pids = {int(p) for folder in self.folders for p in read_lines(folder / "cgroup.procs")}
             if not pids:
                 break
@@ -297,16 +340,16 @@ class Cgroup:
                     os.kill(pid, 9)
                 except ProcessLookupError:
                     pass
-            time.sleep(0.01)
+            time.sleep(0.002)
         for folder in self.folders:
-            for _ in range(100):
+            for _ in range(500):
                 try:
                     folder.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.01)
+                    time.sleep(0.002)
         self.folders = []
 
 
@@ -319,56 +362,40 @@ def read_lines(path):
 
 
 class StudentProcess:
-    """One running worker for one submission, and the channel to it."""
+    """One running worker for one submission; `fds` (its channel, see worker.py and channel.py)
+    are passed to it and named on its command line."""
 
-    def __init__(self, scratch, limits, mode):
+    def __init__(self, scratch, limits, mode, fds):
         self.limits = limits
-        home = SANDBOX_HOME if mode == "bubblewrap" else str(scratch)
+        self.work = None
+        if mode != "bubblewrap":
+            self.work = working_tmpfs(scratch, limits.tmpfs_mb, NOBODY if mode == "uid" else 0)
+        folder = self.work or scratch
+        home = SANDBOX_HOME if mode == "bubblewrap" else str(folder)
         env = {"PATH": "/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
                "MPLCONFIGDIR": f"{home}/.matplotlib", "OPENBLAS_NUM_THREADS": "1",
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
                "PYTHONDONTWRITEBYTECODE": "1"}
-        tmpfs_mb = limits.tmpfs_mb if mode == "bubblewrap" else 0
+        tmpfs_mb = limits.tmpfs_mb if mode == "bubblewrap" or self.work else 0
         self.cgroup = Cgroup(limits.memory_mb + tmpfs_mb, limits.processes)
         unshare = None
         if mode == "uid":
-            give_to_nobody(scratch)
+            give_to_nobody(folder)
             unshare = unshare_network()
-        to_child_r, self.to_child = os.pipe()
-        self.from_child, from_child_w = os.pipe()
-        worker = [sys.executable, "-I", f"{home}/.autograder/worker.py", str(to_child_r), str(from_child_w)]
+        worker = [sys.executable, "-I", f"{home}/.autograder/worker.py", *map(str, fds)]
         if mode == "bubblewrap":   # seed the tmpfs working folder, then become the worker
             worker = bubblewrap_prefix(scratch, tmpfs_mb) + [
                 "/bin/sh", "-c", f'cp -R {SEED}/. {SANDBOX_HOME} && exec "$@"', "sh"] + worker
         try:
             self.process = subprocess.Popen(
-                worker, cwd=scratch, env=env, pass_fds=(to_child_r, from_child_w),
+                worker, cwd=folder, env=env, pass_fds=tuple(fds),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True, preexec_fn=functools.partial(start_child, limits, self.cgroup, unshare))
         except (OSError, subprocess.SubprocessError) as exc:
             self.cgroup.close()
+            if self.work:
+                unmount(self.work)
             raise GraderError(f"cannot start a student process: {exc}") from exc
-        finally:
-            os.close(to_child_r)
-            os.close(from_child_w)
-
-    def request(self, message, seconds):
-        """Send one message and wait at most `seconds` (+ grace) for the answer."""
-        try:
-            wire.send(self.to_child, message)
-        except OSError:
-            self.kill()
-            raise ChannelClosed("the process had already exited") from None
-        deadline = time.monotonic() + seconds + GRACE_SECONDS
-        ready, _, _ = select.select([self.from_child], [], [], max(deadline - time.monotonic(), 0))
-        if not ready:
-            self.kill()
-            raise ChannelTimeout(f"no answer within {seconds:g} s")
-        try:
-            return wire.receive(self.from_child)
-        except (EOFError, wire.WireError, OSError) as exc:
-            code = self.kill(grace=1.0)
-            raise ChannelClosed(exit_reason(code, exc)) from None
 
     def kill(self, grace=0.0):
         """Kill the process and everything it started (its cgroup; bwrap's PID namespace), after
@@ -384,12 +411,9 @@ class StudentProcess:
                 pass
         code = self.process.wait()
         self.cgroup.close()
-        for fd in (self.to_child, self.from_child):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.to_child = self.from_child = -1
+        if self.work:
+            unmount(self.work)
+            self.work = None
         return code
 
 

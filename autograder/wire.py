@@ -16,6 +16,7 @@ import struct
 import numpy as np
 
 MAX_MESSAGE_BYTES = 256 * 2**20
+MAX_DEPTH = 16               # nesting of lists and dicts a message may have
 NUMERIC_KINDS = "biufc"
 
 
@@ -58,20 +59,25 @@ def decode(body):
     try:
         (hlen,) = struct.unpack(">I", body[:4])
         header = json.loads(body[4:4 + hlen])
-    except (struct.error, ValueError) as exc:
-        raise WireError(f"bad header: {exc}") from None
+    except (struct.error, ValueError, RecursionError) as exc:
+        raise WireError(f"bad header: {type(exc).__name__}") from None
     offset = 4 + hlen
 
-    def walk(value):
+    def walk(value, depth=0):
         nonlocal offset
+        if depth > MAX_DEPTH:
+            raise WireError("message nested too deeply")
         if isinstance(value, list):
-            return [walk(v) for v in value]
+            return [walk(v, depth + 1) for v in value]
         if isinstance(value, dict):
             if "__nd__" not in value:
-                return {k: walk(v) for k, v in value.items()}
-            dtype = np.dtype(value["dtype"])
-            shape = tuple(int(n) for n in value["shape"])
-            nbytes = int(value["__nd__"])
+                return {k: walk(v, depth + 1) for k, v in value.items()}
+            try:
+                dtype = np.dtype(value["dtype"])
+                shape = tuple(int(n) for n in value["shape"])
+                nbytes = int(value["__nd__"])
+            except (KeyError, TypeError, ValueError):
+                raise WireError("not a numeric array") from None
             if dtype.kind not in NUMERIC_KINDS or dtype.hasobject or min(shape, default=0) < 0:
                 raise WireError("not a numeric array")
             if nbytes != dtype.itemsize * int(np.prod(shape, dtype=np.int64)) or offset + nbytes > len(body):
@@ -84,11 +90,31 @@ def decode(body):
     return walk(header)
 
 
-def send(fd, obj):
+def plain(value, depth=0):
+    """A student's return value -> plain data `encode` can carry, or TypeError: numeric arrays,
+    numbers, None, short strings, and lists/tuples/dicts of them."""
+    if depth > MAX_DEPTH // 2:
+        raise TypeError("returned a structure nested too deeply")
+    if isinstance(value, (np.ndarray, np.generic)):
+        if np.asarray(value).dtype.kind not in NUMERIC_KINDS:
+            raise TypeError(f"returned an array of dtype {np.asarray(value).dtype}, not numbers")
+        return np.asarray(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return value[:200]
+    if isinstance(value, (list, tuple)):
+        return [plain(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v, depth + 1) for k, v in value.items()}
+    raise TypeError(f"returned a {type(value).__name__[:40]}, not an array")
+
+
+def send(fd, obj, _encode=encode, _write=os.write):
     """Write one message to a file descriptor."""
-    data = memoryview(encode(obj))
+    data = memoryview(_encode(obj))
     while data:
-        data = data[os.write(fd, data):]
+        data = data[_write(fd, data):]
 
 
 def read_exactly(fd, n):

@@ -19,7 +19,7 @@ from pathlib import Path
 from assignments.lstm.samples import solved
 from autograder import config as configuration
 from autograder.exercise import Context, grade_exercise
-from autograder.grade import Grader, find_submissions, grade_all
+from autograder.grade import Grader, find_submissions, grade_all, notebook_digest
 from autograder.impl import LocalImpl
 from autograder.samples import write_submission
 
@@ -47,7 +47,7 @@ def make_course(root, config):
     return env
 
 
-def function_seconds(grader, student_id):
+def function_seconds(grader, student_id, notebook):
     """Time the reference takes on one student's hidden inputs: the 'student's own compute'."""
     config = grader.config
     names = config.parameter_names()
@@ -55,7 +55,7 @@ def function_seconds(grader, student_id):
     ctx = Context(LocalImpl(vars(config.reference), names), reference, config.tolerance)
     started = time.perf_counter()
     for exercise in config.exercises:
-        grade_exercise(exercise, ctx, exercise.cases(grader.rng(student_id, exercise.id)),
+        grade_exercise(exercise, ctx, exercise.cases(grader.rng(student_id, exercise.id, notebook_digest(notebook))),
                        config.points[exercise.id], 0.5)
     return (time.perf_counter() - started) / 2   # the loop ran the reference twice per probe
 
@@ -84,7 +84,7 @@ def main():
         started = time.perf_counter()
         grade_all(grader, submissions[:6], jobs=1)
         one = (time.perf_counter() - started) / 6
-        compute = sum(function_seconds(grader, s) for s, _ in submissions[:6]) / 6
+        compute = sum(function_seconds(grader, s, path) for s, path in submissions[:6]) / 6
 
     print(f"ours ({grader.sandbox}, 2 jobs)   : {ours:7.2f} s  ({ours / STUDENTS:.3f} s per submission)")
     print(f"nbgrader autograde        : {theirs:7.2f} s  ({theirs / STUDENTS:.3f} s per submission)"

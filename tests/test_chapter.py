@@ -338,3 +338,366 @@ def test_gradient_check_cell_is_a_demo(notebook):
 def test_cell_ids_unique(notebook):
     ids = [c["id"] for c in notebook["cells"]]
     assert len(ids) == len(set(ids))
+
+
+# ------------------------------------------------------------------ issue 14: the lesson
+
+def cells_by_id(notebook):
+    return {c["id"]: c for c in notebook["cells"]}
+
+
+def strip_details(text):
+    return re.sub(r"<details>.*?</details>", "", text, flags=re.S)
+
+
+def strip_solution(text):
+    return re.sub(r"### BEGIN SOLUTION.*?### END SOLUTION", "", text, flags=re.S)
+
+
+def exercise5_cells(notebook):
+    """The cells of Exercise 5, from its heading to its answer cell (the check cell is locked)."""
+    cells = notebook["cells"]
+    start = next(k for k, c in enumerate(cells) if cell_text(c).startswith("### Exercise 5"))
+    end = next(k for k, c in enumerate(cells)
+               if c["metadata"].get("nbgrader", {}).get("grade_id") == "lstm_step_backward")
+    return cells[start:end + 1]
+
+
+# Formulas of the derivatives that the student derives: the other gates and the affine part.
+OTHER_GATES = [
+    r"\\delta\s*a\^\{\((i|g|o)\)\}(_t)?\s*=",          # \delta a^{(i)}_t = ...
+    r"\\delta\s*(i|g|o)_t\s*=",                        # \delta i_t = ...
+    r"\b(di|dg|do|da_i|da_g|da_o)\s*=",                # di = ..., da_o = ...
+    r"\bdc\s*\*\s*[gi]\b", r"\bdnext_h\s*\*\s*tanh",  # code of the i, g, o gradients
+    r"1\s*-\s*g\s*\*\*?\s*g", r"1\s*-\s*g_t\^2", r"o_t\s*\(1\s*-\s*o_t\)", r"i_t\s*\(1\s*-\s*i_t\)",
+    r"\\delta\s*a_t\s*W_x\^\{?\\top", r"x_t\^\{?\\top\}?\s*\\delta", r"\bda\s*@", r"@\s*W[xh]\.T",
+    r"\.T\s*@\s*da", r"sum\(axis",
+]
+
+
+def test_exercise5_is_a_derivation_with_collapsed_hints(notebook):
+    cells = exercise5_cells(notebook)
+    visible = "\n".join(strip_details(strip_solution(cell_text(c))) for c in cells)
+    for pattern in OTHER_GATES:
+        assert not re.search(pattern, visible), f"Exercise 5 shows {pattern!r} outside <details>"
+    # ... but it does give the method and the one worked example
+    assert "both paths" in visible.lower() or "Both paths" in visible
+    assert r"\delta c_t = \mathtt{dnext\_c} + \mathtt{dnext\_h} \odot o_t" in visible
+    assert r"\delta a^{(f)}_t = \delta c_t \odot c_{t-1} \odot f_t \odot (1 - f_t)" in visible
+    # the hints are progressive and collapsed; even opened, they never state another gate's formula
+    markdown = "\n".join(cell_text(c) for c in cells if c["cell_type"] == "markdown")
+    hints = re.findall(r"<details>(.*?)</details>", markdown, flags=re.S)
+    assert len(hints) >= 4 and "<details open" not in markdown
+    assert all("<summary>" in h for h in hints)
+    for pattern in OTHER_GATES[:3]:
+        assert not re.search(pattern, markdown), f"a hint states {pattern!r}"
+    assert "`dnext_h`, not $\\delta c_t$" in hints[0]                 # the output gate's gradient
+    assert "numerical_gradient" in hints[-1] and "relative_error" in hints[-1]
+    # the computational graph is drawn in the exercise, by a demo cell
+    graph = [c for c in cells if "draw_step_graph" in cell_text(c)]
+    assert len(graph) == 1 and {"demo", "otter_ignore"} <= set(graph[0]["metadata"]["tags"])
+
+
+def test_exercise5_last_hint_finds_the_wrong_block(notebook):
+    """The last hint's code, run as a student would, passes a correct backward pass and points
+    at the gates a dropped dnext_c path breaks (i, f, g) but not at the output gate."""
+    cells = exercise5_cells(notebook)
+    markdown = "\n".join(cell_text(c) for c in cells if c["cell_type"] == "markdown")
+    code = re.findall(r"```python\n(.*?)```", markdown, flags=re.S)[-1]
+
+    def run(backward):
+        ns = {"np": np, "lstm_step_forward": ref.lstm_step_forward, "lstm_step_backward": backward}
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(code, ns)
+        return {line.split()[0]: float(line.split()[1]) for line in out.getvalue().splitlines()}
+
+    assert max(run(ref.lstm_step_backward).values()) < 1e-8
+    dropped = run(lambda dh, dc, cache: ref.lstm_step_backward(dh, np.zeros_like(dc), cache))
+    assert min(dropped[g] for g in "ifg") > 1e-2 and dropped["o"] < 1e-8
+
+
+def test_exercise5_derivation_holds_in_the_release():
+    release = json.loads((REPO / "release" / "lstm" / "lstm.ipynb").read_text(encoding="utf-8"))
+    visible = "\n".join(strip_details(cell_text(c)) for c in exercise5_cells(release))
+    for pattern in OTHER_GATES:
+        assert not re.search(pattern, visible), pattern
+
+
+def test_step_graph(plt):
+    from seqlab import plots
+    fig = _draw(plt, plots.draw_step_graph)
+    labels = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for symbol in ("c_{t-1}", "c_t", "h_t", "f_t", "i_t", "g_t", "o_t", "dnext_c", "dnext_h",
+                   "odot", "tanh", "worked"):
+        assert symbol in labels, symbol
+
+
+def test_gradient_plot_with_cell_panel(plt):
+    from seqlab import plots
+    fig = _draw(plt, plots.plot_gradient_norms, {"a": 0.5 ** np.arange(20.0), "b": np.ones(20)},
+                cell_norms={"b": np.ones(20), "c": np.ones(20)})
+    assert len(fig.axes) == 2 and all(ax.get_yscale() == "log" for ax in fig.axes)
+    colour = {l.get_label(): l.get_color() for ax in fig.axes for l in ax.lines}
+    assert fig.axes[0].lines[1].get_color() == fig.axes[1].lines[0].get_color() == colour["b"]
+
+
+def test_text_heatmap_html():
+    from seqlab import plots
+    out = plots.text_heatmap_html("a<b\nc", [1.0, -1.0, 0.0, 0.5, 0.0])
+    assert "&lt;" in out and "<br>" in out and out.count("<span") == 5
+    assert "rgb(33, 102, 172)" in out and "rgb(192, 57, 43)" in out
+    with pytest.raises(ValueError):
+        plots.text_heatmap_html("ab", [1.0])
+
+
+# ------------------------------------------------------------------ truncated BPTT helpers
+
+def test_batchify_and_chunks_continue_each_stream():
+    ids = np.arange(103)
+    streams = text.batchify(ids, 4)
+    assert streams.shape == (4, 25) and streams.dtype == np.int64
+    np.testing.assert_array_equal(streams[1], np.arange(25, 50))
+    x1, y1 = text.chunk(streams, 0, 5, 103)
+    x2, y2 = text.chunk(streams, 5, 5, 103)
+    assert x1.shape == (4, 5, 103) and y1.shape == (4, 5)
+    np.testing.assert_array_equal(x1.argmax(-1)[:, 1:], y1[:, :-1])
+    np.testing.assert_array_equal(y1[:, -1], x2.argmax(-1)[:, 0])     # row n goes on where it stopped
+    with pytest.raises(ValueError):
+        text.chunk(streams, 20, 5, 103)
+    with pytest.raises(ValueError):
+        text.batchify(ids[:5], 4)
+
+
+def test_split_text_and_line_position():
+    s = text.load_text()
+    train, valid = text.split_text(s, 0.1)
+    assert train + valid == s and valid.startswith("\n") and 0.05 < len(valid) / len(s) < 0.2
+    np.testing.assert_array_equal(text.line_position("ab\ncde\n\nf"), [0, 1, 2, 0, 1, 2, 3, 0, 0])
+
+
+# ------------------------------------------------------------------ Section 3.5: quoted numbers
+
+def sci(x):
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{mantissa} \\times 10^{{{int(exponent)}}}"
+
+
+def pct(x):
+    return f"{x:.0%}".replace("%", " %")
+
+
+@pytest.fixture(scope="module")
+def gradient_flow():
+    flows = {bias: experiments.lstm_gradient_flow(ref.lstm_step_forward, ref.lstm_step_backward,
+                                                  T=100, forget_bias=bias) for bias in (1.0, 3.0)}
+    return experiments.rnn_gradient_norms(T=100), flows
+
+
+def test_gradient_flow_against_finite_differences():
+    """||dL/dh_t|| and ||dL/dc_t|| of lstm_gradient_flow equal centered differences of the loss
+    sum(dL/dh_T * h_T) under perturbations of h_t and c_t in a forward pass run step by step."""
+    from seqlab import models
+    T, N, D, H, seed, bias = 7, 2, 4, 3, 5, 3.0
+    flow = experiments.lstm_gradient_flow(ref.lstm_step_forward, ref.lstm_step_backward, T=T, N=N,
+                                          D=D, H=H, seed=seed, forget_bias=bias)
+    rng = np.random.default_rng(seed)                     # the same stream as lstm_gradient_flow
+    models.init_params(D, H, 1, 1, rng)
+    x = rng.normal(size=(N, T, D))
+    dhT = rng.normal(size=(N, H))
+    dhT /= np.linalg.norm(dhT)
+    p = models.init_params(D, H, 1, 4, np.random.default_rng(seed + 1))
+    b = p["b"].copy()
+    b[H:2 * H] = bias
+
+    def loss(at, which, delta):
+        h, c = np.zeros((N, H)), np.zeros((N, H))
+        for t in range(T):
+            if t == at and which == "c":                  # c_t moved before h_t is computed from it
+                i, f, g, o = ref.lstm_gates(x[:, t], h, p["Wx"], p["Wh"], b)
+                c = f * c + i * g + delta
+                h = o * np.tanh(c)
+                continue
+            h, c, _ = ref.lstm_step_forward(x[:, t], h, c, p["Wx"], p["Wh"], b)
+            if t == at:
+                h = h + delta
+        return float(np.sum(dhT * h))
+
+    eps = 1e-6
+    for which in ("h", "c"):
+        for t in range(T):
+            grad = np.zeros((N, H))
+            for k in np.ndindex(N, H):
+                e = np.zeros((N, H))
+                e[k] = eps
+                grad[k] = (loss(t, which, e) - loss(t, which, -e)) / (2 * eps)
+            assert np.linalg.norm(grad) == pytest.approx(flow[which][t], rel=1e-6), (which, t)
+    assert flow["cell_only"][-1] == pytest.approx(flow["c"][-1])
+
+
+def test_experiment1_prose_quotes_what_the_code_computes(notebook, gradient_flow):
+    rnn_norms, flows = gradient_flow
+    prose = cell_text(cells_by_id(notebook)["43473edf92ea"])
+    rnn = experiments.decay_summary(rnn_norms)
+    l1, l3 = (experiments.decay_summary(flows[b]["h"]) for b in (1.0, 3.0))
+    c1, c3 = (experiments.decay_summary(flows[b]["c"]) for b in (1.0, 3.0))
+    alone1, alone3 = (experiments.decay_summary(flows[b]["cell_only"]) for b in (1.0, 3.0))
+    quoted = [
+        f"median factor of {rnn['median_step']:.2f}", f"between {rnn['low']:.2f} and {rnn['high']:.2f}",
+        sci(rnn["at_T_minus_50"]) + "$ of it is left at $t = 50$", sci(rnn["at_1"]) + "$ at $t = 1$",
+        f"(×{l1['first_step']:.2f})", f"×{l1['median_step']:.2f} per step ({l1['low']:.2f} to {l1['high']:.2f})",
+        sci(l1["at_1"]) + "$ at $t = 1$", f"mean forget gate, {flows[1.0]['forget'].mean():.2f}",
+        f"×{alone1['median_step']:.2f} per step and would leave only ${sci(alone1['at_1'])}$",
+        f"now {flows[3.0]['forget'].mean():.2f} on average", f"(×{l3['first_step']:.2f})",
+        f"smallest at $t = {l3['argmin']}$", f"by ×{l3['growth']:.3f} per step, to ${l3['at_1']:.1f}$",
+        f"passes {alone3['median_step']:.2f}", f"(mean {flows[3.0]['slope'][0]:.2f} at $t = 1$)",
+        f"only {flows[3.0]['slope'][-1]:.2f} at $t = 100$", f"×{c1['median_step']:.2f} per step with bias 1",
+        f"up to ${c3['at_1']:.1f}$ at $t = 1$ with bias 3",
+    ]
+    for text_ in quoted:
+        assert text_ in prose, text_
+    # the words around the numbers
+    assert round(1 / l1["first_step"]) == 7 and "a factor of about seven" in prose
+    assert 1e17 < l1["at_1"] / rnn["at_1"] < 1e18 and "nearly $10^{18}$ times" in prose
+    assert abs(rnn["median_step"] - 1 / np.sqrt(3)) < 0.02
+    assert l3["at_1"] > 1.0 > l3["at_T_minus_50"]       # more than at the loss; smallest in between
+    assert l3["growth"] > 1 and rnn["argmin"] == 1 and l1["argmin"] == 1
+    assert "does not shrink at all" not in prose
+
+
+@pytest.fixture(scope="module")
+def adding_run():
+    res = experiments.adding_problem_comparison(ref.lstm_forward, ref.lstm_backward,
+                                                clip_fn=ref.clip_grad_norm)
+    return res, experiments.adding_summary(res)
+
+
+def test_experiment2_prose_quotes_what_the_code_computes(notebook, adding_run):
+    res, s = adding_run
+    cells = cells_by_id(notebook)
+    loss_prose, norm_prose = cell_text(cells["93bea456ee37"]), cell_text(cells["d4aa2bf432c4"])
+    for text_ in (f"test MSE {s['test_mse']['vanilla RNN']:.3f}", f"against {s['baseline']:.3f}",
+                  f"below a tenth of the baseline at step {s['solved_step']}",
+                  f"test MSE of ${sci(s['test_mse']['LSTM'])}$"):
+        assert text_ in loss_prose, text_
+    lstm_late = [k for k in s["clipped_steps"]["LSTM"] if k > 10]
+    early = {name: sum(k <= 10 for k in s["clipped_steps"][name]) for name in ("LSTM", "vanilla RNN")}
+    for text_ in (f"above the LSTM's at {pct(s['rnn_above'])} of the steps",
+                  f"its median is {s['median_norm']['vanilla RNN']:.2f} against the LSTM's {s['median_norm']['LSTM']:.2f}",
+                  f"{pct(s['output_share']['vanilla RNN'])} of the RNN's squared gradient norm",
+                  f"against {pct(s['output_share']['LSTM'])} for the LSTM",
+                  f"active at {s['clipped']['LSTM']} of the LSTM's 800 steps and at {s['clipped']['vanilla RNN']} of the RNN's",
+                  f"{early['LSTM']} and {early['vanilla RNN']} of them in the first ten steps",
+                  f"other {len(lstm_late)} clipped steps all fall between steps {lstm_late[0]} and "
+                  f"{lstm_late[-1]}, where its loss starts to fall",
+                  f"comes at step {s['peak_step']['LSTM']}"):
+        assert text_ in norm_prose, text_
+    assert lstm_late[-1] - lstm_late[0] < 20
+    assert s["peak_step"]["LSTM"] in lstm_late and lstm_late[-1] < s["solved_step"]
+    assert s["rnn_above"] > 0.5 and "stays small" not in norm_prose
+    assert s["test_mse"]["LSTM"] < 0.01 < s["baseline"] * 0.9 < s["test_mse"]["vanilla RNN"]
+
+
+# ------------------------------------------------------------------ Section 3.6: the demo's numbers
+
+@pytest.fixture(scope="module")
+def char_demo(notebook):
+    """The notebook's character-model cells (tag char-model) run in-process on the solution
+    blocks, as they run in the solved notebook."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ns = {"np": np}
+    for c in notebook["cells"]:
+        meta = c["metadata"].get("nbgrader", {})
+        if c["cell_type"] == "code" and meta.get("solution"):
+            exec(compile(cell_text(c), meta["grade_id"], "exec"), ns)
+    exec("from seqlab import plots", ns)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for c in notebook["cells"]:
+            if "char-model" in c["metadata"].get("tags", []):
+                exec(compile(cell_text(c), c["id"], "exec"), ns)
+    plt.close("all")
+    return ns, out.getvalue()
+
+
+def test_char_demo_cells_use_the_students_step_functions(notebook):
+    cells = [c for c in notebook["cells"] if "char-model" in c["metadata"].get("tags", [])]
+    assert len(cells) >= 4
+    code = "\n".join(cell_text(c) for c in cells)
+    for name in ("lstm_step_forward(", "lstm_step_backward(", "clip_grad_norm("):
+        assert name in code, name
+    assert "solutions" not in code and "ref." not in code
+    for c in cells:
+        assert {"demo", "otter_ignore"} <= set(c["metadata"]["tags"])
+
+
+def test_char_demo_prose_quotes_what_the_code_computes(notebook, char_demo):
+    ns, out = char_demo
+    cells = cells_by_id(notebook)
+    prose = cell_text(cells["e4b7a19c3d05"])
+    untrained = float(re.search(r"untrained ([0-9.]+)", out).group(1))
+    unigram = float(re.search(r"frequencies alone ([0-9.]+)", out).group(1))
+    trained = float(re.search(r"your trained LSTM ([0-9.]+)", out).group(1))
+    train_ppl = float(np.exp(np.mean(ns["char_losses"][-100:])))
+    passes = 500 // ((ns["streams"].shape[1] - 1) // ns["T"])
+    for text_ in (f"falls from {untrained:.1f} before training to {trained:.1f} after it",
+                  f"the {unigram:.1f} of predicting", f"perplexity of {train_ppl:.1f}",
+                  f"{passes} passes over it"):
+        assert text_ in prose, text_
+    assert abs(untrained - len(ns["vocab"])) < 1 and trained < unigram < untrained
+    assert train_ppl < trained                                  # overfitting, as the prose says
+    match = re.search(r"r = (-?[0-9.]+) \(the median \|r\| over all 64 units is ([0-9.]+)\)", out)
+    inside = cell_text(cells["b9e25c0f4a18"])
+    assert f"reaches $r = {match.group(1)}$" in inside
+    assert f"median $|r|$ over all 64 units is {match.group(2)}" in inside
+    assert abs(float(match.group(1))) > 0.7
+    assert "two sonnets" in cell_text(cells["191e2ee261d0"])
+    assert ns["valid_text"].count("\n\n") >= 2
+
+
+def test_truncated_bptt_chunk_gradient_is_exact_inside_the_chunk(char_demo):
+    """chunk_loss's gradients equal full BPTT (lstm_backward) on the chunk when the carried state
+    is zero: the truncation only drops what would flow into the previous chunk."""
+    ns, _ = char_demo
+    rng = np.random.default_rng(3)
+    from seqlab import models
+    V, H = ns["V"], 8
+    params = models.init_params(V, H, V, 4, rng)
+    x, y = text.chunk(ns["streams"], 0, 6, V)
+    saved_H = ns["H"]
+    loss, grads, h, c = ns["chunk_loss"](params, x, y, np.zeros((x.shape[0], H)),
+                                         np.zeros((x.shape[0], H)))
+    model = models.SequenceModel(params, ref.lstm_forward, ref.lstm_backward, readout="every")
+    loss2, grads2 = model.loss_and_grads(x, y)
+    assert loss == pytest.approx(loss2, rel=1e-12)
+    for k in grads2:
+        np.testing.assert_allclose(grads[k], grads2[k], rtol=1e-9, atol=1e-12)
+    assert ns["H"] == saved_H
+
+
+# ------------------------------------------------------------------ drafting leftovers, facts
+
+def test_no_drafting_leftovers(markdown):
+    for bad in ("corrected history", "original plan", "three authors", "PhD, Stanford",
+                "moved to Stanford", "Note the order", "hundreds of steps and more",
+                "the same as PyTorch's"):
+        assert bad not in markdown, bad
+
+
+def test_factual_fixes(notebook, markdown):
+    assert "Graves, A., & Schmidhuber, J. (2005)" in markdown and "**truncated** gradient" in markdown
+    assert "Greff et al. (2017) did not test the GRU" in markdown
+    assert "Jozefowicz, Zaremba & Sutskever (2015) found the GRU" in markdown
+    assert "Cho et al.'s form" in markdown and "3H(D + H + 1) + H" in markdown
+    assert "simplified form of the original task" in markdown and "0.5 + (X_1 + X_2)/4" in markdown
+    assert "Khandelwal" in markdown and "(4H, D)" in markdown and "batch_first=True" in markdown
+    for author in ("Robinson & Fallside (1987)", "Werbos (1988)", "Williams & Zipser (1995)"):
+        assert author in markdown, author
+    # the gradient-check threshold in the prose is the one the code uses
+    code = next(cell_text(c) for c in notebook["cells"] if "gradcheck" in c["metadata"].get("tags", []))
+    threshold = re.search(r"err < (1e-\d+)", code).group(1)
+    exponent = int(threshold.split("e")[1])
+    assert f"below $10^{{{exponent}}}$" in markdown
+    assert "an error above $10^{-5}$" not in markdown

@@ -14,7 +14,7 @@ from tests.conftest import run_cli
 def test_grades_csv_has_the_contract_header_and_a_row_per_student_folder(demo, config):
     out, _, _ = demo
     rows = list(csv.reader((out / "grades.csv").open()))
-    assert rows[0] == ["student_id", *config.points, "total", "max_score"]
+    assert rows[0] == ["student_id", *config.points, "late_penalty", "total", "max_score"]
     folders = sorted(p.name for p in (out / "submitted").iterdir() if p.is_dir())
     assert [r[0] for r in rows[1:]] == folders
     for row in rows[1:]:
@@ -60,13 +60,12 @@ def test_bad_input_gives_a_clear_error_and_nonzero_exit(tmp_path):
     assert unknown.returncode != 0 and "no assignment 'nosuch'" in unknown.stderr
 
 
-def test_an_empty_class_is_graded_to_an_empty_table(tmp_path, config):
+def test_an_empty_class_is_refused_with_a_reason(tmp_path, config):
     (tmp_path / "root").mkdir()
     done = run_cli("grade", str(tmp_path / "root"), "--assignment", "lstm", "--out", str(tmp_path / "o"),
                    "--no-gradebook")
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "o" / "grades.csv").read_text().splitlines() == [
-        ",".join(["student_id", *config.points, "total", "max_score"])]
+    assert done.returncode != 0 and "has no student folders" in done.stderr
+    assert not (tmp_path / "o" / "grades.csv").exists()
 
 
 def test_hidden_inputs_are_seeded_per_student_and_assignment(config):
@@ -79,15 +78,24 @@ def test_hidden_inputs_are_seeded_per_student_and_assignment(config):
 
 
 def test_hidden_cases_use_shapes_public_checks_never_use(config):
+    """N = 1, T = 1, D = 1, H = 1, D != H otherwise, a non-zero h0, saturated gates, a larger case,
+    and for the backward passes the cost case."""
     grader = Grader(config, sandbox="none", misconceptions=[])
     for student in ("a", "b", "c"):
-        seq = exercises.sequence_cases(grader.rng(student, "lstm_forward"))
-        assert seq[0]["x"].shape[:2] == (1, 1)                                 # N = T = 1
-        assert all(c["x"].shape[2] != c["h0"].shape[1] for c in seq)           # D != H
-        assert all(np.abs(c["h0"]).max() > 0 for c in seq)                     # non-zero h0
-        step = exercises.step_cases(grader.rng(student, "lstm_gates"))
-        a = step[2]["x"] @ step[2]["Wx"] + step[2]["prev_h"] @ step[2]["Wh"] + step[2]["b"]
-        assert np.mean(np.abs(a) > 4) > 0.3                                    # saturated gates
+        seq = {c["label"]: c for c in exercises.backward_cases(grader.rng(student, "lstm_backward"))}
+        shapes = {label: c["x"].shape + c["h0"].shape[1:] for label, c in seq.items()}   # N, T, D, H
+        assert shapes["one sample, one step"][:2] == (1, 1)
+        assert shapes["hidden size 1"][3] == 1 and shapes["input size 1"][2] == 1
+        assert all(n >= 5 and t >= 12 for n, t, _, _ in [shapes["a longer sequence"]])
+        assert shapes["large sizes"] == (1, 2, 64, 256) and seq["large sizes"]["cost"]
+        assert all(d != h for label, (_, _, d, h) in shapes.items() if 1 not in (d, h))
+        assert all(np.abs(c["h0"]).max() > 0 for c in seq.values())                  # non-zero h0
+        step = {c["label"]: c for c in exercises.step_cases(grader.rng(student, "lstm_gates"))}
+        assert step["one sample"]["x"].shape[0] == 1 and step["input size 1, saturated gates"]["x"].shape[1] == 1
+        assert step["hidden size 1"]["prev_h"].shape[1] == 1 and step["a larger batch"]["x"].shape[0] >= 6
+        c = step["input size 1, saturated gates"]
+        a = c["x"] @ c["Wx"] + c["prev_h"] @ c["Wh"] + c["b"]
+        assert np.mean(np.abs(a) > 4) > 0.3                                          # saturated gates
 
 
 def test_every_unreadable_file_gets_its_row_and_its_reason(tmp_path, config):

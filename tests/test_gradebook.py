@@ -108,10 +108,10 @@ def test_check_cells_show_the_graders_verdict(course):
     cell = next(c for c in notebook["cells"]
                 if c["metadata"].get("nbgrader", {}).get("grade_id") == "check_lstm_backward")
     text = "".join("".join(o.get("text", "")) for o in cell["outputs"])
-    assert "partly correct, 2 / 5" in text and "dWx" in text
+    assert "partly correct, 2.5 / 5" in text and "dWx" in text
     with gradebook(folder) as gb:
         comment = gb.find_comment("lstm_backward", "lstm", "lstm", "bug_last_step_weights")
-        assert comment.auto_comment.startswith("Autograder: partly correct (2 / 5).")
+        assert comment.auto_comment.startswith("Autograder: partly correct (2.5 / 5).")
 
 
 def test_nbgrader_export_totals_are_auto_plus_manual(course, config):
@@ -131,13 +131,13 @@ def test_nbgrader_export_totals_are_auto_plus_manual(course, config):
         assert float(rows[student]["max_score"]) == config.max_score + sum(config.manual.values())
     assert (out / "grades.csv").is_file()   # the autograder's own table is a different file
 
-    # regrading keeps the TA's manual score (and flags the answer for review, as nbgrader does)
+    # regrading keeps the TA's manual score, still graded: the answer did not change
     again = run_cli("grade", str(root), "--assignment", "lstm", "--out", str(out),
                     "--gradebook", str(folder / "gradebook.db"), "--jobs", "2")
     assert again.returncode == 0, again.stderr
     with gradebook(folder) as gb:
         grade = gb.find_grade(first, "lstm", "lstm", "correct")
-        assert grade.manual_score == 1.5 and grade.needs_manual_grade
+        assert grade.manual_score == 1.5 and not grade.needs_manual_grade
         assert gb.find_submission("lstm", "correct").score == pytest.approx(config.max_score + 1.5)
 
 

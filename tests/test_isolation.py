@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from autograder import sandbox
+from autograder.channel import ForkServer
 from autograder.config import Limits
 from autograder.impl import Crashed, StudentFailure, StudentImpl, TimedOut
 
@@ -70,13 +71,12 @@ def student(mode, tmp_path, memory_mb=1024, call_seconds=3, cells=PROBES, guard=
     shutil.move(scratch, tmp_path / "scratch")
     scratch = tmp_path / "scratch"
     if not guard:
-        (scratch / ".autograder" / "guard.py").write_text("def install(writable, readable):\n    pass\n")
+        (scratch / ".autograder" / "guard.py").write_text(
+            "def install(writable, readable):\n    return (lambda fn, *args: fn(*args)), (lambda: None)\n")
     limits = Limits(wall_seconds=60, call_seconds=call_seconds, memory_mb=memory_mb, **limits)
 
-    def start():
-        process = sandbox.StudentProcess(scratch, limits, mode)
-        return process, process.request({"op": "run", "cells": [[0, cells]], "cell_seconds": 10}, 30)
-    return StudentImpl(start, {}, call_seconds, lambda: 60)
+    return StudentImpl(lambda seconds: ForkServer(scratch, limits, mode, [[0, cells]], seconds), {}, limits,
+                       lambda: 60)
 
 
 def text(value):
@@ -89,13 +89,14 @@ def test_the_reference_and_the_hidden_tests_are_out_of_reach(mode, tmp_path):
     try:
         for secret in ("solutions/lstm.py", "assignments/lstm/exercises.py", "grading.yml"):
             got = text(impl.call("try_read", str(REPO / secret)))
-            assert got in ("FileNotFoundError", "PermissionError"), (secret, got)
-        assert text(impl.call("try_list", str(REPO))) in ("FileNotFoundError", "PermissionError")
+            assert got in ("FileNotFoundError", "Refused"), (secret, got)
+        assert text(impl.call("try_list", str(REPO))) in ("FileNotFoundError", "Refused")
         assert text(impl.call("try_import")) == "ModuleNotFoundError"
-        assert text(impl.call("try_read", "/proc/1/environ")) in ("FileNotFoundError", "PermissionError")
-        assert text(impl.call("try_run")) == "PermissionError"
-        assert text(impl.call("try_connect")) in ("PermissionError", "OSError", "ConnectionRefusedError")
-        assert text(impl.call("write_here")) == "ok"
+        assert text(impl.call("try_read", "/proc/1/environ")) in ("FileNotFoundError", "Refused")
+        assert text(impl.call("try_run")) == "Refused"
+        assert text(impl.call("try_connect")) in ("Refused", "OSError", "ConnectionRefusedError")
+        with pytest.raises(StudentFailure, match="Refused"):     # sessions write no file
+            impl.call("write_here")
     finally:
         impl.close()
 
@@ -109,8 +110,8 @@ def test_memory_and_time_limits_cost_only_the_call(mode, tmp_path):
         assert float(impl.call("allocate", 0.01)) > 0          # the same process goes on
         with pytest.raises(TimedOut):
             impl.call("spin")                                  # ignores the soft alarm: killed
-        assert text(impl.call("write_here")) == "ok"            # restarted for the next call
-        assert impl.incarnation == 2
+        assert float(impl.call("allocate", 0.01)) > 0           # a new session for the next call
+        assert impl.sessions == 2
     finally:
         impl.close()
 
@@ -174,14 +175,19 @@ def torch_here():
 """
 
 
-@BWRAP
-def test_bubblewrap_tmpfs_bounds_what_a_student_writes(tmp_path):
-    """40 x 60 MB into /tmp, and 1 GB into the working folder: the tmpfs (tmpfs_mb) stops both,
-    in memory, not on the host disk (no rlimit would: each file is under the file-size limit)."""
-    impl = student("bubblewrap", tmp_path, cells=KERNEL, guard=False, tmpfs_mb=64)
+TMPFS = pytest.mark.skipif(not sandbox.tmpfs_works(), reason="the grader may not mount a tmpfs here")
+
+
+@pytest.mark.parametrize("mode", [pytest.param("bubblewrap", marks=BWRAP), pytest.param("none", marks=TMPFS)])
+def test_a_tmpfs_bounds_what_a_student_writes(mode, tmp_path):
+    """40 x 60 MB into /tmp (bubblewrap's), and 1 GB into the working folder: the tmpfs
+    (tmpfs_mb) stops both, in memory, not on the host disk (no rlimit would: each file is under
+    the file-size limit)."""
+    impl = student(mode, tmp_path, cells=KERNEL, guard=False, tmpfs_mb=64)
     try:
-        written, errno = map(int, impl.call("fill", "/tmp", 40, 60))
-        assert errno == 28 and 50 <= written <= 64, (written, errno)     # ENOSPC at 64 MB
+        if mode == "bubblewrap":
+            written, errno = map(int, impl.call("fill", "/tmp", 40, 60))
+            assert errno == 28 and 50 <= written <= 64, (written, errno)     # ENOSPC at 64 MB
         written, errno = map(int, impl.call("fill", ".", 20, 60))
         assert errno == 28 and written <= 64, (written, errno)
         assert not any(p.name.startswith("fill") for p in (tmp_path / "scratch").iterdir())
@@ -243,5 +249,75 @@ def test_bubblewrap_hides_the_autodiff_libraries_even_without_the_hook(tmp_path)
     try:
         with pytest.raises(StudentFailure, match="(AttributeError|ImportError|ModuleNotFoundError)"):
             impl.call("torch_here")
+    finally:
+        impl.close()
+
+
+INTROSPECTION = '''
+import collections, enum, logging, sys, threading, traceback, typing
+def outcome(source):
+    try:
+        exec(source, {"sys": sys, "threading": threading, "traceback": traceback})
+        return "allowed"
+    except BaseException as exc:
+        return type(exc).__name__
+def attempts():
+    return {name: outcome(source) for name, source in ATTEMPTS.items()}
+def honest():
+    Point = collections.namedtuple("Point", "x y")
+    Pair = typing.NamedTuple("Pair", [("a", int)])
+    Colour = enum.Enum("Colour", "RED GREEN")
+    logging.getLogger("student").warning("logged")
+    traceback.extract_stack()
+    return [Point(1, 2).y, Pair(3).a, Colour.GREEN.value]
+'''
+ATTEMPTS = {
+    "sys._getframe": "sys._getframe()",
+    "sys._current_frames": "sys._current_frames()",
+    "sys.settrace": "sys.settrace(lambda *a: None)",
+    "sys.setprofile": "sys.setprofile(lambda *a: None)",
+    "threading.settrace": "seen = []\nthreading.settrace(lambda *a: seen.append(a))\n"
+                          "t = threading.Thread(target=len, args=([],))\nt.start()\nt.join()\n"
+                          "if not seen:\n    raise PermissionError('the thread ran untraced')",
+    "gc.get_objects": "import gc\ngc.get_objects()",
+    "gc.get_referrers": "import gc\ngc.get_referrers(sys)",
+    "gc.get_referents": "import gc\ngc.get_referents(sys)",
+    "tb_frame": "try:\n    1 / 0\nexcept ZeroDivisionError as exc:\n    exc.__traceback__.tb_frame",
+    "traceback.walk_tb": "try:\n    1 / 0\nexcept ZeroDivisionError as exc:\n    list(traceback.walk_tb(exc.__traceback__))",
+    "gi_frame": "(x for x in []).gi_frame",
+    "gi_code": "(x for x in []).gi_code",
+    "mmap": "import mmap\nmmap.mmap(-1, 4096)",
+    "cr_frame": "async def f():\n    pass\nc = f()\nc.close()\nc.cr_frame",
+    "ctypes": "import ctypes",
+    "_ctypes": "import _ctypes",
+    "_testcapi": "import _testcapi",
+    "_testinternalcapi": "import _testinternalcapi",
+    "_xxsubinterpreters": "import _xxsubinterpreters",
+    "torch": "import torch",
+    "jax": "import jax",
+    "autograd": "import autograd",
+    "sympy": "import sympy",
+    "_posixsubprocess.fork_exec": "import _posixsubprocess\n_posixsubprocess.fork_exec()",
+    "subprocess._fork_exec": "import subprocess\nsubprocess._fork_exec()",
+    "os.chdir": "import os\nos.chdir('/')",
+    "os.fchdir": "import os\nos.fchdir(0)",
+    "open a folder": "import os\nos.open('.', os.O_RDONLY)",
+}
+EXPECTED = {name: "RefusedAttribute" for name in ("tb_frame", "traceback.walk_tb", "gi_frame", "gi_code", "cr_frame")}
+EXPECTED.update({name: "ImportRefused" for name in ("ctypes", "_ctypes", "_testcapi", "_testinternalcapi",
+                                                    "_xxsubinterpreters", "torch", "jax", "autograd", "sympy")})
+EXPECTED["sys._getframe"] = "RefusedFrame"
+EXPECTED["threading.settrace"] = "PermissionError"   # raised by the cell: the thread ran untraced
+
+
+def test_the_guard_refuses_introspection_native_code_and_autodiff_but_not_honest_code(tmp_path):
+    """Every bypass and introspection path, in a real student process (no kernel sandbox, so
+    only the audit hook stands); namedtuple, typing, enum, logging and extract_stack still work."""
+    cells = INTROSPECTION + f"\nATTEMPTS = {ATTEMPTS!r}\n"
+    impl = student("none", tmp_path, cells=cells)
+    try:
+        got = {name: str(value) for name, value in impl.call("attempts").items()}
+        assert got == {name: EXPECTED.get(name, "Refused") for name in ATTEMPTS}
+        assert [int(v) for v in impl.call("honest")] == [2, 3, 2]
     finally:
         impl.close()

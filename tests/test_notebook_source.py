@@ -358,10 +358,10 @@ def test_check_clip_grad_norm_in_place_and_scale():
     assert "max_norm / (total_norm + 1e-6)" in msg
 
 
-def test_checks_module_imports_only_numpy():
+def test_checks_module_imports_only_numpy_and_the_standard_library():
     src = (SOURCE / "seqlab" / "checks.py").read_text()
     imports = set(re.findall(r"^\s*(?:import|from)\s+([\w.]+)", src, flags=re.M))
-    assert imports <= {"os", "traceback", "warnings", "numpy", "__main__"}, imports
+    assert imports <= {"os", "re", "textwrap", "traceback", "warnings", "numpy", "__main__"}, imports
 
 
 # ------------------------------------------------------------------ full execution

@@ -42,7 +42,6 @@ def test_typical_bugs_are_named(demo, student, entry):
     ("memory_hog", "crashed", "out of memory"),
     ("os_exit", "crashed", "exited with status 3"),
     ("broken_json", "missing", "not valid JSON"),
-    ("renamed_notebook", "missing", "lstm.ipynb"),
 ])
 def test_failures_are_explained(demo, student, status, words):
     _, results, _ = demo
@@ -80,3 +79,12 @@ def test_expected_grades_are_consistent_with_points(config):
         assert all(0 <= sample.expected[e] <= config.points[e] for e in config.points)
     assert BY_ID["correct"].expected == config.points
     assert callable(reference.lstm_forward)
+
+
+def test_a_renamed_notebook_is_graded_with_a_note(demo):
+    """CONTRACT section 2: `lstm (1).ipynb`, the only notebook there, is graded and says so."""
+    out, results, _ = demo
+    result = results["renamed_notebook"]
+    assert result["status"] == "graded" and result["score"] == result["max_score"]
+    assert any("graded lstm (1).ipynb" in n for n in result["notes"])
+    assert "graded lstm (1).ipynb" in (out / "feedback" / "renamed_notebook.html").read_text()

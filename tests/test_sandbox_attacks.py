@@ -54,30 +54,31 @@ def attacks(root, out):
     solutions = REPO / "solutions" / "lstm.py"
     victim = root / VICTIM / "lstm" / "lstm.ipynb"
     return {
-        "a_tmp_fill": ("for k in range(40):\n    open(f'/tmp/fill{k}', 'wb').write(b'x' * 60 * 2**20)", "PermissionError"),
+        "a_tmp_fill": ("for k in range(40):\n    open(f'/tmp/fill{k}', 'wb').write(b'x' * 60 * 2**20)", "Refused"),
         "a_work_fill": ("for k in range(40):\n    open(f'fill{k}', 'wb').write(b'x' * 60 * 2**20)", "No space left"),
         "a_fork_hold": ("for _ in range(4):\n    if os.fork() == 0:\n        b = bytearray(600 * 2**20)\n"
-                       "        time.sleep(60)\n        os._exit(0)", "PermissionError"),
-        "a_fork_bomb": ("while True:\n    os.fork()", "PermissionError"),
+                       "        time.sleep(60)\n        os._exit(0)", "Refused"),
+        "a_fork_bomb": ("while True:\n    os.fork()", "Refused"),
         "a_dir_fd": (f"fd = os.open({str(solutions.parent)!r}, os.O_RDONLY)\n"
-                    "stolen = os.read(os.open('lstm.py', os.O_RDONLY, dir_fd=fd), 10**6).decode()", "PermissionError"),
-        "a_chdir": (f"os.chdir({str(solutions.parent)!r})\nstolen = open('lstm.py').read()", "PermissionError"),
+                    "stolen = os.read(os.open('lstm.py', os.O_RDONLY, dir_fd=fd), 10**6).decode()", "Refused"),
+        "a_chdir": (f"os.chdir({str(solutions.parent)!r})\nstolen = open('lstm.py').read()", "Refused"),
         "a_fork_exec": ("import subprocess\n"
                        f"r, w = os.pipe()\nsubprocess._fork_exec(['/bin/cat', {str(solutions)!r}], [b'/bin/cat'], True, "
                        "(w,), None, None, -1, -1, -1, -1, w, -1, r, w, True, False, None, None, None, -1, None, False)\n"
-                       "stolen = os.read(r, 10**6).decode()", "PermissionError"),
-        "a_posixsubprocess": ("import _posixsubprocess\n_posixsubprocess.fork_exec()", "PermissionError"),
+                       "stolen = os.read(r, 10**6).decode()", "Refused"),
+        "a_posixsubprocess": ("import _posixsubprocess\n_posixsubprocess.fork_exec()", "Refused"),
         "a_imp": ("import _imp, glob, importlib.machinery as m\n"
                   "path = glob.glob(sys.base_prefix + '/lib/python3*/lib-dynload/_posixsubprocess*')[0]\n"
                   "_imp.create_dynamic(m.ModuleSpec('_posixsubprocess', m.ExtensionFileLoader('_posixsubprocess', path)))",
                   "ImportRefused"),
         "a_classmate": (f"stolen_nb = open({str(victim)!r}).read()\n"
-                       f"open({str(victim)!r}, 'w').write('{{}}')", "PermissionError"),
+                       f"open({str(victim)!r}, 'w').write('{{}}')", "Refused"),
+        "a_rename": (f"open('forged', 'w').write('{{}}')\nos.rename('forged', {str(victim)!r})", "Refused"),
         "a_detached": (f"import subprocess\nsubprocess.Popen(['/bin/sh', '-c', 'sleep 3; echo forged > "
-                      f"{out}/grades.csv # {MARKER}'], start_new_session=True)", "PermissionError"),
+                      f"{out}/grades.csv # {MARKER}'], start_new_session=True)", "Refused"),
         "a_torch": ("import torch\nstolen = None", "ImportRefused"),
         "a_ctypes": ("import ctypes\nctypes.CDLL(None).system(b'true')", "ImportRefused"),
-        "a_frames": ("import gc\nworker = [o for o in gc.get_objects() if type(o).__name__ == 'Worker']", "PermissionError"),
+        "a_frames": ("import gc\nworker = [o for o in gc.get_objects() if type(o).__name__ == 'Worker']", "Refused"),
     }
 
 
@@ -95,8 +96,8 @@ def survivors():
 
 SANDBOXES = {   # mode -> CLI flags, the attacks left out
     "bubblewrap": ([], ()),
-    # unsandboxed, a full working folder would be 2.4 GB of the host's disk
-    "none": (["--sandbox", "none", "--unsandboxed"], ("a_work_fill",)),
+    # without a tmpfs of its own, a full working folder would be 2.4 GB of the host's disk
+    "none": (["--sandbox", "none", "--unsandboxed"], () if sandbox.tmpfs_works() else ("a_work_fill",)),
 }
 
 

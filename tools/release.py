@@ -66,8 +66,12 @@ def sync_cell(source, body, indent="    "):
 
 
 def sync_notebook(path, module):
+    """Put the reference's bodies into the notebook's solution blocks; returns the names of the
+    blocks that differed (and were rewritten), each announced on stderr: an edit made in the
+    notebook instead of solutions/ would otherwise vanish silently."""
     with open(path, encoding="utf-8") as fh:
         nb = json.load(fh)
+    rewritten = []
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
             continue
@@ -75,8 +79,14 @@ def sync_notebook(path, module):
         name = answer_cell_name(src)
         if name in EXERCISES and BEGIN in src:
             new = sync_cell(src, reference_body(getattr(module, name)))
+            if new != src:
+                rewritten.append(name)
+                print(f"release: the solution block of {name} in {os.path.relpath(path, ROOT)} differed from "
+                      f"{module.__name__.replace('.', '/')}.py and was rewritten from it (edit solutions/, "
+                      "not the notebook's solution blocks)", file=sys.stderr)
             cell["source"] = new.splitlines(keepends=True)
     write_notebook(path, nb)
+    return rewritten
 
 
 def write_notebook(path, nb):
@@ -93,9 +103,10 @@ def write_notebook(path, nb):
 # ---------------------------------------------------------------- fixtures
 
 def make_fixtures(ref):
-    """Small fixed cases (N=2, T=3, D=4, H=3): shapes the hidden grader never relies on."""
+    """Small fixed cases (N=2, D=3, H=4, T=5): shapes the hidden grader never relies on, a
+    different size on every axis (4H = 16 too), so a shape message names its axis."""
     rng = np.random.default_rng(3)
-    N, T, D, H = 2, 3, 4, 3
+    N, T, D, H = 2, 5, 3, 4
     f = {}
     x = np.concatenate([np.linspace(-30, 30, 13), [-1e-3, 0.0, 1e-3, 0.5, -0.5]]).reshape(3, 6)
     f["sigmoid.x"] = x
@@ -125,6 +136,8 @@ def make_fixtures(ref):
         if ex == "lstm_step_backward":
             dnh, dnc = rng.normal(size=(N, H)), rng.normal(size=(N, H))
             f[f"{ex}.dnext_h"], f[f"{ex}.dnext_c"] = dnh, dnc
+            for k, v in zip("ifgo", ref.lstm_gates(xs, ph, Wx, Wh, b)):   # to read a wrong dprev_c back
+                f[f"{ex}.gate_{k}"] = v
             for k, v in zip(["dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"],
                             ref.lstm_step_backward(dnh, dnc, cache)):
                 f[f"{ex}.{k}"] = v

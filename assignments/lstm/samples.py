@@ -95,6 +95,11 @@ OTHER_STYLE = {
 ''',
 }
 
+# np.squeeze(prev_h) to read H: an IndexError wherever prev_h has a dimension of size 1 (one
+# sample, or a hidden size of 1), in lstm_step_forward and in everything that calls it.
+SQUEEZES = {**OTHER_STYLE, "lstm_step_forward": OTHER_STYLE["lstm_step_forward"].replace(
+    "    i, f, g, o = lstm_gates(", "    H = np.squeeze(prev_h).shape[1]\n    i, f, g, o = lstm_gates(")}
+
 # Attempts to escape the sandbox. Each stores what it found; the answer cells use the
 # reference if any attempt succeeded, else they raise NotImplementedError.
 STEAL = '''
@@ -146,7 +151,7 @@ SAMPLES = [
     Sample("blank_release", "the untouched release notebook", blank, ZERO),
     Sample("broken_json", "a notebook file cut in half", broken_json, ZERO, status="unreadable"),
     Sample("empty_folder", "a student folder with nothing in it", lambda config: None, ZERO, status="missing"),
-    Sample("renamed_notebook", "the notebook saved under another name", solved(), ZERO, status="missing",
+    Sample("renamed_notebook", "the notebook saved under another name (graded, with a note)", solved(), FULL,
            file_name="lstm (1).ipynb"),
     Sample("hang_in_clip", "an infinite loop in clip_grad_norm only",
            solved(clip_grad_norm=with_body("clip_grad_norm", "while True:\n    pass")),
@@ -168,13 +173,20 @@ SAMPLES = [
                name: with_body(name, f"if stolen is not None:\n    return __import__('solutions.lstm').lstm.{name}(*locals().values())\n"
                                      "raise NotImplementedError")
                for name in FUNCTIONS}, [STEAL]), ZERO),
+    Sample("crash_only_at_n1", "lstm_step_forward crashes when N = 1 or H = 1 (np.squeeze); the forward "
+           "and backward passes that call it lose nothing more for that crash",
+           solved(**SQUEEZES), {**FULL, "lstm_step_forward": 1.0}),
     Sample("bug_forget_gate_tanh", "forget gate through tanh: costs f in lstm_gates, once; the forward and "
            "backward passes built on those gates are right for them and keep their points",
            misconception("forget_gate_tanh"), {**FULL, "lstm_gates": 1.5}),
     Sample("bug_drops_dnext_c", "both backward passes ignore the gradient arriving on the cell state",
-           misconception("backward_drops_dnext_c"), {**FULL, "lstm_step_backward": 0, "lstm_backward": 0}),
+           misconception("backward_drops_dnext_c"),
+           # lstm_backward is right on the one hidden case with a single step (no cell gradient to drop)
+           {**FULL, "lstm_step_backward": 0, "lstm_backward": round(5 / 6, 4)}),
     Sample("bug_last_step_weights", "BPTT keeps only the last step's weight gradients",
-           misconception("bptt_weight_grads_last_step_only"), {**FULL, "lstm_backward": 2}),
+           misconception("bptt_weight_grads_last_step_only"),
+           # dx and dh0 right everywhere; dWx, dWh, db right only on the single-step case (1 of 6)
+           {**FULL, "lstm_backward": round(2 + 3 / 6, 4)}),
     Sample("bug_naive_sigmoid", "1/(1+exp(-x)): right values, but overflow warnings",
            misconception("sigmoid_naive"), {**FULL, "sigmoid": 0.75}),
     Sample("bug_clip_in_place", "clip_grad_norm scales the caller's arrays in place",

@@ -3,7 +3,10 @@
     available(needs, **fns)                 are the student's functions implemented? (prints why not)
     rnn_gradient_norms(T, ...)              ||dL/dh_t|| for every t, vanilla RNN, loss on the last step
     lstm_gradient_norms(step_forward, step_backward, T, ...)   the same for an LSTM
+    lstm_gradient_flow(step_forward, step_backward, T, ...)    ||dL/dh_t||, ||dL/dc_t||, mean gates
+    decay_summary(norms)                    per-step factors, minimum, growth: Section 3.5's numbers
     adding_problem_comparison(lstm_forward, lstm_backward, clip_fn)   train LSTM and RNN, T = 50
+    adding_summary(results)                 test errors, when the LSTM solves it, gradient norms
     train_char_model(lstm_forward, lstm_backward, clip_fn, text)      character-level language model
 
 Only numpy is imported at import time.
@@ -88,15 +91,28 @@ def rnn_gradient_norms(T=100, N=16, D=4, H=32, seed=0, weight_scale=1.0):
     return norms
 
 
-def lstm_gradient_norms(step_forward, step_backward, T=100, N=16, D=4, H=32, seed=0,
-                        forget_bias=1.0):
-    """||dL/dh_t|| for t = 1..T of an LSTM, for a loss L that depends on h_T only.
+def _logistic(z):
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0, e) / (1.0 + e)
+
+
+def lstm_gradient_flow(step_forward, step_backward, T=100, N=16, D=4, H=32, seed=0,
+                       forget_bias=1.0):
+    """How the gradient of a loss on h_T flows back through an LSTM, step by step.
 
     step_forward / step_backward: lstm_step_forward and lstm_step_backward (the student's).
     Same inputs and loss direction as rnn_gradient_norms with the same seed; weights as
     seqlab.models.init_params with the forget-gate bias set to forget_bias. Going backwards,
     each step receives dnext_h and dnext_c from the step after it (zero dnext_c at t = T).
-    returns a (T,) array; entry t-1 is the norm of dL/dh_t.
+    returns a dict of (T,) arrays, entry t-1 for step t:
+        "h"       ||dL/dh_t||, the total gradient on the hidden state
+        "c"       ||dL/dc_t||, the total gradient on the cell state (both of its paths: from
+                  c_{t+1} along the cell line, and through h_t = o_t * tanh(c_t))
+        "forget"  the mean forget-gate value f_t (over the batch and the units)
+        "slope"   the mean of 1 - tanh(c_t)^2, how much of dL/dh_t gets into c_t
+        "cell_only"  ||dL/dc_T * f_T * f_{T-1} * ... * f_{t+1}||: the cell line alone, as if no
+                  gradient came back through h_{t-1} and W_h
+    The gates are recomputed here from the weights (the student's cache is never opened).
     """
     rng = np.random.default_rng(seed)
     _ = models.init_params(D, H, 1, 1, rng)          # same random stream as rnn_gradient_norms
@@ -107,16 +123,68 @@ def lstm_gradient_norms(step_forward, step_backward, T=100, N=16, D=4, H=32, see
     Wx, Wh, b = params["Wx"], params["Wh"], params["b"].copy()
     b[H:2 * H] = forget_bias
     h, c = np.zeros((N, H)), np.zeros((N, H))
-    caches = []
+    caches, outs, cells = [], [], []
     for t in range(T):
+        pre = x[:, t] @ Wx + h @ Wh + b
+        outs.append((_logistic(pre[:, H:2 * H]), _logistic(pre[:, 3 * H:])))   # f_t, o_t
         h, c, cache = step_forward(x[:, t], h, c, Wx, Wh, b)
         caches.append(cache)
+        cells.append(c)
+    flow = {key: np.empty(T) for key in ("h", "c", "forget", "slope", "cell_only")}
     dc = np.zeros((N, H))
-    norms = np.empty(T)
+    line = None
     for t in reversed(range(T)):
-        norms[t] = np.linalg.norm(dh)
+        f_t, o_t = outs[t]
+        slope = 1.0 - np.tanh(cells[t]) ** 2
+        flow["h"][t] = np.linalg.norm(dh)
+        flow["c"][t] = np.linalg.norm(dc + dh * o_t * slope)
+        line = dh * o_t * slope if line is None else line * outs[t + 1][0]
+        flow["cell_only"][t] = np.linalg.norm(line)
+        flow["forget"][t] = f_t.mean()
+        flow["slope"][t] = slope.mean()
         _, dh, dc, _, _, _ = step_backward(dh, dc, caches[t])
-    return norms
+    return flow
+
+
+def lstm_gradient_norms(step_forward, step_backward, T=100, N=16, D=4, H=32, seed=0,
+                        forget_bias=1.0):
+    """||dL/dh_t|| for t = 1..T of an LSTM, for a loss L that depends on h_T only
+    (the "h" entry of lstm_gradient_flow, which says how it is measured).
+    returns a (T,) array; entry t-1 is the norm of dL/dh_t.
+    """
+    return lstm_gradient_flow(step_forward, step_backward, T, N, D, H, seed, forget_bias)["h"]
+
+
+def decay_summary(norms):
+    """What a curve of gradient norms (entry t-1 for step t, the loss on the last step) does,
+    in the numbers Section 3.5 quotes.
+
+    returns a dict:
+        "first_step"    norms[T-2] / norms[T-1], the factor of the first step back
+        "median_step"   the median of the per-step factors norms[t-1] / norms[t] over the
+                        other steps (below 1: shrinking as it goes back, above 1: growing)
+        "low", "high"   the 10th and 90th percentiles of those factors
+        "argmin"        the step t (1-based) where the norm is smallest
+        "growth"        for the steps before that minimum, the geometric-mean factor per step
+                        back from it to t = 1 ((norms[0] / min) ** (1 / (argmin - 1)); nan when
+                        the minimum is at t = 1)
+        "at_1", "at_T_minus_50"   norms[0] and norms[-51] (when there are more than 50 steps)
+    """
+    norms = np.asarray(norms, dtype=float)
+    T = len(norms)
+    factors = norms[:-1] / norms[1:]                 # factors[t-1]: from step t+1 back to t
+    rest = factors[:-1]
+    k = int(np.argmin(norms))
+    return {
+        "first_step": float(factors[-1]),
+        "median_step": float(np.median(rest)),
+        "low": float(np.quantile(rest, 0.1)),
+        "high": float(np.quantile(rest, 0.9)),
+        "argmin": k + 1,
+        "growth": float((norms[0] / norms[k]) ** (1.0 / k)) if k > 0 else float("nan"),
+        "at_1": float(norms[0]),
+        "at_T_minus_50": float(norms[-51]) if T > 50 else float("nan"),
+    }
 
 
 # ------------------------------------------------------------------ the adding problem
@@ -154,6 +222,54 @@ def adding_problem_comparison(lstm_forward, lstm_backward, clip_fn=None, T=None,
         history["test_mse"] = float(np.mean((model.predict(x_test) - y_test) ** 2))
         results[label] = history
     return results
+
+
+def adding_summary(results, window=20):
+    """The numbers Section 3.5 quotes about a run of adding_problem_comparison.
+
+    returns a dict:
+        "test_mse"        {"LSTM": ..., "vanilla RNN": ...} and "baseline" (predicting the mean)
+        "solved_step"     the first step at which the LSTM's training loss, averaged over the
+                          `window` steps that end there, is below a tenth of the baseline
+                          (None when it never is)
+        "rnn_above"       the fraction of steps at which the vanilla RNN's gradient norm (before
+                          clipping) is larger than the LSTM's
+        "median_norm"     {"LSTM": ..., "vanilla RNN": ...}: the median gradient norm over the
+                          second half of the run
+        "clipped"         {"LSTM": ..., "vanilla RNN": ...}: steps whose norm exceeded max_norm
+        "clipped_steps"   {"LSTM": [...], "vanilla RNN": [...]}: those steps (1-based)
+        "peak_step"       {"LSTM": ..., "vanilla RNN": ...}: the step with the largest norm
+        "output_share"    {"LSTM": ..., "vanilla RNN": ...}: the median over the run of the share
+                          of the squared gradient norm that falls on the output layer
+                          (W_out, b_out), when the history records per-parameter norms
+    """
+    out = {"test_mse": {}, "median_norm": {}, "clipped": {}, "output_share": {}, "peak_step": {},
+           "clipped_steps": {},
+           "baseline": results["baseline"]}
+    norms = {}
+    for name in ("LSTM", "vanilla RNN"):
+        hist = results[name]
+        g = np.asarray(hist["grad_norm"], dtype=float)
+        norms[name] = g
+        out["test_mse"][name] = hist["test_mse"]
+        out["median_norm"][name] = float(np.median(g[len(g) // 2:]))
+        out["clipped"][name] = int(np.sum(g > ADDING["max_norm"]))
+        out["clipped_steps"][name] = [int(k) + 1 for k in np.flatnonzero(g > ADDING["max_norm"])]
+        out["peak_step"][name] = int(np.argmax(g)) + 1
+        parts = hist.get("param_norm")
+        if parts:
+            head = np.square(parts["W_out"]) + np.square(parts["b_out"])
+            total = sum(np.square(v) for v in parts.values())
+            out["output_share"][name] = float(np.median(np.asarray(head) / np.asarray(total)))
+    out["rnn_above"] = float(np.mean(norms["vanilla RNN"] > norms["LSTM"]))
+    loss = np.asarray(results["LSTM"]["loss"], dtype=float)
+    if len(loss) >= window:
+        avg = np.convolve(loss, np.ones(window) / window, mode="valid")
+        below = np.flatnonzero(avg < results["baseline"] / 10)
+        out["solved_step"] = int(below[0]) + window if below.size else None
+    else:
+        out["solved_step"] = None
+    return out
 
 
 # ------------------------------------------------------------------ character-level model

@@ -2,12 +2,19 @@
 
 Each check calls your function on small fixed inputs (stored in fixtures.npz) and compares
 with the expected outputs. On success it prints one line; on failure it raises CheckFailure
-whose message says what went wrong and, where it can, why.
+whose message says what went wrong and, where it can, why (which gate block, which time
+step, which axis). In Jupyter a failed check shows that message alone, in a box, without a
+traceback. `progress()` runs every check and prints one line per exercise.
+
+The fixtures use different sizes on every axis (N = 2, D = 3, H = 4, T = 5), so a shape
+message names the axis unambiguously.
 
 The grader uses other, random inputs and shapes: passing these checks is necessary, not
 sufficient.
 """
 import os
+import re
+import textwrap
 import traceback
 import warnings
 
@@ -15,14 +22,41 @@ import numpy as np
 
 __all__ = ["CheckFailure", "NotImplementedYet", "check_sigmoid", "check_lstm_gates",
            "check_lstm_step_forward", "check_lstm_forward", "check_lstm_step_backward",
-           "check_lstm_backward", "check_clip_grad_norm"]
+           "check_lstm_backward", "check_clip_grad_norm", "progress"]
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures.npz")
 RTOL = 1e-7
 
 
 class CheckFailure(AssertionError):
-    """A public check failed; the message is the whole explanation."""
+    """A public check failed; the message is the whole explanation.
+
+    IPython shows an exception through its `_render_traceback_` when it has one: here the
+    message alone, in a box (no traceback: it would point into this file, not at your bug)."""
+
+    def _render_traceback_(self):
+        return box(str(self), "check failed" if type(self) is CheckFailure else "not ready yet")
+
+
+def box(message, title, width=96):
+    """The message wrapped and framed, as a list of lines."""
+    lines, keep = [], "\u00a0"   # formulas such as `1 - g**2` stay on one line
+    for paragraph in message.split("\n"):
+        glued = re.sub(r"(?<=\S) ([-+*/=]|\*\*) (?=\S)", lambda m: keep + m.group(1) + keep, paragraph)
+        lines += [line.replace(keep, " ") for line in
+                  textwrap.wrap(glued, width - 4, break_on_hyphens=False)] or [""]
+    inner = max([len(line) for line in lines] + [len(title) + 4])
+    top = "\u250c\u2500 " + title + " " + "\u2500" * (inner - len(title) - 1) + "\u2510"
+    body = ["\u2502 " + line.ljust(inner) + " \u2502" for line in lines]
+    return [top] + body + ["\u2514" + "\u2500" * (inner + 2) + "\u2518"]
+
+
+def _num(value):
+    """A number as plain text: 0.123457, never np.float64(0.123457)."""
+    try:
+        return f"{float(value):.6g}"
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 class NotImplementedYet(CheckFailure):
@@ -111,12 +145,12 @@ def _at(exc):
     return f" (in {fname}, line {lineno}: `{line}`)" if line else f" (in {fname}, line {lineno})"
 
 
-def _array(name, label, value, shape, why=None):
+def _array(name, label, value, shape, why=None, axes=None, sizes=None):
     __tracebackhide__ = True
     if not isinstance(value, np.ndarray):
         _fail(name, f"{label} should be a numpy array, got {type(value).__name__}")
     if value.shape != tuple(shape):
-        msg = f"{label} has shape {value.shape}, expected {tuple(shape)}"
+        msg = f"{label} " + shape_words(value.shape, tuple(shape), axes, sizes)
         if why:
             hint = why(value.shape)
             if hint:
@@ -138,7 +172,7 @@ def _close(name, label, actual, expected, rtol=RTOL, hint=None):
     if not err <= rtol:
         idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
         msg = (f"{label} is wrong: relative error {err:.2e} (tolerance {rtol:.0e}); largest "
-               f"difference at index {idx}: got {actual[idx]!r}, expected {expected[idx]!r}")
+               f"difference at index {idx}: got {_num(actual[idx])}, expected {_num(expected[idx])}")
         if hint:
             msg += f". {hint}"
         _fail(name, msg)
@@ -148,8 +182,10 @@ def _unchanged(name, names, before, after):
     __tracebackhide__ = True
     for label, b, a in zip(names, before, after):
         if isinstance(b, np.ndarray) and not np.array_equal(a, b):
-            _fail(name, f"your function modified its input `{label}`; a graded function must "
-                        f"never change its arguments (work on copies, avoid `+=` on inputs)")
+            _fail(name, f"modified its input `{label}`: a graded function must leave its "
+                        f"arguments unchanged (work on copies: `{label} += ...`, or `d = {label}` "
+                        f"then `d += ...`, changes the caller's array). The grader takes half of this "
+                        f"exercise's points for it, even when every value is right")
 
 
 def _tuple(name, result, n, labels):
@@ -163,7 +199,7 @@ def _tuple(name, result, n, labels):
 
 def _stacked_hint(H):
     def why(shape):
-        if shape and shape[-1] == 4 * H:
+        if shape and shape[-1] == 4 * H and 4 * H not in shape[:-1]:
             return "last dimension 4H instead of H: did you return the stacked activations " \
                    "instead of one gate's slice?"
         if len(shape) >= 2 and shape[-1] != H and shape[0] == H:
@@ -172,8 +208,32 @@ def _stacked_hint(H):
     return why
 
 
+def _judge(name, outs, want, note=None, after=None):
+    """Compare every output, then say what is wrong in words (explain_outputs)."""
+    __tracebackhide__ = True
+    ok = {k: close(outs[k], want[k], RTOL) for k in want}
+    if all(ok.values()):
+        return
+    worst = max((k for k in want if not ok[k]),
+                key=lambda k: float(np.max(np.abs(outs[k] - want[k]))) / max(float(np.max(np.abs(want[k]))), 1e-12))
+    err = float(np.max(np.abs(outs[worst] - want[worst]))) / max(float(np.max(np.abs(want[worst]))), 1e-12)
+    message = explain_outputs(name, outs, want, RTOL, ok)
+    if after and "gradient on next_c" in message:
+        message += after()
+    wrong = [k for k in want if not ok[k]]
+    message += (f" (wrong: {_words(wrong)}; largest relative error {err:.2e} in {worst}, "
+                f"tolerance {RTOL:.0e})")
+    if note:
+        message = (note() or "") + message
+    _fail(name, message)
+
+
+_QUIET = []   # progress() runs the checks without their "all checks passed" line
+
+
 def _ok(name):
-    print(f"{name}: all checks passed")
+    if not _QUIET:
+        print(f"{name}: all checks passed")
 
 
 # ---------------------------------------------------------------- the checks
@@ -195,7 +255,7 @@ def check_sigmoid(sigmoid):
            rtol=1e-12, hint="For very negative x, 1/(1+exp(-x)) overflows: use exp(-|x|)")
     s = _call(name, sigmoid, np.float64(0.0))
     if not np.isclose(float(np.asarray(s)), 0.5, rtol=0, atol=1e-15):
-        _fail(name, f"sigmoid(0.0) should be 0.5, got {s!r}")
+        _fail(name, f"sigmoid(0.0) should be 0.5, got {_num(s)}")
     _ok(name)
 
 
@@ -209,10 +269,8 @@ def check_lstm_gates(lstm_gates):
     res = _tuple(name, _call(name, lstm_gates, *args), 4, ["i", "f", "g", "o"])
     _unchanged(name, ["x", "prev_h", "Wx", "Wh", "b"], before, args)
     for label, out in zip("ifgo", res):
-        _array(name, label, out, (N, H), _stacked_hint(H))
-    for label, out in zip("ifgo", res):
-        _close(name, label, out, fx[label],
-               hint="The 4H columns are ordered [i | f | g | o]; g uses tanh, the others sigmoid")
+        _array(name, label, out, (N, H), _stacked_hint(H), ("N", "H"))
+    _judge(name, dict(zip("ifgo", res)), {g: fx[g] for g in "ifgo"})
     _ok(name)
 
 
@@ -227,10 +285,9 @@ def check_lstm_step_forward(lstm_step_forward):
     next_h, next_c, _ = _tuple(name, _call(name, lstm_step_forward, *args), 3,
                                ["next_h", "next_c", "cache"])
     _unchanged(name, labels, before, args)
-    _array(name, "next_h", next_h, (N, H), _stacked_hint(H))
-    _array(name, "next_c", next_c, (N, H), _stacked_hint(H))
-    _close(name, "next_c", next_c, fx["next_c"], hint="next_c = f * prev_c + i * g")
-    _close(name, "next_h", next_h, fx["next_h"], hint="next_h = o * tanh(next_c)")
+    _array(name, "next_h", next_h, (N, H), _stacked_hint(H), ("N", "H"))
+    _array(name, "next_c", next_c, (N, H), _stacked_hint(H), ("N", "H"))
+    _judge(name, {"next_h": next_h, "next_c": next_c}, {"next_h": fx["next_h"], "next_c": fx["next_c"]})
     _ok(name)
 
 
@@ -245,11 +302,8 @@ def check_lstm_forward(lstm_forward):
     H = fx["h0"].shape[1]
     h, _ = _tuple(name, _call(name, lstm_forward, *args), 2, ["h", "cache"])
     _unchanged(name, labels, before, args)
-    _array(name, "h", h, (N, T, H), _stacked_hint(H))
-    _close(name, "h[:, 0] (first step)", h[:, 0], fx["h"][:, 0],
-           hint="The first step uses prev_h = h0 and prev_c = zeros")
-    _close(name, "h", h, fx["h"],
-           hint="Each step must feed its own next_h and next_c into the next step")
+    _array(name, "h", h, (N, T, H), _stacked_hint(H), ("N", "T", "H"))
+    _judge(name, {"h": h}, {"h": fx["h"]})
     _ok(name)
 
 
@@ -268,12 +322,11 @@ def check_lstm_step_backward(lstm_step_backward, lstm_step_forward=None):
     outs = ["dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"]
     res = _tuple(name, _call(name, lstm_step_backward, dnext_h, dnext_c, cache), 6, outs)
     _unchanged(name, ["dnext_h", "dnext_c"], before, [dnext_h, dnext_c])
-    for label, out, ref in zip(outs, res, args):
-        _array(name, label, out, ref.shape)
-    hints = {"dprev_c": "dprev_c = dc * f, where dc includes dnext_c and the path through next_h",
-             "db": "db sums the pre-activation gradient over the batch"}
     for label, out in zip(outs, res):
-        _close(name, label, out, fx[label], hint=hints.get(label))
+        _array(name, label, out, fx[label].shape, axes=AXES[name][label], sizes=sizes_of(name, fx))
+    story = lambda: next_c_gradient_story(res[2], fx["gate_f"], fx["gate_o"], fx["next_c"],   # noqa: E731
+                                          dnext_h, dnext_c)
+    _judge(name, dict(zip(outs, res)), {k: fx[k] for k in outs}, after=story)
     _ok(name)
 
 
@@ -291,15 +344,9 @@ def check_lstm_backward(lstm_backward, lstm_forward=None):
     outs = ["dx", "dh0", "dWx", "dWh", "db"]
     res = _tuple(name, _call(name, lstm_backward, dh, cache), 5, outs)
     _unchanged(name, ["dh"], before, [dh])
-    for label, out, ref in zip(outs, res, args):
-        _array(name, label, out, ref.shape)
-    hints = {"dWx": "weight gradients are summed over all time steps",
-             "dWh": "weight gradients are summed over all time steps",
-             "db": "weight gradients are summed over all time steps",
-             "dh0": "carry dprev_h and dprev_c backwards from step to step",
-             "dx": "at step t the upstream gradient on h is dh[:, t] plus dprev_h from step t+1"}
     for label, out in zip(outs, res):
-        _close(name, label, out, fx[label], hint=hints.get(label))
+        _array(name, label, out, fx[label].shape, axes=AXES[name][label], sizes=sizes_of(name, fx))
+    _judge(name, dict(zip(outs, res)), {k: fx[k] for k in outs}, _step_backward_note)
     _ok(name)
 
 
@@ -323,14 +370,21 @@ def check_clip_grad_norm(clip_grad_norm):
             _fail(name, "clipped is the input dict itself; return a new dict")
         if set(clipped) != set(keys):
             _fail(name, f"clipped has keys {sorted(clipped)}, expected {keys}")
+        for k in keys:
+            if isinstance(clipped[k], np.ndarray) and np.shares_memory(clipped[k], grads[k]):
+                _fail(name, f"clipped[{k!r}] is the caller's array grads[{k!r}] itself "
+                            f"({'norm below' if case == 'small' else 'norm above'} max_norm): "
+                            f"dict(grads) or grads.copy() makes a new dict but keeps the same "
+                            f"arrays, so changing one changes the other. Return new arrays "
+                            f"(g * scale, or g.copy() when nothing is scaled)")
         try:
             total = float(total)
         except (TypeError, ValueError):
             _fail(name, f"total_norm should be a float, got {type(total).__name__}")
         want_total = float(np.sqrt(sum(np.sum(before[k] ** 2) for k in keys)))
         if not abs(total - want_total) <= 1e-9 * want_total:
-            _fail(name, f"total_norm is {total!r}, expected {want_total!r}: the L2 norm of all "
-                        f"arrays together, sqrt of the sum of all squared entries")
+            _fail(name, f"total_norm is {_num(total)}, expected {_num(want_total)}: the L2 norm "
+                        f"of all arrays together, sqrt of the sum of all squared entries")
         scale = max_norm / (want_total + 1e-6) if want_total > max_norm else 1.0
         for k in keys:
             _array(name, f"clipped[{k!r}]", np.asarray(clipped[k]), before[k].shape)
@@ -338,6 +392,64 @@ def check_clip_grad_norm(clip_grad_norm):
                          f"max_norm)", np.asarray(clipped[k]), before[k] * scale,
                    hint="scale = max_norm / (total_norm + 1e-6) only when total_norm > max_norm")
     _ok(name)
+
+
+def _step_backward_note():
+    """When the notebook's own lstm_step_backward fails its check, say so before lstm_backward's
+    message: BPTT written on top of it inherits its errors."""
+    import __main__
+    step, forward = getattr(__main__, "lstm_step_backward", None), getattr(__main__, "lstm_step_forward", None)
+    if not callable(step) or not callable(forward):
+        return ""
+    _QUIET.append(True)
+    try:
+        check_lstm_step_backward(step, forward)
+    except CheckFailure:
+        return (f"your lstm_step_backward ({'Exercise 5'}) fails its own "
+                "check: if lstm_backward calls it, these errors most likely come from there rather "
+                "than from the time loop, so fix Exercise 5 first. ")
+    except Exception:   # noqa: BLE001 - only a note
+        return ""
+    finally:
+        _QUIET.pop()
+    return ""
+
+
+def progress(namespace=None):
+    """Run every public check on the notebook's functions; print one line per exercise."""
+    import __main__
+    ns = vars(__main__) if namespace is None else namespace
+    upstream = {"lstm_step_backward": "lstm_step_forward", "lstm_backward": "lstm_forward"}
+    passed = 0
+    _QUIET.append(True)
+    try:
+        for fn in _EXERCISES:
+            label = f"{exercise_label(fn)[:11]:<11} {fn:<19}"
+            needs = [fn] + ([upstream[fn]] if fn in upstream else [])
+            missing = [n for n in needs if not callable(ns.get(n))]
+            if missing:
+                print(f"{label} -  {_words(missing)} not defined yet: run {'its' if len(missing) == 1 else 'their'} cell")
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    globals()[f"check_{fn}"](*[ns[n] for n in needs])
+            except NotImplementedYet:
+                print(f"{label} -  not implemented yet")
+            except CheckFailure as exc:
+                text = str(exc)
+                text = text[len(fn) + 2:] if text.startswith(fn + ": ") else text
+                print(f"{label} X  " + textwrap.shorten(text, 110, placeholder=" ..."))
+            except Exception as exc:   # noqa: BLE001 - one line, whatever happened
+                print(f"{label} X  the check itself failed: {type(exc).__name__}")
+            else:
+                passed += 1
+                print(f"{label} ok")
+    finally:
+        _QUIET.pop()
+    print(f"{passed} of {len(_EXERCISES)} exercises pass their public checks "
+          "(the grader then tests them on other inputs)")
+    return passed
 
 
 def _forward_cache(name, fname, forward, args, labels, expected):
@@ -369,3 +481,395 @@ def _caller_function(fname):
     if fn is None:
         _fail(fname, f"{fname} is not defined: run its cell first")
     return fn
+
+
+# ---------------------------------------------------------------- what is wrong, in words
+#
+# Shared with the grader's hidden feedback (assignments/lstm/explain.py reads these
+# functions): given a function's outputs and the expected ones, say which part is wrong,
+# in terms of the maths of Section 3.4. Nothing here knows the inputs' values.
+
+EXERCISE_NUMBER = {"sigmoid": 1, "lstm_gates": 2, "lstm_step_forward": 3, "lstm_forward": 4,
+                   "lstm_step_backward": 5, "lstm_backward": 6, "clip_grad_norm": 7}
+GATES = ("i", "f", "g", "o")
+GATE_ARRAYS = ("db", "dWx", "dWh")      # gradients with a 4H axis, judged block by block
+AXES = {   # the axis names of each output, for shape messages
+    "lstm_step_backward": {"dx": ("N", "D"), "dprev_h": ("N", "H"), "dprev_c": ("N", "H"),
+                           "dWx": ("D", "4H"), "dWh": ("H", "4H"), "db": ("4H",)},
+    "lstm_backward": {"dx": ("N", "T", "D"), "dh0": ("N", "H"), "dWx": ("D", "4H"),
+                      "dWh": ("H", "4H"), "db": ("4H",)},
+    "lstm_forward": {"h": ("N", "T", "H")},
+    "lstm_step_forward": {"next_h": ("N", "H"), "next_c": ("N", "H")},
+    "lstm_gates": dict.fromkeys(GATES, ("N", "H")),
+}
+# Why a set of wrong gate blocks of the pre-activation gradient is wrong (step backward).
+BLOCK_CAUSES = {
+    "g": "check the derivative of tanh for g: g is already tanh of its pre-activation, so the "
+         "derivative is 1 - g**2 (not the sigmoid's, and tanh is not applied again)",
+    "i": "check the input gate's gradient: next_c = f * prev_c + i * g gives i the gradient on "
+         "next_c times g, then the sigmoid derivative i * (1 - i)",
+    "f": "check the forget gate's gradient: next_c = f * prev_c + i * g gives f the gradient on "
+         "next_c times prev_c, then the sigmoid derivative f * (1 - f)",
+    "o": "check the output gate's gradient: next_h = o * tanh(next_c) gives o the gradient "
+         "dnext_h * tanh(next_c), then the sigmoid derivative o * (1 - o)",
+    "ifg": "i, f and g all receive the gradient on next_c and o does not: check that gradient, "
+           "dnext_c plus the path through next_h = o * tanh(next_c), which brings "
+           "dnext_h * o * (1 - tanh(next_c)**2)",
+}
+
+
+def exercise_label(fn):
+    """'Exercise 5 (lstm_step_backward)', as the notebook numbers them."""
+    return f"Exercise {EXERCISE_NUMBER[fn]} ({fn})" if fn in EXERCISE_NUMBER else fn
+
+
+def _words(items):
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _isare(items):
+    return "is" if len(list(items)) == 1 else "are"
+
+
+def _real(value):
+    try:
+        a = np.asarray(value)
+    except Exception:   # noqa: BLE001 - anything that is not an array is "not comparable"
+        return None
+    return a.astype(np.float64) if a.dtype.kind in "biuf" else None
+
+
+def close(actual, expected, rtol, scale=None):
+    """max |actual - expected| <= rtol * scale (default max |expected|), finite, same shape."""
+    a, e = _real(actual), _real(expected)
+    if a is None or e is None or a.shape != e.shape or not np.all(np.isfinite(a)):
+        return False
+    if scale is None:
+        scale = float(np.max(np.abs(e), initial=0.0))
+    return float(np.max(np.abs(a - e), initial=0.0)) <= rtol * max(scale, 1e-300)
+
+
+def sizes_of(fn, want):
+    """{axis name: size} of every output of fn, e.g. {"N": 2, "D": 3, "H": 4, "4H": 16}."""
+    sizes = {}
+    for n, axes in AXES.get(fn, {}).items():
+        shape = np.shape(want[n]) if n in want else ()
+        if len(shape) == len(axes):
+            sizes.update(zip(axes, shape))
+    return sizes
+
+
+def shape_words(shape, expected, axes=None, sizes=None):
+    """'has shape (2, 4, 3), expected (N, T, D) = (2, 5, 3): axis 1 should be T (5) but is 4, which is H'."""
+    msg = f"has shape {tuple(shape)}, expected {tuple(expected)}"
+    if axes and len(axes) == len(expected):
+        names = f"({axes[0]},)" if len(axes) == 1 else f"({', '.join(axes)})"
+        msg = f"has shape {tuple(shape)}, expected {names} = {tuple(expected)}"
+        sizes = {**(sizes or {}), **dict(zip(axes, expected))}
+        if len(shape) != len(expected):
+            return msg + f": {len(shape)} axes instead of {len(expected)}"
+        wrong = [k for k, (s, e) in enumerate(zip(shape, expected)) if s != e]
+        notes = []
+        for k in wrong:
+            others = [n for n, v in sizes.items() if v == shape[k] and n != axes[k]]
+            note = f"axis {k} should be {axes[k]} ({expected[k]}) but is {shape[k]}"
+            if len(others) == 1:
+                note += f", which is {others[0]}"
+            notes.append(note)
+        msg += ": " + "; ".join(notes)
+    return msg
+
+
+def relation(actual, expected, rtol, axes=None, time_axis=None, sizes=None):
+    """How a wrong array relates to the expected one, or None: 'is all zeros', 'has the
+    opposite sign', 'is the expected value times 2', 'is transposed', 'at time step 0 it
+    holds the expected step 2', or a shape message naming the axis."""
+    a, e = _real(actual), _real(expected)
+    if a is None or e is None:
+        return None
+    if a.shape != e.shape:
+        if a.ndim == 2 and a.shape == e.shape[::-1] and close(a.T, e, rtol):
+            return f"is transposed: it has shape {a.shape}, expected {e.shape}"
+        return shape_words(a.shape, e.shape, axes, sizes)
+    if not np.all(np.isfinite(a)) or not np.any(e):
+        return None
+    if not np.any(a):
+        return "is all zeros"
+    if close(-a, e, rtol):
+        return "has the opposite sign of the right value everywhere"
+    k = float(np.sum(a * e) / np.sum(e * e))
+    if np.isfinite(k) and k != 0 and close(a, k * e, rtol):
+        simple = [q for q in (2, 3, 4, 0.5, 1 / 3, 0.25) if abs(abs(k) - q) <= 1e-6 * q]
+        if simple:   # a factor that says something about the formula; others could echo inputs
+            return f"is the right value times {k:.4g} everywhere (a constant factor is wrong)"
+        return "is a constant multiple of the right value everywhere (a constant factor is wrong)"
+    if time_axis is not None and a.ndim > time_axis and a.shape[time_axis] > 1:
+        T, scale = a.shape[time_axis], float(np.max(np.abs(e)))
+        step = lambda z, t: np.take(z, t, axis=time_axis)   # noqa: E731
+        match = [[s for s in range(T) if close(step(a, t), step(e, s), rtol, scale)] for t in range(T)]
+        if all(len(m) == 1 for m in match) and any(m != [t] for t, m in enumerate(match)):
+            if all(m == [T - 1 - t] for t, m in enumerate(match)):
+                return ("is the right array reversed in time: its step t holds the right value of "
+                        "step T - 1 - t")
+            t = next(t for t, m in enumerate(match) if m != [t])
+            return f"is the right value at another time step: its step {t} holds the right step {match[t][0]}"
+    return None
+
+
+MEANING = {   # what an output is, said when it comes back as all zeros
+    ("lstm_backward", "dh0"): "dh0 is the gradient on h0, the one the loop carries back past the first step",
+    ("lstm_step_backward", "dprev_c"): "dprev_c is the gradient on next_c times f",
+    ("lstm_step_backward", "dprev_h"): "dprev_h takes the pre-activation gradient back through Wh",
+}
+ACTIVATION = {"i": "sigmoid", "f": "sigmoid", "g": "tanh", "o": "sigmoid"}
+
+
+def _gate_source(value, gates):
+    """(activation, block) such that value = activation(pre-activation of that block), read
+    back through the inverse activations where nothing saturates; None when none fits."""
+    v = _real(value)
+    if v is None or any(_real(gates[g]) is None or _real(gates[g]).shape != v.shape for g in GATES):
+        return None
+    pre = {}
+    for g in GATES:   # the right pre-activations, from the right gates
+        e = _real(gates[g])
+        pre[g] = np.arctanh(np.clip(e, -0.999999, 0.999999)) if g == "g" else \
+            np.log(np.clip(e, 1e-6, 1 - 1e-6) / np.clip(1 - e, 1e-6, 1))
+    firm = np.ones(v.shape, bool)
+    for g in GATES:
+        e = _real(gates[g])
+        firm &= (np.abs(e) < 0.999) if g == "g" else ((e > 1e-3) & (e < 1 - 1e-3))
+    inverse = {"sigmoid": lambda z: np.log(z / (1 - z)), "tanh": np.arctanh}
+    ranges = {"sigmoid": (v > 1e-3) & (v < 1 - 1e-3), "tanh": np.abs(v) < 0.999}
+    for act in ("sigmoid", "tanh"):
+        mask = firm & ranges[act]
+        if mask.sum() < max(1, v.size // 3):
+            continue
+        with np.errstate(all="ignore"):
+            back = inverse[act](np.where(mask, v, 0.5 if act == "sigmoid" else 0.0))
+        for g in GATES:
+            scale = float(np.max(np.abs(pre[g][mask]), initial=0.0)) or 1.0
+            if float(np.max(np.abs(back[mask] - pre[g][mask]))) <= 1e-5 * scale:
+                return act, g
+    return None
+
+
+def gate_blocks(actual, expected, rtol):
+    """For an array whose last axis is 4H: ({gate: right?}, order) where order names the
+    right gate each of actual's blocks equals when the blocks are a permutation, else None.
+    None when the shapes do not allow it."""
+    a, e = _real(actual), _real(expected)
+    if a is None or e is None or a.shape != e.shape or not a.ndim or a.shape[-1] % 4:
+        return None
+    H = a.shape[-1] // 4
+    scale = float(np.max(np.abs(e), initial=0.0))
+    blocks = lambda z, k: z[..., k * H:(k + 1) * H]   # noqa: E731
+    right = {g: close(blocks(a, k), blocks(e, k), rtol, scale) for k, g in enumerate(GATES)}
+    order = None
+    if not all(right.values()):
+        match = [[GATES[j] for j in range(4) if close(blocks(a, k), blocks(e, j), rtol, scale)]
+                 for k in range(4)]
+        if all(len(m) == 1 for m in match) and len({m[0] for m in match}) == 4:
+            order = tuple(m[0] for m in match)
+    return right, order
+
+
+def _block_summary(outs, want, rtol, names):
+    """(sentence, wrong gates, kind) about the 4H arrays `names`; kind is "order" when their
+    blocks are the right ones in another order, "blocks" otherwise, None when none applies."""
+    analysed = {n: gate_blocks(outs[n], want[n], rtol) for n in names}
+    analysed = {n: r for n, r in analysed.items() if r is not None}
+    if not analysed:
+        return None, set(), None
+    orders = {r[1] for r in analysed.values()}
+    if len(orders) == 1 and None not in orders:
+        order = orders.pop()
+        return (f"the gate blocks of {_words(analysed)} are in the order [{' | '.join(order)}]: "
+                f"the 4H columns hold [i | f | g | o], the order of the forward pass, so stack "
+                f"the gates' pre-activation gradients in that order"), set(), "order"
+    wrong = {g for r in analysed.values() for g, good in r[0].items() if not good}
+    gates = [g for g in GATES if g in wrong]
+    rights = [g for g in GATES if g not in wrong]
+    text = (f"the {_words(gates)} block{'s' if len(gates) > 1 else ''} of {_words(analysed)} "
+            f"{'is' if len(gates) == 1 else 'are'} wrong")
+    if rights:
+        text += f"; {_words(rights)} {_isare(rights)} right"
+    return text, wrong, "blocks"
+
+
+def explain_outputs(fn, outs, want, rtol, ok=None):
+    """What is wrong with a function's outputs, in words: one message, or None.
+
+    outs, want: output name -> the function's and the expected value; ok: output name ->
+    passed (default: compared here). Outputs are judged in the order that isolates a cause:
+    for a backward pass the cell-state gradient and the gate blocks first, then what is
+    computed from them (dx, dprev_h, dh0)."""
+    ok = ok or {n: close(outs[n], want[n], rtol) for n in want}
+    bad = [n for n in want if not ok[n]]
+    if not bad:
+        return None
+    axes = AXES.get(fn, {})
+    said, sentences = set(), []
+
+    def say(text, names):
+        if text:
+            sentences.append(text)
+        said.update(names)
+
+    # shapes and plain relations first: for that output they are the whole story
+    for n in bad:
+        rel = relation(outs[n], want[n], rtol, axes.get(n), sizes=sizes_of(fn, want))
+        if rel:
+            say(f"{n} {rel}" + (f": {MEANING[fn, n]}" if (fn, n) in MEANING and "zeros" in rel else ""), [n])
+    if fn in ("lstm_step_backward", "lstm_backward"):
+        _explain_backward(fn, outs, want, rtol, ok, [n for n in bad if n not in said], say)
+    elif fn == "lstm_gates":
+        for n in bad:
+            same = [g for g in GATES if g != n and close(outs[n], want[g], rtol)]
+            if same and n not in said:
+                say(f"your {n} is the right {same[0]}: the 4H columns are ordered "
+                    f"[i | f | g | o], so {n} is block {GATES.index(n) + 1} of 4", [n])
+            twice = [g for g in GATES if n not in said and _real(outs[n]) is not None and _real(want[g]) is not None
+                     and close(outs[n], 1.0 / (1.0 + np.exp(-np.clip(_real(want[g]), -50, 50))), rtol)]
+            if twice:
+                say(f"your {n} is the sigmoid of the already activated {twice[0]}: each gate is the activation "
+                    f"of its own block of the pre-activations (keep pre-activations and gates apart)", [n])
+            found = None if n in said else _gate_source(outs[n], want)
+            if found and found != (ACTIVATION[n], n):
+                act, block = found
+                first = not any("pre-activations" in t for t in sentences)
+                say(f"your {n} is the {act} of the {block} block of the pre-activations; it should be the "
+                    f"{ACTIVATION[n]} of the {n} block" + (" (the 4H columns are ordered [i | f | g | o], "
+                                                           "and g alone uses tanh)" if first else ""), [n])
+        rest = [n for n in bad if n not in said]
+        good = [g for g in GATES if ok[g]]
+        if rest:
+            say(f"{_words(rest)} {_isare(rest)} wrong" + (f"; {_words(good)} {_isare(good)} right" if good else "")
+                + ": i, f and o are the sigmoid of their block of the pre-activations, g the tanh of its block",
+                rest)
+    elif fn == "lstm_step_forward":
+        if "next_c" in bad and "next_c" not in said:
+            say("next_c is wrong: next_c = f * prev_c + i * g", ["next_c"])
+        if "next_h" in bad and "next_h" not in said:
+            say("next_h is wrong as a consequence" if "next_c" in bad else
+                "next_h is wrong although next_c is right: next_h = o * tanh(next_c)", ["next_h"])
+    elif fn == "lstm_forward" and "h" in bad and "h" not in said:
+        say(_time_story("h", outs["h"], want["h"], rtol, forward=True), ["h"])
+    for n in bad:
+        if n not in said:
+            say(f"{n} is wrong", [n])
+    text = "; ".join(sentences)
+    return text + "." if text else None
+
+
+def _time_story(n, actual, expected, rtol, forward):
+    """Which time steps of an (N, T, ...) output are right, and what that points at."""
+    a, e = _real(actual), _real(expected)
+    if a is None or e is None or a.shape != e.shape or a.ndim < 3:
+        return f"{n} is wrong"
+    T, scale = a.shape[1], float(np.max(np.abs(e)))
+    right = [close(a[:, t], e[:, t], rtol, scale) for t in range(T)]
+    rel = relation(a, e, rtol, time_axis=1)
+    if rel and ("reversed" in rel or "another time step" in rel):
+        loop = "runs t = 0, 1, ..., T - 1" if forward else "runs from t = T - 1 down to 0"
+        return f"{n} {rel}: check the time loop (it {loop}) and where each step's result goes"
+    if forward:
+        if right[0]:
+            return (f"{n} is right at the first time step and wrong after it: each step must "
+                    "receive the previous step's next_h and next_c")
+        return (f"{n} is already wrong at the first time step: it starts from prev_h = h0 and a "
+                "zero cell state, then takes one step of lstm_step_forward")
+    if right[-1]:
+        return (f"{n} is right at the last time step and wrong before it: what is carried back "
+                "from step t + 1 to step t is wrong (the gradient on h at step t is dh[:, t] plus "
+                "the one carried back from step t + 1, and the cell-state gradient is carried too)")
+    return (f"{n} is already wrong at the last time step, where nothing has been carried back yet "
+            "when the loop runs from t = T - 1 down to 0: the error is in one step's backward pass, "
+            "or in the loop's direction")
+
+
+def next_c_gradient_story(dprev_c, f, o, next_c, dnext_h, dnext_c):
+    """Which term a wrong gradient on next_c lacks, read back from dprev_c (= that gradient
+    times f) where f is not tiny; '' when none of the usual ones fits."""
+    dprev_c, f, o, next_c = (_real(v) for v in (dprev_c, f, o, next_c))
+    if dprev_c is None or dprev_c.shape != f.shape:
+        return ""
+    firm = f > 1e-3
+    if not firm.any():
+        return ""
+    dc = dprev_c[firm] / f[firm]
+    tanh_c = np.tanh(next_c)
+    candidates = {
+        "it lacks dnext_c, the gradient that reaches next_c directly": dnext_h * o * (1 - tanh_c ** 2),
+        "it lacks the path through next_h": dnext_c,
+        "its path through next_h lacks the tanh derivative 1 - tanh(next_c)**2": dnext_c + dnext_h * o,
+    }
+    for words, value in candidates.items():
+        if close(dc, value[firm], 1e-6):
+            return f" Read back from your dprev_c, your gradient on next_c is one term short: {words}."
+    return ""
+
+
+def _block_cause(wrong):
+    """What a set of wrong gate blocks of the pre-activation gradient points at, or None."""
+    key = "".join(g for g in GATES if g in wrong)
+    if key in BLOCK_CAUSES:
+        return BLOCK_CAUSES[key]
+    if len(wrong) >= 2 and wrong <= {"i", "f", "g"}:   # f's block vanishes where prev_c is zero
+        return BLOCK_CAUSES["ifg"]
+    return None
+
+
+def _explain_backward(fn, outs, want, rtol, ok, bad, say):
+    """dprev_c and the gate blocks first, then what is computed from them."""
+    bptt = fn == "lstm_backward"
+    blocks, wrong, kind = None, set(), None
+    weights = [n for n in ("dWx", "dWh") if n in bad]
+    if "db" in bad:    # the pre-activation gradient itself is wrong: read its gate blocks
+        blocks, wrong, kind = _block_summary(outs, want, rtol, [n for n in GATE_ARRAYS if n in bad])
+        weights = [] if kind else weights
+    arrays = [n for n in GATE_ARRAYS if n in bad]
+    if bptt and "dx" in bad:
+        say(_time_story("dx", outs["dx"], want["dx"], rtol, forward=False), ["dx"])
+    elif bptt and arrays and ok.get("dh0", True):
+        say(f"dx and dh0 are right, so the gradient of every step's pre-activations is right, but "
+            f"{_words(arrays)} {_isare(arrays)} not: {'each is' if len(arrays) > 1 else 'it is'} a sum over "
+            "all time steps (and the batch) of one term per step", arrays)
+        kind, weights = None, []
+    cause = _block_cause(wrong) if kind == "blocks" else None
+    if kind == "blocks" and len(wrong) == 4:
+        blocks = f"every gate block of {_words(arrays)} is wrong"
+    if "dprev_c" in bad:
+        if kind == "blocks" and cause == BLOCK_CAUSES["ifg"]:
+            say(f"dprev_c is wrong, and {blocks}: {cause}", ["dprev_c"] + arrays)
+            kind = None
+        elif ok.get("db"):
+            say("dprev_c is wrong while db is right: dprev_c is the gradient on next_c (dnext_c plus the "
+                "path through next_h) times f", ["dprev_c"])
+        else:
+            say("dprev_c is wrong: it is the gradient on next_c (dnext_c plus the path through next_h) "
+                "times f", ["dprev_c"])
+    if kind in ("order", "blocks"):
+        if bptt and "dx" in bad and not cause and kind == "blocks":
+            say(f"{_words(arrays)} {_isare(arrays)} wrong as a consequence", arrays)
+        else:
+            say(blocks + (f": {cause}" if cause else ""), arrays)
+    for n in weights:
+        source = ("the input x" if n == "dWx" else
+                  "the hidden state that entered each step (h0 at the first step)" if bptt else "prev_h")
+        total = ", summed over all time steps" if bptt else ""
+        say(f"{n} is wrong while db is right, so the pre-activation gradient is right: {n} multiplies "
+            f"it by {source}{total}", [n])
+    rest = [n for n in ("dx", "dprev_h", "dh0") if n in bad and not (bptt and n == "dx")]
+    if bptt and "dh0" in rest and ok.get("dx"):
+        say("dh0 is wrong while dx is right at every time step: dh0 is the gradient on h0, the one "
+            "carried back past the first step", ["dh0"])
+    elif rest and ("db" in bad or (bptt and "dx" in bad)):
+        say(f"{_words(rest)} {_isare(rest)} wrong as a consequence", rest)
+    elif rest:
+        say(" and ".join(f"{n} is wrong" for n in rest) + " while db is right, so the pre-activation "
+            "gradient is right: check how it goes back through " + _words(
+                ["Wx" if n == "dx" else "Wh" for n in rest]), rest)

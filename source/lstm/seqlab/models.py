@@ -88,12 +88,15 @@ def train(model, batch_fn, steps, optimizer, clip_fn=None, max_norm=None, log_ev
     clip_fn(grads, max_norm) -> (clipped, total_norm), e.g. the student's clip_grad_norm,
     is applied when given together with max_norm. log_every > 0 prints the loss to stdout
     every log_every steps.
-    returns {"loss": [loss per step], "grad_norm": [gradient norm per step, before clipping]}.
+    returns {"loss": [loss per step], "grad_norm": [gradient norm per step, before clipping],
+             "param_norm": {name: [that parameter's gradient norm per step, before clipping]}}.
     """
-    history = {"loss": [], "grad_norm": []}
+    history = {"loss": [], "grad_norm": [], "param_norm": {name: [] for name in model.params}}
     for step in range(1, steps + 1):
         x, y = batch_fn()
         loss, grads = model.loss_and_grads(x, y)
+        for name, g in grads.items():
+            history["param_norm"][name].append(float(np.sqrt(np.sum(np.square(g)))))
         if clip_fn is not None and max_norm is not None:
             grads, norm = clip_fn(grads, max_norm)
             norm = float(norm)

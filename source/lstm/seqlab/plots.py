@@ -4,7 +4,10 @@
     draw_unrolled_rnn(T=4)          a recurrent layer, folded (one box, a loop) and unrolled over time
     draw_lstm_cell()                one LSTM step: cell-state line, the four gates, products and sums
     plot_losses(histories)          training-loss curves, one per model
-    plot_gradient_norms(norms)      ||dL/dh_t|| against t on a log scale
+    plot_gradient_norms(norms)      ||dL/dh_t|| against t on a log scale (and ||dL/dc_t|| beside it)
+    draw_step_graph()               the computational graph of one LSTM step, with the two
+                                    paths by which the gradient reaches c_t
+    text_heatmap_html(text, values) a text with each character shaded by a number (HTML)
 
 Every function draws into a new figure (or into `ax` when given) and returns the figure.
 """
@@ -207,20 +210,133 @@ def plot_losses(histories, ax=None, smooth=1, log=True, baseline=None, title="Tr
     return fig
 
 
-def plot_gradient_norms(norms, ax=None, title="How far back does the gradient reach?"):
+def plot_gradient_norms(norms, ax=None, title="How far back does the gradient reach?",
+                        cell_norms=None):
     """norms: dict label -> 1-d array, norms[t] = ||dL/dh_t|| for a loss on the last step.
-    Plotted against t on a log scale (the last step on the right). Returns the figure."""
-    fig, ax = _axes(ax, (7.5, 4.2))
-    for k, (label, values) in enumerate(norms.items()):
-        values = np.asarray(values, dtype=float)
-        t = np.arange(1, len(values) + 1)
-        positive = values > 0
-        ax.semilogy(t[positive], values[positive], label=label,
-                    color=LINE_COLOURS[k % len(LINE_COLOURS)], lw=1.8)
-    ax.set_xlabel("time step $t$ (the loss depends on the last step only)")
-    ax.set_ylabel("$\\|\\partial L / \\partial h_t\\|$")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    Plotted against t on a log scale (the last step on the right). cell_norms: optional dict
+    label -> ||dL/dc_t||, drawn in a second panel on the right with the same colours (the
+    labels that norms and cell_norms share get the same colour). Returns the figure."""
+    if cell_norms is None:
+        fig, ax = _axes(ax, (7.5, 4.2))
+        panels = [(ax, norms, "$\\|\\partial L / \\partial h_t\\|$", title)]
+    else:
+        plt = _pyplot()
+        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+        panels = [(left, norms, "$\\|\\partial L / \\partial h_t\\|$", "hidden state $h_t$"),
+                  (right, cell_norms, "$\\|\\partial L / \\partial c_t\\|$", "cell state $c_t$")]
+        fig.suptitle(title)
+    labels = list(norms) + [k for k in (cell_norms or {}) if k not in norms]
+    colour = {label: LINE_COLOURS[k % len(LINE_COLOURS)] for k, label in enumerate(labels)}
+    for axis, curves, ylabel, panel_title in panels:
+        for label, values in curves.items():
+            values = np.asarray(values, dtype=float)
+            t = np.arange(1, len(values) + 1)
+            positive = values > 0
+            axis.semilogy(t[positive], values[positive], label=label, color=colour[label], lw=1.8)
+        axis.set_xlabel("time step $t$ (the loss depends on the last step only)")
+        axis.set_ylabel(ylabel)
+        axis.set_title(panel_title)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def draw_step_graph(ax=None):
+    """The computational graph of one LSTM step, read left to right by the forward pass and
+    right to left by the backward pass: variables in white boxes, operations in circles.
+    The gradient arrives from step t+1 as dnext_c (on c_t) and dnext_h (on h_t); the two red
+    paths (1: along the cell line, 2: through h_t = o_t * tanh(c_t)) meet at c_t. The forget
+    gate's branch, the chapter's worked example, is drawn in orange. Returns the figure."""
+    fig, ax = _axes(ax, (11.5, 5.6))
+    red, orange = "#C0392B", GATE
+
+    def var(xy, label, w=0.95, colour="white", edge="black", fontsize=13):
+        from matplotlib.patches import FancyBboxPatch
+        ax.add_patch(FancyBboxPatch((xy[0] - w / 2, xy[1] - 0.24), w, 0.48,
+                                    boxstyle="round,pad=0.02,rounding_size=0.1", facecolor=colour,
+                                    edgecolor=edge, linewidth=1.3, zorder=3))
+        ax.text(xy[0], xy[1], label, ha="center", va="center", fontsize=fontsize, zorder=4)
+
+    def op(xy, label, colour="#EEEEEE", fontsize=12):
+        _circle(ax, xy, label, r=0.27, colour=colour, fontsize=fontsize)
+
+    ys = {"f": 4.0, "i": 3.0, "g": 2.0, "o": 1.0}
+    # inputs and pre-activations
+    var((0.6, 2.5), "$x_t,\\ h_{t-1}$", w=1.15)
+    op((1.95, 2.5), "aff", fontsize=9)
+    _arrow(ax, (1.18, 2.5), (1.68, 2.5))
+    ax.text(1.95, 1.95, "$a_t = x_t W_x$\n$+ h_{t-1} W_h + b$", ha="center", va="top", fontsize=9)
+    for name, fn in (("f", "$\\sigma$"), ("i", "$\\sigma$"), ("g", "tanh"), ("o", "$\\sigma$")):
+        y = ys[name]
+        colour = orange if name == "f" else "black"
+        _arrow(ax, (2.2, 2.5), (3.03, y), colour=colour)
+        ax.text(2.72, y + 0.14 if y >= 2.5 else y - 0.2, f"$a^{{({name})}}$", fontsize=10,
+                ha="center", color=colour)
+        op((3.3, y), fn, colour=GATE if fn != "tanh" else CAND, fontsize=9 if fn == "tanh" else 13)
+        var((4.45, y), f"${name}_t$", w=0.7, edge=orange if name == "f" else "black")
+        _arrow(ax, (3.57, y), (4.1, y), colour=colour)
+    var((4.45, 5.1), "$c_{t-1}$", w=0.8)
+    # products and sum
+    op((5.9, 4.55), "$\\odot$")
+    _arrow(ax, (4.85, 5.1), (5.66, 4.68))
+    _arrow(ax, (4.8, 4.0), (5.65, 4.42), colour=orange)
+    op((5.9, 2.5), "$\\odot$")
+    _arrow(ax, (4.8, 3.0), (5.66, 2.62))
+    _arrow(ax, (4.8, 2.0), (5.66, 2.38))
+    op((7.1, 3.5), "$+$")
+    _arrow(ax, (6.12, 4.38), (6.88, 3.68))
+    _arrow(ax, (6.12, 2.66), (6.88, 3.32))
+    var((8.3, 3.5), "$c_t$", w=0.7)
+    _arrow(ax, (7.37, 3.5), (7.95, 3.5))
+    # output
+    op((9.2, 2.4), "tanh", colour=CAND, fontsize=9)
+    _arrow(ax, (8.45, 3.25), (9.0, 2.6))
+    op((10.2, 1.4), "$\\odot$")
+    _arrow(ax, (9.4, 2.2), (10.0, 1.6))
+    _arrow(ax, (4.8, 1.0), (9.93, 1.35))
+    var((11.3, 1.4), "$h_t$", w=0.7)
+    _arrow(ax, (10.47, 1.4), (10.95, 1.4))
+    _arrow(ax, (8.65, 3.5), (11.7, 3.5))
+    ax.text(11.75, 3.5, "to step $t+1$", va="center", fontsize=10)
+    ax.text(11.7, 1.4, "to step $t+1$\nand the loss", va="center", fontsize=10)
+
+    # the backward pass: where the gradient comes in, and the two paths into c_t
+    _arrow(ax, (11.7, 3.85), (8.75, 3.85), colour=red, lw=2.0)
+    ax.text(10.2, 4.0, "1: $\\partial L/\\partial c_t$ from step $t+1$ (dnext_c)", color=red,
+            fontsize=10, ha="center", va="bottom")
+    _arrow(ax, (11.3, 0.95), (10.25, 0.95), colour=red, lw=2.0)
+    ax.text(11.45, 0.72, "dnext_h", color=red, fontsize=10, ha="center", va="top")
+    _arrow(ax, (10.2, 1.85), (9.6, 2.45), colour=red, lw=2.0, connection="arc3,rad=0.35")
+    _arrow(ax, (9.25, 2.85), (8.7, 3.2), colour=red, lw=2.0, connection="arc3,rad=0.35")
+    ax.text(10.1, 2.75, "2: through\n$h_t = o_t \\odot \\tanh(c_t)$", color=red, fontsize=10,
+            ha="left", va="center")
+    ax.text(8.3, 4.55, "$\\delta c_t$ = sum of 1 and 2", color=red, fontsize=11, ha="center")
+    ax.text(5.25, 3.6, "worked\nexample", color=orange, fontsize=9, ha="center", va="center")
+
+    ax.set_xlim(0.0, 12.9)
+    ax.set_ylim(0.2, 5.55)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return fig
+
+
+def text_heatmap_html(text, values, limit=None):
+    """HTML that shows `text` with each character's background shaded by values[k] (red for
+    negative, blue for positive, white near zero; newlines kept). values: one number per
+    character; limit: the value drawn at full colour (default: the largest |value|)."""
+    import html
+    values = np.asarray(values, dtype=float)
+    if len(values) != len(text):
+        raise ValueError(f"{len(text)} characters but {len(values)} values")
+    limit = float(np.max(np.abs(values))) if limit is None else float(limit)
+    limit = limit if limit > 0 else 1.0
+    spans = []
+    for ch, v in zip(text, values):
+        a = min(abs(v) / limit, 1.0)
+        rgb = (int(255 - a * (255 - 33)), int(255 - a * (255 - 102)), int(255 - a * (255 - 172))) \
+            if v > 0 else (int(255 - a * (255 - 192)), int(255 - a * (255 - 57)), int(255 - a * (255 - 43)))
+        shown = "\u21b5<br>" if ch == "\n" else html.escape(ch).replace(" ", "&nbsp;")
+        spans.append(f'<span style="background-color: rgb{rgb}">{shown}</span>')
+    return ('<div style="font-family: monospace; font-size: 13px; line-height: 1.5">'
+            + "".join(spans) + "</div>")

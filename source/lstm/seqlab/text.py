@@ -7,6 +7,9 @@ predicts the next character. Here:
     vocab   = Vocabulary(text)                  the distinct characters, each with an integer id
     ids     = vocab.encode(text)                (L,) int array
     x, y    = random_batch(ids, N, T, V, rng)   x (N, T, V) one-hot inputs, y (N, T) next-character ids
+    train, valid = split_text(text, 0.1)        hold out the last sonnets to measure perplexity
+    streams = batchify(ids, N)                  (N, L): N parallel streams, for truncated BPTT
+    x, y    = chunk(streams, start, T, V)       the next T characters of every stream, and targets
     sample(lstm_step_forward, params, vocab, ...)   generate text one character at a time
 
 The step function is injected: the notebook passes the student's own lstm_step_forward.
@@ -65,6 +68,54 @@ def random_batch(ids, N, T, V, rng):
     window = starts[:, None] + np.arange(T + 1)[None, :]        # (N, T + 1)
     chunk = ids[window]
     return one_hot(chunk[:, :-1], V), chunk[:, 1:].astype(np.int64)
+
+
+def split_text(text, fraction=0.1):
+    """Split a text into (train, valid) at a blank line, so that about `fraction` of it (whole
+    sonnets, stanzas or paragraphs) is held out at the end for measuring perplexity."""
+    cut = text.rfind("\n\n", 0, int(len(text) * (1 - fraction)))
+    if cut <= 0:
+        cut = int(len(text) * (1 - fraction))
+    return text[:cut + 1], text[cut + 1:]
+
+
+def batchify(ids, N):
+    """Cut an encoded text into N parallel streams of equal length: an (N, L) int64 array whose
+    row n is the n-th piece of the text, L = len(ids) // N (the remainder is dropped).
+
+    Truncated backpropagation through time walks along the columns, T at a time: the state of
+    row n at the end of one chunk is then exactly the state the next chunk of row n needs."""
+    ids = np.asarray(ids, dtype=np.int64)
+    L = len(ids) // N
+    if L < 2:
+        raise ValueError(f"{len(ids)} characters cannot make {N} streams")
+    return ids[:N * L].reshape(N, L)
+
+
+def chunk(streams, start, T, V):
+    """The chunk of T steps that starts at column `start` of every stream.
+
+    streams: (N, L) from batchify; needs start + T + 1 <= L.
+    returns x (N, T, V) one-hot inputs streams[:, start:start+T] and y (N, T) int64 targets,
+    the characters that follow: streams[:, start+1:start+T+1].
+    """
+    streams = np.asarray(streams)
+    if start < 0 or start + T + 1 > streams.shape[1]:
+        raise ValueError(f"a chunk of {T} steps at {start} does not fit streams of length "
+                         f"{streams.shape[1]}")
+    block = streams[:, start:start + T + 1]
+    return one_hot(block[:, :-1], V), block[:, 1:].astype(np.int64)
+
+
+def line_position(text):
+    """For every character of text, how many characters precede it on its line (0 right
+    after a newline): an (L,) int array."""
+    out = np.empty(len(text), dtype=np.int64)
+    k = 0
+    for n, ch in enumerate(text):
+        out[n] = k
+        k = 0 if ch == "\n" else k + 1
+    return out
 
 
 def softmax(z):

@@ -1,0 +1,366 @@
+"""The grader's side of worker.py: one worker per submission, its sessions, and the arena.
+
+A `ForkServer` is one sandboxed worker process for one submission (sandbox.StudentProcess): it
+runs the notebook's cells once, then forks sessions on request (`open_session`), each starting
+from the state the cells left; `call` calls one student function in the open session. Arguments travel through the `Arena`, a memfd both processes
+map: after the call the grader reads the arguments back itself (an argument changed in place is
+seen there, whatever the student's process says) and the call's status slot, where the worker's
+own code wrote the call's nonce and the numpy floating-point errors the call raised. Replies are
+checked against a schema and their text is cut to a short, printable first line: nothing the
+student's process sends can crash the grader or carry more than a line of text to the feedback.
+"""
+import marshal
+import os
+import secrets
+import select
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from autograder import wire
+from autograder.sandbox import StudentProcess, exit_reason
+
+GRACE_SECONDS = 2.0      # after a call's own limit, before the session is killed
+ALIGN = 64               # bytes: every array in the arena starts on such a boundary
+PAGE = os.sysconf("SC_PAGE_SIZE")
+STATUS_BYTES = 32        # nonce (16) | floating-point error flags (8) | dicts changed (8)
+FP_NAMES = {1: "divide by zero", 2: "overflow", 8: "invalid value"}
+TEXT_LIMIT = 120         # characters of student text a message may carry
+
+
+class ChannelTimeout(Exception):
+    """The student's code did not answer in time (its session has been killed)."""
+
+
+class ChannelClosed(Exception):
+    """The session died or broke the protocol (it has been killed); the message says how."""
+
+
+def clean(text, limit=TEXT_LIMIT):
+    """Student text -> its first line, printable characters only, at most `limit` long."""
+    line = str(text).strip().split("\n", 1)[0] if text else ""
+    line = "".join(c if c.isprintable() else "?" for c in line)
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """An argument that is a value kept inside the session (a student's cache), by its key."""
+    key: int
+
+
+def frame(obj):
+    data = marshal.dumps(obj)
+    return len(data).to_bytes(8, "big") + data
+
+
+class Reader:
+    """Reads framed messages from a pipe with a deadline, watching a second pipe meanwhile."""
+
+    def __init__(self, fd):
+        self.fd, self.buffer = fd, b""
+        os.set_blocking(fd, False)
+
+    def message(self, decode, size_limit=wire.MAX_MESSAGE_BYTES):
+        """A complete message from the buffer, or None."""
+        if len(self.buffer) < 8:
+            return None
+        size = int.from_bytes(self.buffer[:8], "big")
+        if size > size_limit:
+            raise ChannelClosed(f"sent a message of {size} bytes (over the limit)")
+        if len(self.buffer) < 8 + size:
+            return None
+        body, self.buffer = self.buffer[8:8 + size], self.buffer[8 + size:]
+        return decode(body)
+
+    def fill(self):
+        """Read what is available; False at end of file."""
+        try:
+            chunk = os.read(self.fd, 1 << 20)
+        except BlockingIOError:
+            return True
+        self.buffer += chunk
+        return bool(chunk)
+
+    def drain(self):
+        while True:
+            try:
+                if not os.read(self.fd, 1 << 20):
+                    break
+            except BlockingIOError:
+                break
+        self.buffer = b""
+
+
+@dataclass
+class Placed:
+    """Where one call's arguments lie in the arena, to read them back after the call."""
+    base: int
+    length: int
+    status: int
+    nonce: bytes
+    arrays: list = field(default_factory=list)     # (argument position, offset, original bytes)
+    dicts: list = field(default_factory=list)      # argument positions of dicts, in order
+
+
+class Arena:
+    """A memfd shared with the worker; each call's arguments go to fresh pages (a student's
+    cache may keep views of earlier arguments for the whole session)."""
+
+    def __init__(self):
+        self.fd = os.memfd_create("autograder-arena", 0)
+        self.cursor = 0
+
+    def reset(self):
+        self.cursor = 0
+
+    def place(self, args):
+        """Arguments -> (worker specs, Placed). Arrays and dicts of arrays go to the arena."""
+        base = -(-self.cursor // PAGE) * PAGE
+        placed = Placed(base, 0, base, secrets.token_bytes(16))
+        chunks, cursor = [], base + STATUS_BYTES
+
+        def spec(value, position):
+            nonlocal cursor
+            if isinstance(value, np.generic):
+                value = np.asarray(value)
+            if isinstance(value, np.ndarray):
+                data = np.ascontiguousarray(value).tobytes()
+                cursor = -(-cursor // ALIGN) * ALIGN
+                chunks.append((cursor, data))
+                placed.arrays.append((position, cursor, data))
+                offset, cursor = cursor, cursor + len(data)
+                return ("a", (offset - base, value.size, value.dtype.str, value.shape))
+            if isinstance(value, dict):
+                if position not in placed.dicts:
+                    placed.dicts.append(position)
+                return ("d", {str(k): spec(v, position) for k, v in value.items()})
+            if isinstance(value, Opaque):
+                return ("h", value.key)
+            if value is None or isinstance(value, (bool, int, float, str)):
+                return ("v", value)
+            raise TypeError(f"cannot pass a {type(value).__name__} to a student function")
+
+        specs = [spec(a, k) for k, a in enumerate(args)]
+        placed.length = max(cursor - base, STATUS_BYTES)
+        self.cursor = base + placed.length
+        if os.fstat(self.fd).st_size < self.cursor:
+            os.ftruncate(self.fd, -(-self.cursor // PAGE) * PAGE)
+        os.pwrite(self.fd, bytes(STATUS_BYTES), base)
+        for offset, data in chunks:
+            os.pwrite(self.fd, data, offset)
+        return specs, placed
+
+    def read_back(self, placed):
+        """-> (argument positions changed, floating-point flags), or ChannelClosed when the
+        worker's own code did not finish the call (its nonce is missing)."""
+        status = os.pread(self.fd, STATUS_BYTES, placed.status)
+        if status[:16] != placed.nonce:
+            raise ChannelClosed("answered a call without finishing it (a forged reply)")
+        changed = {p for p, offset, data in placed.arrays if os.pread(self.fd, len(data), offset) != data}
+        dict_bits = int.from_bytes(status[24:32], "little")
+        changed |= {p for k, p in enumerate(placed.dicts) if dict_bits >> k & 1}
+        return sorted(changed), int.from_bytes(status[16:24], "little")
+
+    def close(self):
+        os.close(self.fd)
+
+
+def fp_errors(flags):
+    """numpy floating-point flags -> names ("overflow", ...)."""
+    return [name for bit, name in FP_NAMES.items() if flags & bit]
+
+
+# ---------------------------------------------------------------- replies: schema
+
+def is_text(value):
+    return isinstance(value, str)
+
+
+def valid_error(error):
+    return (isinstance(error, dict) and is_text(error.get("type")) and is_text(error.get("message"))
+            and (error.get("where") is None or (isinstance(error["where"], list) and len(error["where"]) == 2
+                                                and all(type(n) is int for n in error["where"])))
+            and isinstance(error.get("functions", []), list) and all(map(is_text, error.get("functions", []))))
+
+
+def checked_error(error):
+    """A validated error report with its text cleaned."""
+    return {"type": clean(error["type"], 60), "message": clean(error["message"]),
+            "where": error["where"], "functions": [clean(f, 60) for f in error.get("functions", [])]}
+
+
+def checked_run_reply(reply):
+    """The session's report after the cells, validated: {"cell_errors": [...], "threads": n}."""
+    errors = reply.get("cell_errors") if isinstance(reply, dict) else None
+    if not isinstance(errors, list) or not all(
+            isinstance(e, list) and len(e) == 4 and type(e[0]) is int and is_text(e[1]) and is_text(e[2])
+            and type(e[3]) is int for e in errors) or type(reply.get("threads")) is not int:
+        raise ChannelClosed("sent a malformed report after running its cells")
+    return {"cell_errors": [[i, clean(t, 60), clean(m), line] for i, t, m, line in errors[:50]],
+            "threads": reply["threads"]}
+
+
+def checked_call_reply(reply):
+    if isinstance(reply, dict) and reply.get("ok") is True and set(reply) == {"ok", "result"}:
+        return reply
+    if isinstance(reply, dict) and reply.get("ok") is False and valid_error(reply.get("error")):
+        return {"ok": False, "error": checked_error(reply["error"])}
+    raise ChannelClosed("sent a malformed reply")
+
+
+def decode_reply(body):
+    try:
+        return wire.decode(body)
+    except wire.WireError as exc:
+        raise ChannelClosed(f"sent an unreadable reply ({exc})") from None
+
+
+# ---------------------------------------------------------------- the fork server
+
+@dataclass
+class CallOutcome:
+    reply: dict
+    modified: list          # argument positions changed in place
+    fp_errors: list         # numpy floating-point errors the call raised
+    seconds: float
+
+
+class ForkServer:
+    """One sandboxed worker process for one submission; at most one session at a time.
+
+    Starting it runs the notebook's cells (at most `seconds`); `report` is what the worker said
+    of them: {"cell_errors": [...], "threads": n}, validated."""
+
+    def __init__(self, scratch, limits, mode, cells, seconds):
+        self.arena = Arena()
+        ctl_in_r, self.ctl_in = os.pipe()
+        self.ctl_out, ctl_out_w = os.pipe()
+        req_r, self.req = os.pipe()
+        self.rep, rep_w = os.pipe()
+        child_fds = [ctl_in_r, ctl_out_w, req_r, rep_w, self.arena.fd]
+        try:
+            self.process = StudentProcess(scratch, limits, mode, child_fds)
+        finally:
+            for fd in child_fds[:4]:
+                os.close(fd)
+        self.control, self.replies = Reader(self.ctl_out), Reader(self.rep)
+        self.session_open = False
+        self._send(self.ctl_in, {"cells": cells, "cell_seconds": float(limits.call_seconds)})
+        kind, report = self._await(seconds, want_reply=False)
+        if kind == "timeout":
+            self.kill()
+            raise ChannelTimeout(f"its cells did not finish running within {seconds:.0f} s")
+        self.report = checked_run_reply(report)
+        if self.report["threads"]:
+            self.kill()
+            raise ChannelClosed(f"its cells left {self.report['threads']} thread(s) running "
+                                "(the grader does not run notebooks that start threads)")
+
+    def _send(self, fd, obj):
+        data = memoryview(frame(obj))
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        except OSError:
+            raise ChannelClosed(exit_reason(self.process.kill(grace=1.0), "its channel closed")) from None
+
+    def _await(self, seconds, want_reply):
+        """Wait for a session reply (want_reply) or a control message; -> (kind, message)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if want_reply:
+                message = self.replies.message(decode_reply)
+                if message is not None:
+                    return "reply", message
+            message = self.control.message(decode_reply, 1 << 20)
+            if message is not None:
+                return "control", message
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.rep, self.ctl_out] if want_reply else [self.ctl_out], [], [],
+                                        max(left, 0))
+            if not ready:
+                return "timeout", None
+            for fd, reader in ((self.rep, self.replies), (self.ctl_out, self.control)):
+                if fd in ready and not reader.fill():
+                    raise ChannelClosed(exit_reason(self.process.kill(grace=1.0), "its process ended"))
+
+    def _control(self, message, expect, seconds=10.0):
+        self._send(self.ctl_in, message)
+        while True:
+            kind, answer = self._await(seconds, want_reply=False)
+            if kind == "timeout":
+                self.process.kill()
+                raise ChannelClosed("its worker stopped answering")
+            if isinstance(answer, dict) and expect in answer:
+                return answer[expect]
+
+    def open_session(self):
+        """Fork a fresh session from the state the cells left."""
+        self.close_session()
+        self.arena.reset()
+        self._control({"op": "open"}, "opened")
+        self.session_open = True
+
+    def close_session(self):
+        """End the current session (killed if still running)."""
+        if self.session_open:
+            self.session_open = False
+            self._control({"op": "close"}, "closed")
+            self.replies.drain()
+
+    def _wait_reply(self, seconds, doing):
+        kind, message = self._await(seconds + GRACE_SECONDS, want_reply=True)
+        if kind == "reply":
+            return message
+        self.session_open = kind == "timeout"
+        self.close_session()
+        if kind == "timeout":
+            raise ChannelTimeout(f"no answer within {seconds:g} s")
+        code = message.get("exited") if isinstance(message, dict) else None
+        self.replies.drain()
+        raise ChannelClosed(session_exit_reason(code if type(code) is int else None, doing))
+
+    def call(self, fn, args, opaque, seconds):
+        """Call `fn` in the open session; -> CallOutcome (reply validated, arguments read back)."""
+        specs, placed = self.arena.place(args)
+        request = {"op": "call", "fn": fn, "args": specs, "opaque": list(opaque), "status": 0,
+                   "base": placed.base, "length": placed.length, "nonce": placed.nonce}
+        started = time.monotonic()
+        self._send(self.req, request)
+        reply = checked_call_reply(self._wait_reply(seconds, "while running it"))
+        elapsed = time.monotonic() - started
+        if not reply["ok"]:
+            return CallOutcome(reply, [], [], elapsed)
+        try:
+            modified, flags = self.arena.read_back(placed)
+        except ChannelClosed:
+            self.close_session()
+            raise
+        return CallOutcome(reply, modified, fp_errors(flags), elapsed)
+
+    def alive(self):
+        return self.process.process.poll() is None
+
+    def kill(self):
+        self.process.kill()
+        for fd in (self.ctl_in, self.ctl_out, self.req, self.rep):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.arena.close()
+
+
+def session_exit_reason(code, doing):
+    """Words for how a session ended, from its exit code (negative: a signal)."""
+    if code == 86:   # worker.py: a thread of the student's was alive
+        return f"a thread it started was still running {doing} (the grader does not allow threads)"
+    if code is not None and code < 0:
+        name = {9: "SIGKILL (the memory or process limit?)", 11: "SIGSEGV", 6: "SIGABRT",
+                24: "SIGXCPU (CPU time limit)", 25: "SIGXFSZ (file size limit)"}.get(-code, f"signal {-code}")
+        return f"the process was killed by {name} {doing}"
+    if code is not None:
+        return f"the process exited with status {code} {doing}"
+    return f"the process stopped answering {doing}"

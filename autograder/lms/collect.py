@@ -1,0 +1,228 @@
+"""`python -m autograder collect DOWNLOAD --assignment A --into ROOT`: an LMS download (a zip
+or a folder) -> nbgrader's layout ROOT/<student>/<A>/<notebook> with timestamp.txt.
+
+Recognised, file by file (CONTRACT section 4):
+- Canvas "Download Submissions": flat `<name>_[LATE_]<user id>_<submission id>_<file name>`;
+  the student is the Canvas user id; Canvas's renamed copies (`lstm-1.ipynb`) are accepted;
+- Moodle "Download all submissions": folders `<Full Name>_<participant id>_assignsubmission_file_`;
+  the student is the participant id;
+- nbgrader's own layout `<student>/<A>/<file>.ipynb` (its timestamp.txt is kept);
+- a flat folder of `<student>.ipynb`, or `<student>/<file>.ipynb`.
+A single wrapper folder around everything (`submissions/...`) is looked through.
+
+The notebook is placed under the release notebook's name (a renamed `lstm (1).ipynb` included,
+and said so). Of several notebooks from one student the newest is kept and the others are
+named. The time is the zip entry's (its UTC extra field, else its date taken as UTC) or the
+file's modification time; a time is written as nbgrader's timestamp.txt. Canvas's LATE_ mark
+is shown but is not a time. Every file not placed is listed with the reason.
+"""
+import re
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from autograder.late import TIMESTAMP_FILE, format_time, parse_time
+
+CANVAS = re.compile(r"^(?P<name>[^_/]+?)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<sid>\d+)_(?P<file>.+)$")
+MOODLE = re.compile(r"^(?P<name>.+)_(?P<pid>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_?$")
+JUNK = ("__MACOSX", ".DS_Store", ".ipynb_checkpoints", "Thumbs.db")
+
+
+class CollectError(Exception):
+    """The download cannot be read at all."""
+
+
+@dataclass
+class Entry:
+    """One file of the download."""
+    parts: tuple             # its path inside the download
+    time: datetime           # when it was submitted, as far as the download says, or None
+    read: object             # () -> bytes
+
+
+@dataclass
+class Candidate:
+    """A notebook that belongs to a student."""
+    student: str
+    entry: Entry
+    late_mark: bool = False
+    order: int = -1          # Canvas's submission id, when there is one
+    file_name: str = ""      # the name the student gave it (Canvas's prefix removed)
+
+    def __post_init__(self):
+        self.file_name = self.file_name or self.entry.parts[-1]
+
+    @property
+    def shown(self):
+        return "/".join(self.entry.parts)
+
+
+@dataclass
+class Report:
+    placed: list = field(default_factory=list)      # (student, source, note)
+    dropped: list = field(default_factory=list)     # (source, why)
+    unplaced: list = field(default_factory=list)    # (source, why)
+    roster_only: list = field(default_factory=list)  # enrolled students with nothing submitted
+    not_on_roster: list = field(default_factory=list)
+
+    def text(self, into):
+        lines = [f"Placed {len(self.placed)} submission(s) in {into}:"]
+        lines += [f"  {student:<16} <- {source}{f'  ({note})' if note else ''}" for student, source, note in self.placed]
+        if self.dropped:
+            lines.append(f"Dropped {len(self.dropped)} older or extra file(s):")
+            lines += [f"  {source}: {why}" for source, why in self.dropped]
+        if self.unplaced:
+            lines.append(f"Could not place {len(self.unplaced)} file(s):")
+            lines += [f"  {source}: {why}" for source, why in self.unplaced]
+        if self.roster_only:
+            lines.append(f"On the roster, nothing submitted ({len(self.roster_only)}; an empty folder each, "
+                         f"graded as missing): {', '.join(self.roster_only)}")
+        if self.not_on_roster:
+            lines.append(f"Not on the roster ({len(self.not_on_roster)}; placed anyway): "
+                         f"{', '.join(self.not_on_roster)}")
+        return "\n".join(lines)
+
+
+def zip_time(info):
+    """A zip entry's modification time: the UTC 'extended timestamp' extra field (0x5455) when
+    present, else its DOS date and time, taken as UTC."""
+    extra, k = info.extra, 0
+    while k + 4 <= len(extra):
+        tag, size = struct.unpack("<HH", extra[k:k + 4])
+        body = extra[k + 4:k + 4 + size]
+        if tag == 0x5455 and size >= 5 and body[0] & 1:
+            return datetime.fromtimestamp(struct.unpack("<i", body[1:5])[0], timezone.utc)
+        k += 4 + size
+    try:
+        return datetime(*info.date_time, tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def entries(download):
+    """Every file of a zip or a folder, as Entry objects, a common wrapper folder removed."""
+    download = Path(download)
+    found = []
+    if download.is_dir():
+        for path in sorted(p for p in download.rglob("*") if p.is_file()):
+            found.append(Entry(path.relative_to(download).parts,
+                               datetime.fromtimestamp(path.stat().st_mtime, timezone.utc),
+                               lambda path=path: path.read_bytes()))
+    elif zipfile.is_zipfile(download):
+        archive = zipfile.ZipFile(download)
+        for info in archive.infolist():
+            parts = tuple(p for p in info.filename.replace("\\", "/").split("/") if p)
+            if not info.is_dir() and parts:
+                found.append(Entry(parts, zip_time(info), lambda info=info: archive.read(info)))
+    elif download.exists():
+        raise CollectError(f"{download} is neither a zip file nor a folder")
+    else:
+        raise CollectError(f"{download} does not exist")
+    while found and all(len(e.parts) > 1 and e.parts[0] == found[0].parts[0] for e in found):
+        for entry in found:
+            entry.parts = entry.parts[1:]
+    return found
+
+
+def valid_id(text):
+    return bool(text) and text not in (".", "..") and "/" not in text and "\\" not in text
+
+
+def classify(entry, assignment):
+    """Entry -> a Candidate, or the reason it cannot be placed (a string)."""
+    parts, name = entry.parts, entry.parts[-1]
+    if any(p in JUNK for p in parts):
+        return "operating-system or Jupyter clutter"
+    if name == TIMESTAMP_FILE:
+        return None                       # read with its notebook (nbgrader layout)
+    is_notebook = name.lower().endswith(".ipynb")
+    for folder in parts[:-1]:
+        moodle = MOODLE.match(folder)
+        if moodle:
+            if moodle["plugin"] != "file":
+                return f"Moodle {moodle['plugin']} submission, not a file"
+            return Candidate(moodle["pid"], entry) if is_notebook else "not a notebook"
+    canvas = CANVAS.match(name)
+    if canvas:
+        if not canvas["file"].lower().endswith(".ipynb"):
+            return "not a notebook"
+        return Candidate(canvas["uid"], entry, bool(canvas["late"]), int(canvas["sid"]), canvas["file"])
+    if not is_notebook:
+        return "not a notebook"
+    if len(parts) >= 3 and parts[-2] == assignment:
+        student = parts[-3]
+    elif len(parts) == 1:
+        student = Path(name).stem
+    elif len(parts) == 2:
+        student = parts[0]
+    else:
+        return "a notebook in no layout this command knows (see README, Collect)"
+    return Candidate(student, entry) if valid_id(student) else f"'{student}' cannot be a student id"
+
+
+def newest_first(candidates, notebook, stamps):
+    """Most recent first; without times, Canvas's later submission, then the release name."""
+    oldest = datetime.min.replace(tzinfo=timezone.utc)
+    return sorted(candidates, key=lambda c: (submission_time(c, stamps) or oldest, c.order, c.file_name == notebook,
+                                             c.shown), reverse=True)
+
+
+def submission_time(candidate, stamps):
+    """nbgrader's own timestamp.txt beside the notebook wins; else the entry's time."""
+    return stamps.get(candidate.entry.parts[:-1]) or candidate.entry.time
+
+
+def collect(download, assignment, notebook, into, roster=None):
+    """Place a download under `into`; roster: [roster.Student] or None. Returns a Report."""
+    into, report = Path(into), Report()
+    found = entries(download)
+    stamps = {}
+    for entry in found:
+        if entry.parts[-1] == TIMESTAMP_FILE:
+            try:
+                stamps[entry.parts[:-1]] = parse_time(entry.read().decode("utf-8", "replace").strip())
+            except (ValueError, OverflowError):
+                report.unplaced.append(("/".join(entry.parts), "a timestamp nbgrader cannot read"))
+    by_student = {}
+    for entry in found:
+        outcome = classify(entry, assignment)
+        if isinstance(outcome, Candidate):
+            by_student.setdefault(outcome.student, []).append(outcome)
+        elif outcome:
+            report.unplaced.append(("/".join(entry.parts), outcome))
+    for student in sorted(by_student):
+        keep, *older = newest_first(by_student[student], notebook, stamps)
+        when = submission_time(keep, stamps)
+        notes = []
+        if keep.file_name != notebook:
+            notes.append(f"{keep.file_name} renamed to {notebook}")
+        if keep.late_mark:
+            notes.append("marked LATE by Canvas")
+        notes.append(f"submitted {format_time(when)[:19]} UTC" if when else "no time known")
+        place(into / student / assignment, notebook, keep.entry.read(), when)
+        report.placed.append((student, keep.shown, "; ".join(notes)))
+        for other in older:
+            report.dropped.append((other.shown, f"{student} has a newer notebook ({keep.shown})"))
+    if roster is not None:
+        enrolled = {s.id for s in roster}
+        report.not_on_roster = sorted(set(by_student) - enrolled)
+        for student in roster:
+            if student.id not in by_student:
+                (into / student.id).mkdir(parents=True, exist_ok=True)
+                report.roster_only.append(student.id)
+    return report
+
+
+def place(folder, notebook, content, when):
+    """Write one submission: the notebook, and timestamp.txt when its time is known."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.ipynb"):
+        old.unlink()
+    (folder / notebook).write_bytes(content)
+    stamp = folder / TIMESTAMP_FILE
+    if when is not None:
+        stamp.write_text(format_time(when) + "\n")
+    elif stamp.exists():
+        stamp.unlink()

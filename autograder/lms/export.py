@@ -1,0 +1,84 @@
+"""`python -m autograder export --format canvas|moodle|csv`: final grades (auto-graded +
+manual - late penalty, from the gradebook) as a file an LMS imports (CONTRACT section 4).
+
+- canvas: Canvas's gradebook import CSV (Grades > Import): `Student`, `ID`, `SIS User ID`,
+  `SIS Login ID`, `Section`, then one column for the assignment, holding points, after a
+  "Points Possible" row as in Canvas's own export. `ID` is the Canvas user id (the student id
+  `collect` took from the download). The assignment column is named as in the roster when the
+  roster is Canvas's gradebook export and has it (`lstm (12345)`: Canvas then updates that
+  assignment); otherwise it is the assignment's name and Canvas creates a new assignment.
+- moodle: Moodle's offline grading worksheet (Assignment > "Upload grading worksheet", with the
+  assignment's "Offline grading worksheet" feedback type on): `Identifier` ("Participant
+  <participant id>", the id `collect` took from the download), `Full name`, `Email address`,
+  `Grade`, `Maximum Grade`, `Feedback comments`.
+- csv: one row per student: every exercise, every written question, late_penalty (negative),
+  total, max_score.
+
+With a roster every enrolled student gets a row (0 when nothing was submitted); without one,
+every student in the gradebook. Every cell goes through tables.safe (no CSV injection).
+"""
+import csv
+from pathlib import Path
+
+from autograder import report
+from autograder.lms.roster import Student
+from autograder.tables import write_csv
+
+FORMATS = ("canvas", "moodle", "csv")
+
+
+def students(finals, roster):
+    """Roster order (and names) when there is a roster, else the gradebook's students sorted."""
+    if roster is None:
+        return [Student(s) for s in sorted(finals)]
+    return list(roster) + [Student(s) for s in sorted(set(finals) - {r.id for r in roster})]
+
+
+def canvas_column(config, roster_path):
+    """The roster's own column for this assignment (`lstm (12345)`), else the assignment's name."""
+    if roster_path:
+        with open(roster_path, newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), [])
+        for name in header:
+            if name == config.name or name.startswith(f"{config.name} ("):
+                return name
+    return config.name
+
+
+def export(config, finals, fmt, out, roster=None, roster_path=None):
+    """Write finals ({student: scores.Final}) in format fmt to out; returns the number of rows."""
+    people = students(finals, roster)
+    full = config.full_points
+    total = {p.id: finals[p.id].total if p.id in finals else 0.0 for p in people}
+    if fmt == "canvas":
+        header = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", canvas_column(config, roster_path)]
+        rows = [["    Points Possible", "", "", "", "", report.fmt(full)]]
+        rows += [[p.name, p.id, p.sis_user_id, p.sis_login_id, p.section, report.fmt(total[p.id])] for p in people]
+    elif fmt == "moodle":
+        header = ["Identifier", "Full name", "Email address", "Grade", "Maximum Grade", "Feedback comments"]
+        rows = [[f"Participant {p.id}", p.name, p.email, report.fmt(total[p.id]), report.fmt(full),
+                 comment(finals.get(p.id))] for p in people]
+    elif fmt == "csv":
+        cells = [f"check_{e}" for e in config.points] + list(config.manual)
+        header = ["student_id", *config.points, *config.manual, "late_penalty", "total", "max_score"]
+        rows = []
+        for p in people:
+            final = finals.get(p.id)
+            points = [report.fmt((final.cells.get(c) or 0.0) if final else 0.0) for c in cells]
+            rows.append([p.id, *points, report.fmt(-(final.penalty if final else 0.0)), report.fmt(total[p.id]),
+                         report.fmt(full)])
+    else:
+        raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    write_csv(out, header, rows)
+    return len(people)
+
+
+def comment(final):
+    """A one-line summary for Moodle's feedback column (the feedback page has the details)."""
+    if final is None:
+        return "No submission."
+    text = f"Score {report.fmt(final.score)} / {report.fmt(sum(final.max_cells.values()))}"
+    if final.penalty:
+        text += f", late penalty {report.fmt(final.penalty)}"
+    return text + f": {report.fmt(final.total)}."
