@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -342,7 +343,7 @@ class Cgroup:
                     pass
             time.sleep(0.002)
         for folder in self.folders:
-            for _ in range(500):
+            for _ in range(2500):    # a loaded machine may take seconds to reap what was killed
                 try:
                     folder.rmdir()
                     break
