@@ -24,7 +24,8 @@ import yaml
 from assignments.lstm.samples import SAMPLES, reference_cells, release, with_body
 from autograder.grade import Grader
 from autograder.gradescope import DEFAULT_VISIBILITY, to_gradescope
-from autograder.sandbox import GRACE_SECONDS, SKIP_ENV, bubblewrap_works
+from autograder.channel import GRACE_SECONDS
+from autograder.sandbox import SKIP_ENV, bubblewrap_works
 from solutions import lstm as reference
 from tests.conftest import REPO, run_cli
 
@@ -166,12 +167,14 @@ def function_body_lines(path):
 
 
 def secret_lines(config):
-    """Body lines of the reference and of the assignment's files that the release does not
-    already show students (its support code may well contain `next_c = f * prev_c + i * g`)."""
+    """Body lines of the reference and of the assignment's files that neither the release (its
+    support code may well contain `next_c = f * prev_c + i * g`) nor the generic engine, shipped
+    as source, already holds."""
     secret = function_body_lines(inspect.getsourcefile(reference))
     for path in sorted((REPO / "assignments").rglob("*.py")):
         secret |= function_body_lines(path)
-    public = "\n".join(p.read_text(errors="replace") for p in config.release_dir.rglob("*") if p.is_file())
+    public = [p for p in config.release_dir.rglob("*") if p.is_file()] + sorted((REPO / "autograder").glob("*.py"))
+    public = "\n".join(p.read_text(errors="replace") for p in public)
     return {line for line in secret if line not in public}
 
 
