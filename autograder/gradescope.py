@@ -12,7 +12,8 @@ otter-grader is not involved: its Gradescope path runs the notebook as root in a
 runs the tests inside that kernel, where a notebook can read or overwrite anything.
 
 The zip mirrors the repository layout under source/: the engine (autograder/*.py, generic,
-as source), grading.yml, the release's support files (the worker's scratch copy), and, ONLY as
+as source), grading.yml, the release's support files (the worker's scratch copy) and the
+source folder's (no notebook), and, ONLY as
 sourceless Python 3.11 bytecode (hence the pinned Python): the reference module, the
 assignment package (hidden-case generators, probes, judges) and `catalogue.marshal`, the
 misconception catalogue compiled at build time (each entry is a source transformation of the
@@ -180,6 +181,12 @@ def build(config, out_dir, repo):
         generated.unlink()
         shutil.copytree(release, stage / release.relative_to(repo), ignore=shutil.ignore_patterns(
             config.notebook, "__pycache__", "*.pyc", ".ipynb_checkpoints"))
+        # the source folder's support code (the release's, before nbgrader), which the assignment
+        # module may read (feedback shared with the public checks); never its notebooks
+        sources = repo / "source" / config.name
+        if sources.is_dir():
+            shutil.copytree(sources, stage / "source" / config.name, ignore=shutil.ignore_patterns(
+                "*.ipynb", "__pycache__", "*.pyc", ".ipynb_checkpoints"))
         shutil.copy(repo / "grading.yml", stage / "grading.yml")
         (stage / CATALOGUE_FILE).write_bytes(catalogue_bytes(config))
         (stage / "requirements.txt").write_text("\n".join(pinned_requirements(repo / "pyproject.toml")) + "\n")
