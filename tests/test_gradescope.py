@@ -476,7 +476,7 @@ def test_honest_work_is_graded_alike_in_either_sandbox(built, config, mode):
 def test_a_stateful_notebook_poisoning_second_opinions_is_graded_as_locally(built, config, tmp_path):
     """lstm_gates answers right at first, then (when the judges ask it for second opinions on
     lstm_step_forward) in agreement with a wrong lstm_step_forward: Gradescope grades it exactly
-    as the local grader does (what the engine should give it is tests/test_attacks.py's)."""
+    as the local grader does, and the wrong step forward earns nothing there either."""
     gates = with_body("lstm_gates", "H = prev_h.shape[1]\nCALLS.append(1)\na = x @ Wx + prev_h @ Wh + b\n"
                                     "i, f, g, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2*H]), np.tanh(a[:, 2*H:3*H]), "
                                     "sigmoid(a[:, 3*H:])\nreturn (i, f, g, o) if len(CALLS) <= 3 else (i, 0.9 * f, g, o)")
@@ -493,6 +493,7 @@ def test_a_stateful_notebook_poisoning_second_opinions_is_graded_as_locally(buil
     assert points(results) == pytest.approx({e["id"]: e["points"] for e in local["exercises"]})
     assert [t["output"] for t in results["tests"]] == [
         t["output"] for t in to_gradescope(local, DEFAULT_VISIBILITY, [], {}, {})["tests"]]
+    assert points(results)["lstm_step_forward"] == 0
 
 
 def test_a_ta_can_try_the_zip_on_a_notebook_before_uploading_it(config, tmp_path):
