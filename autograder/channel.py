@@ -9,6 +9,8 @@ own code wrote the call's nonce and the numpy floating-point errors the call rai
 checked against a schema and their text is cut to a short, printable first line: nothing the
 student's process sends can crash the grader or carry more than a line of text to the feedback.
 """
+import hashlib
+import hmac
 import marshal
 import os
 import secrets
@@ -24,7 +26,7 @@ from autograder.sandbox import StudentProcess, exit_reason
 GRACE_SECONDS = 2.0      # after a call's own limit, before the session is killed
 ALIGN = 64               # bytes: every array in the arena starts on such a boundary
 PAGE = os.sysconf("SC_PAGE_SIZE")
-STATUS_BYTES = 32        # nonce (16) | floating-point error flags (8) | dicts changed (8)
+STATUS_BYTES = 48        # nonce (16) | floating-point error flags (8) | dicts changed (8) | signature (16)
 FP_NAMES = {1: "divide by zero", 2: "overflow", 8: "invalid value"}
 TEXT_LIMIT = 120         # characters of student text a message may carry
 
@@ -152,11 +154,13 @@ class Arena:
             os.pwrite(self.fd, data, offset)
         return specs, placed
 
-    def read_back(self, placed):
+    def read_back(self, placed, key):
         """-> (argument positions changed, floating-point flags), or ChannelClosed when the
-        worker's own code did not finish the call (its nonce is missing)."""
+        worker's own code did not finish the call (no status signed with the session's `key`
+        for this call's nonce)."""
         status = os.pread(self.fd, STATUS_BYTES, placed.status)
-        if status[:16] != placed.nonce:
+        signature = hashlib.blake2b(status[:32], key=key, digest_size=16).digest()
+        if status[:16] != placed.nonce or not hmac.compare_digest(status[32:48], signature):
             raise ChannelClosed("answered a call without finishing it (a forged reply)")
         changed = {p for p, offset, data in placed.arrays if os.pread(self.fd, len(data), offset) != data}
         dict_bits = int.from_bytes(status[24:32], "little")
@@ -297,11 +301,22 @@ class ForkServer:
                 return answer[expect]
 
     def open_session(self):
-        """Fork a fresh session from the state the cells left."""
+        """Fork a fresh session from the state the cells left; its first message is the key
+        that signs its calls' status."""
         self.close_session()
         self.arena.reset()
+        self.replies.drain()
         self._control({"op": "open"}, "opened")
         self.session_open = True
+        first = self._wait_reply(5.0, "while starting")
+        key = first.get("key") if isinstance(first, dict) and set(first) == {"key"} else None
+        try:
+            self.key = bytes.fromhex(key)
+        except (TypeError, ValueError):
+            self.key = b""
+        if len(self.key) != 32:
+            self.close_session()
+            raise ChannelClosed("sent something else than its key when it started")
 
     def close_session(self):
         """End the current session (killed if still running)."""
@@ -334,7 +349,7 @@ class ForkServer:
         if not reply["ok"]:
             return CallOutcome(reply, [], [], elapsed)
         try:
-            modified, flags = self.arena.read_back(placed)
+            modified, flags = self.arena.read_back(placed, self.key)
         except ChannelClosed:
             self.close_session()
             raise

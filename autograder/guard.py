@@ -41,6 +41,11 @@ BLOCKED_MODULES = {
 # Attributes that hand out frames or generators' code. Not f_code: traceback.extract_stack reads
 # it (pyparsing calls that when matplotlib is imported), and a frame cannot be had in the first place.
 FRAME_ATTRIBUTES = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "gi_code"}
+# A function's code and default arguments, refused on the functions of the worker's own files
+# (this folder: worker.py, wire.py, guard.py), which bind what they need as defaults.
+PROTECTED_ATTRIBUTES = {"__code__", "__defaults__", "__kwdefaults__"}
+OWN_FOLDER = os.path.dirname(os.path.realpath(__file__)) + os.sep
+O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 # traceback's functions that return a summary of the stack (names and lines, no frames): they
 # may call sys._getframe (pyparsing, which matplotlib imports, calls extract_stack).
 SUMMARIES = {traceback.extract_stack.__code__, traceback.format_stack.__code__, traceback.print_stack.__code__}
@@ -87,71 +92,86 @@ def install(writable, readable):
     `writable`), writes only under `writable`; everything in the module docstring refused.
     Returns (as_grader, seal). Blocked modules already imported (numpy imports ctypes) are
     forgotten first; `_posixsubprocess` becomes a module whose functions refuse, so that
-    subprocess (matplotlib imports it) still imports."""
+    subprocess (matplotlib imports it) still imports.
+
+    The hook reads only what is bound here, at install time (frozen sets, functions as default
+    arguments): a notebook that empties this module's sets or replaces its functions, or
+    `_thread.get_ident`, changes nothing the hook does."""
     writable = [os.path.realpath(p) for p in writable]
     roots = {"readable": tuple(os.path.realpath(p) for p in readable) + tuple(writable), "writable": writable}
+    sealed = [os.path.realpath("/dev/null")]
     scrub_modules()
     sys.modules["_posixsubprocess"] = RefusedModule("_posixsubprocess")
     grader = [None]   # the thread running as_grader, if any
 
-    def hook(event, args):
-        if grader[0] == _thread.get_ident():
+    def hook(event, args, _ident=_thread.get_ident, _events=frozenset(BLOCKED_EVENTS),
+             _modules=frozenset(BLOCKED_MODULES), _frames=frozenset(FRAME_ATTRIBUTES),
+             _summaries=frozenset(SUMMARIES), _paths=dict(PATH_EVENTS), _protected=frozenset(PROTECTED_ATTRIBUTES),
+             _caller=caller_code, _check_open=check_open, _inside=inside, _starts=str.startswith,
+             _refused=Refused, _import_refused=ImportRefused, _frame_refused=RefusedFrame,
+             _attribute_refused=RefusedAttribute, _own=OWN_FOLDER, _getattr=getattr):
+        if grader[0] == _ident():
             return
-        if event in BLOCKED_EVENTS or event.startswith("ctypes."):
-            raise Refused(f"the grader does not allow {event}")
-        if event == "import" and args[0].partition(".")[0] in BLOCKED_MODULES:
-            raise ImportRefused(f"the grader does not allow importing {args[0]}")
-        if event == "sys._getframe" and as_grader(caller_code) not in SUMMARIES:
-            raise RefusedFrame("the grader does not allow sys._getframe")
-        if event == "object.__getattr__" and args[1] in FRAME_ATTRIBUTES:
-            raise RefusedAttribute(f"the grader does not allow {args[1]}")
+        if event in _events or _starts(event, "ctypes."):
+            raise _refused(f"the grader does not allow {event}")
+        if event == "import" and args[0].partition(".")[0] in _modules:
+            raise _import_refused(f"the grader does not allow importing {args[0]}")
+        if event == "sys._getframe" and as_grader(_caller) not in _summaries:
+            raise _frame_refused("the grader does not allow sys._getframe")
+        if event == "object.__getattr__" and args[1] in _frames:
+            raise _attribute_refused(f"the grader does not allow {args[1]}")
+        if event == "object.__setattr__" and args[1] in _protected and _starts(
+                _getattr(_getattr(args[0], "__code__", None), "co_filename", ""), _own):
+            raise _refused(f"the grader does not allow setting {args[1]} of its own functions")
         if event == "open":
-            check_open(*args, roots)
-        elif event in PATH_EVENTS:
+            _check_open(*args, roots)
+        elif event in _paths:
             two = event in ("os.rename", "os.link", "os.symlink")
             for path in (args[:2] if two else args[:1]) or ["."]:
-                if path is not None and not inside(path, roots[PATH_EVENTS[event]]):
-                    raise Refused(f"the grader does not allow {event} on {path!r}")
+                if path is not None and not _inside(path, roots[_paths[event]]):
+                    raise _refused(f"the grader does not allow {event} on {path!r}")
 
-    def as_grader(fn, *args):
-        grader[0] = _thread.get_ident()
+    def as_grader(fn, *args, _ident=_thread.get_ident):
+        grader[0] = _ident()
         try:
             return fn(*args)
         finally:
             grader[0] = None
 
     def seal():
-        writable[:] = [os.path.realpath("/dev/null")]
+        writable[:] = sealed
 
     sys.addaudithook(hook)
     return as_grader, seal
 
 
-def caller_code():
+def caller_code(_getframe=sys._getframe):
     """The code object of the function that called sys._getframe (called from the hook)."""
-    return sys._getframe(3).f_code   # 0 this, 1 as_grader, 2 the hook, 3 the caller
+    return _getframe(3).f_code   # 0 this, 1 as_grader, 2 the hook, 3 the caller
 
 
-def check_open(path, mode, flags, roots):
+def inside(path, roots, _realpath=os.path.realpath, _fspath=os.fspath, _fsdecode=os.fsdecode,
+           _isinstance=isinstance, _any=any):
+    """True when `path` (str, bytes, path-like or a descriptor) resolves under one of `roots`.
+    Relative paths resolve against the working folder, which cannot change (chdir refused)."""
+    if _isinstance(path, int):
+        return True
+    if _isinstance(path, bytes):
+        path = _fsdecode(path)
+    real = _realpath(_fspath(path))
+    return _any(real == r or real.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def check_open(path, mode, flags, roots, _inside=inside, _isdir=os.path.isdir, _write_flags=WRITE_FLAGS,
+               _o_directory=O_DIRECTORY):
     """Refuse opening `path` outside the roots for its mode, and opening any directory."""
     if path is None or isinstance(path, int):
         return
-    writing = (mode is not None and any(c in mode for c in "wax+")) or (mode is None and flags & WRITE_FLAGS)
-    if not inside(path, roots["writable" if writing else "readable"]):
+    writing = (mode is not None and any(c in mode for c in "wax+")) or (mode is None and flags & _write_flags)
+    if not _inside(path, roots["writable" if writing else "readable"]):
         raise Refused(f"the grader does not allow opening {path!r}")
-    if (mode is None and flags & getattr(os, "O_DIRECTORY", 0)) or os.path.isdir(path):
+    if (mode is None and flags & _o_directory) or _isdir(path):
         raise Refused(f"the grader does not allow opening the folder {path!r}")
-
-
-def inside(path, roots):
-    """True when `path` (str, bytes, path-like or a descriptor) resolves under one of `roots`.
-    Relative paths resolve against the working folder, which cannot change (chdir refused)."""
-    if isinstance(path, int):
-        return True
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    real = os.path.realpath(os.fspath(path))
-    return any(real == r or real.startswith(r.rstrip("/") + "/") for r in roots)
 
 
 def scrub_modules():

@@ -32,6 +32,7 @@ wire.py and guard.py.
 import _signal
 import _thread
 import ctypes
+import hashlib
 import marshal
 import mmap
 import os
@@ -82,6 +83,24 @@ def read(fd, _read=os.read, _loads=marshal.loads, _from=int.from_bytes):
     return _loads(body)
 
 
+def frame(header, _to_bytes=int.to_bytes, _len=len):
+    """A wire.py message with a JSON header built by the caller and no arrays."""
+    body = _to_bytes(_len(header), 4, "big") + header
+    return _to_bytes(_len(body), 8, "big") + body
+
+
+def control(key, value, _repr=int.__repr__, _encode=str.encode, _frame=frame):
+    """{key: value} (value None, True or an int) as a wire.py message, built from C functions
+    only: the zygote runs nothing a notebook could have replaced after its cells ran."""
+    text = b"null" if value is None else b"true" if value is True else _encode(_repr(value))
+    return _frame(b'{"' + _encode(key) + b'": ' + text + b"}")
+
+
+def put(fd, data, _write=os.write, _len=len):
+    while data:
+        data = data[_write(fd, data):]
+
+
 def runnable(source):
     """Notebook cell source -> Python source: IPython magics and shell escapes are dropped."""
     lines = source.splitlines()
@@ -130,8 +149,51 @@ def describe(exc, as_grader, _type=type, _str=str, _traceback_type=type(TRACEBAC
             "functions": [f[1] for f in frames][-20:]}
 
 
-def run_cells(namespace, cells, seconds, explain):
-    """Execute the cells in order; an error in one is recorded and the next still runs."""
+def refuse_signal_handlers(_signal_module=_signal):
+    """Take signal handlers away from the notebook (a handler receives the interrupted frame, and
+    through it the worker's); -> the real `signal.signal`, for the worker's own use. A fresh
+    `_signal` from `_imp.create_builtin` would bring it back: that is refused too, by a wrapper
+    whose real function lives in a generator's frame, which guard.py keeps out of reach."""
+    import signal
+    import _imp
+    original, real_create = _signal_module.signal, _imp.create_builtin
+
+    def refused(*args, **kwargs):
+        raise guard.Refused("the grader does not allow signal handlers")
+
+    for module in list(sys.modules.values()):
+        for name, value in list(getattr(module, "__dict__", {}).items()):
+            if value is original or getattr(value, "__wrapped__", None) is original:
+                setattr(module, name, refused)
+    signal.signal = _signal_module.signal = refused
+
+    def keeper(_real=real_create):
+        spec, answer = (yield), None
+        while True:
+            if getattr(spec, "name", None) in ("_signal", "signal", "_imp"):
+                answer = (False, ImportError("the grader does not allow importing that module again"))
+            else:
+                try:
+                    answer = (True, _real(spec))
+                except Exception as exc:
+                    answer = (False, exc)
+            spec = yield answer
+
+    vault = keeper()
+    next(vault)
+
+    def create_builtin(spec, _send=vault.send):
+        ok, value = _send(spec)
+        if not ok:
+            raise value
+        return value
+    _imp.create_builtin = create_builtin
+    return original
+
+
+def run_cells(namespace, cells, seconds, explain, set_handler):
+    """Execute the cells in order; an error in one is recorded and the next still runs. A cell
+    gets `seconds`: the worker's own SIGALRM handler (set with `set_handler`) stops it."""
     import signal
 
     def ring(signum, frame):
@@ -140,7 +202,7 @@ def run_cells(namespace, cells, seconds, explain):
     for index, source in cells:
         try:
             code = compile(runnable(source), f"<cell {index}>", "exec")
-            signal.signal(signal.SIGALRM, ring)
+            set_handler(signal.SIGALRM, ring)
             signal.setitimer(signal.ITIMER_REAL, seconds)
             try:
                 exec(code, namespace)
@@ -152,17 +214,21 @@ def run_cells(namespace, cells, seconds, explain):
     return errors
 
 
-def session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader,
+def session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader, key,
             _read=read, _send=wire.send, _mmap=mmap.mmap, _frombuffer=np.frombuffer, _dtype=np.dtype,
             _sigmask=_signal.pthread_sigmask, _block=_signal.SIG_BLOCK, _setmask=_signal.SIG_SETMASK,
             _all_signals=_signal.valid_signals(), _threads=_thread._count,
             _make_extobj=_ufunc_config._make_extobj, _extobj=_ufunc_config._extobj_contextvar,
             _exit=os._exit, _plain=wire.plain, _to_bytes=int.to_bytes, _callable=callable,
-            _dict=dict, _len=len, _all=all, _zip=zip, _enumerate=enumerate, _list=list):
+            _dict=dict, _len=len, _all=all, _zip=zip, _enumerate=enumerate, _list=list,
+            _mac=hashlib.blake2b, _reported=FP_REPORTED, _exception=BaseException, _name_error=NameError):
     """A forked session: serves calls until the grader sends anything but a call, or kills it.
 
     Everything the call path needs is bound as a default argument above, before any student
-    code runs, so that patching modules, numpy or this file's globals changes nothing here."""
+    code runs, so that patching modules, numpy or this file's globals changes nothing here.
+    Each call's status slot (nonce, floating-point flags, dicts changed) is signed with `key`,
+    which the grader got from this session before any student code ran in it: whatever a
+    notebook does to the rest of this process, it cannot sign a status of its own."""
     handles = []
     flags = [0]
 
@@ -191,10 +257,10 @@ def session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader,
         try:
             function = namespace.get(request["fn"])
             if not _callable(function):
-                raise NameError(f"no function named {request['fn']} was defined")
+                raise _name_error(f"no function named {request['fn']} was defined")
             args = [argument(spec, view) for spec in request["args"]]
             dicts = [(arg, _dict(arg)) for spec, arg in _zip(request["args"], args) if spec[0] == "d"]
-        except BaseException as exc:
+        except _exception as exc:
             _send(reply_fd, {"ok": False, "error": explain(exc)})
             continue
         flags[0] = 0
@@ -202,7 +268,7 @@ def session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader,
         _sigmask(_setmask, [])
         try:
             result, error = function(*args), None
-        except BaseException as exc:   # the student's SystemExit too
+        except _exception as exc:   # the student's SystemExit too
             result, error = None, exc
         _sigmask(_block, _all_signals)
         _extobj.reset(token)
@@ -214,9 +280,8 @@ def session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader,
                                                      for key, value in before.items()):
                 changed |= 1 << k
         status = request["status"]
-        view[status + 16:status + 24] = _to_bytes(flags[0] & FP_REPORTED, 8, "little")
-        view[status + 24:status + 32] = _to_bytes(changed, 8, "little")
-        view[status:status + 16] = request["nonce"]
+        signed = request["nonce"] + _to_bytes(flags[0] & _reported, 8, "little") + _to_bytes(changed, 8, "little")
+        view[status:status + 48] = signed + _mac(signed, key=key, digest_size=16).digest()
         if error is not None:
             _send(reply_fd, {"ok": False, "error": explain(error)})
             continue
@@ -232,7 +297,7 @@ def session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader,
         _send(reply_fd, reply)
 
 
-def zygote(ctl_in, ctl_out, session_forever, as_grader, _read=read, _send=wire.send, _fork=None,
+def zygote(ctl_in, ctl_out, session_forever, as_grader, _read=read, _put=put, _control=control, _fork=None,
            _select=__import__("select").select, _kill=os.kill, _waitpid=os.waitpid, _close=os.close,
            _pidfd_open=os.pidfd_open, _code=os.waitstatus_to_exitcode, _threads=_thread._count, _exit=os._exit):
     """After the cells: fork one session at a time on request; report its exit unasked.
@@ -253,9 +318,11 @@ def zygote(ctl_in, ctl_out, session_forever, as_grader, _read=read, _send=wire.s
         return _code(status)
 
     while True:
+        if _threads():
+            _exit(86)   # a thread was alive
         ready, _, _ = _select([ctl_in] + ([pidfd] if pidfd is not None else []), [], [])
         if pidfd in ready and ctl_in not in ready:
-            _send(ctl_out, {"exited": reap(kill=False)})
+            _put(ctl_out, _control("exited", reap(kill=False)))
             continue
         message = _read(ctl_in)
         if message is None:
@@ -269,9 +336,9 @@ def zygote(ctl_in, ctl_out, session_forever, as_grader, _read=read, _send=wire.s
             if pid < 0 or _threads():
                 _exit(86)   # a thread was alive
             child, pidfd = pid, _pidfd_open(pid)
-            _send(ctl_out, {"opened": True})
+            _put(ctl_out, _control("opened", True))
         else:
-            _send(ctl_out, {"closed": reap(kill=True)})
+            _put(ctl_out, _control("closed", reap(kill=True)))
 
 
 def libc_fork():
@@ -285,7 +352,7 @@ def main(_threads=_thread._count, _sigmask=_signal.pthread_sigmask, _block=_sign
          _all_signals=_signal.valid_signals(), _monotonic=__import__("time").monotonic,
          _sleep=__import__("time").sleep, _exit=os._exit, _close=os.close, _send=wire.send,
          _describe=describe, _session=session, _zygote=zygote, _grace=THREAD_GRACE, _listdir=os.listdir,
-         _int=int):
+         _int=int, _urandom=os.urandom, _hex=bytes.hex, _encode=str.encode, _frame=frame, _put=put):
     """Everything used after the cells ran is bound above, before they run."""
     ctl_in, ctl_out, request_fd, reply_fd, arena_fd = (int(a) for a in sys.argv[1:6])
     here = os.getcwd()
@@ -295,6 +362,7 @@ def main(_threads=_thread._count, _sigmask=_signal.pthread_sigmask, _block=_sign
                 "/dev/null", "/proc/self", "/etc/localtime"] + [p for p in sys.path if p]
     message = read(ctl_in)
     as_grader, seal = guard.install(writable=[here, "/dev/null"], readable=readable)
+    set_handler = refuse_signal_handlers()
 
     def explain(exc):
         return _describe(exc, as_grader)
@@ -304,6 +372,8 @@ def main(_threads=_thread._count, _sigmask=_signal.pthread_sigmask, _block=_sign
         arena stay open (no descriptor a notebook opened links two sessions), and no file
         may be written."""
         try:
+            key = _urandom(32)          # first, before anything a notebook may have replaced runs
+            _put(reply_fd, _frame(b'{"key": "' + _encode(_hex(key)) + b'"}'))
             for fd in as_grader(_listdir, "/proc/self/fd"):
                 if _int(fd) > 2 and _int(fd) not in (request_fd, reply_fd, arena_fd):
                     try:
@@ -311,18 +381,18 @@ def main(_threads=_thread._count, _sigmask=_signal.pthread_sigmask, _block=_sign
                     except OSError:
                         pass
             seal()
-            _session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader)
+            _session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader, key)
         finally:
             _exit(1)
     namespace = {"__name__": "__main__", "__builtins__": __builtins__, "display": lambda *a, **k: None}
-    errors = run_cells(namespace, message["cells"], message["cell_seconds"], explain)
+    errors = run_cells(namespace, message["cells"], message["cell_seconds"], explain, set_handler)
     deadline = _monotonic() + _grace
     while _threads() and _monotonic() < deadline:
         _sleep(0.01)
     _sigmask(_block, _all_signals)
     threads = _threads()
     _send(ctl_out, {"cell_errors": errors, "threads": threads})
-    if threads:
+    if threads or _threads():   # (sending runs wire.py's code, which the cells may have replaced)
         _exit(86)   # a thread was alive
     _zygote(ctl_in, ctl_out, session_forever, as_grader, _fork=fork)
 

@@ -321,3 +321,42 @@ def test_the_guard_refuses_introspection_native_code_and_autodiff_but_not_honest
         assert [int(v) for v in impl.call("honest")] == [2, 3, 2]
     finally:
         impl.close()
+
+
+TAMPER = '''
+import sys, _thread
+guard = sys.modules["guard"]
+for name in ("BLOCKED_EVENTS", "BLOCKED_MODULES", "FRAME_ATTRIBUTES", "PROTECTED_ATTRIBUTES", "SUMMARIES"):
+    try:
+        getattr(guard, name).clear()
+    except Exception:
+        pass
+guard.caller_code = lambda *a: None
+guard.check_open = guard.inside = lambda *a, **k: True
+_thread.get_ident = lambda: 0
+'''
+TAMPER_ATTEMPTS = {
+    **ATTEMPTS,
+    "signal.signal": "import signal\nsignal.signal(signal.SIGUSR1, lambda s, f: None)",
+    "_signal.signal": "import _signal\n_signal.signal(10, lambda s, f: None)",
+    "signal.signal.__wrapped__": "import signal\nsignal.signal.__wrapped__(10, lambda s, f: None)",
+    "a fresh _signal": "import _imp, importlib.machinery\n"
+                       "_imp.create_builtin(importlib.machinery.ModuleSpec('_signal', None)).signal(10, print)",
+    "a worker function's defaults": "sys.modules['__main__'].session.__defaults__ = ()",
+    "a worker function's code": "sys.modules['__main__'].zygote.__code__ = (lambda: 1).__code__",
+    "a guard function's defaults": "sys.modules['guard'].install.__defaults__ = ()",
+}
+TAMPER_EXPECTED = {**EXPECTED, "signal.signal.__wrapped__": "AttributeError", "a fresh _signal": "ImportError"}
+
+
+def test_the_guard_and_the_worker_hold_when_the_notebook_tampers_with_them(tmp_path):
+    """The cells empty the guard's sets, replace its functions and _thread.get_ident, then try
+    every path again, and the signal handlers that would hand them the worker's frames: the
+    hook reads only what it bound at install time, and no handler can be installed."""
+    cells = INTROSPECTION + TAMPER + f"\nATTEMPTS = {TAMPER_ATTEMPTS!r}\n"
+    impl = student("none", tmp_path, cells=cells)
+    try:
+        got = {name: str(value) for name, value in impl.call("attempts").items()}
+        assert got == {name: TAMPER_EXPECTED.get(name, "Refused") for name in TAMPER_ATTEMPTS}
+    finally:
+        impl.close()
