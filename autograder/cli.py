@@ -182,9 +182,11 @@ def main(argv=None):
     export.add_argument("--format", required=True, choices=("canvas", "moodle", "csv"))
     export.add_argument("--out", required=True, metavar="FILE")
     export.add_argument("--roster", metavar="CSV", help="every enrolled student gets a row; names and sections")
-    scope = sub.add_parser("gradescope", help="write an otter-grader autograder zip for Gradescope")
+    scope = sub.add_parser("gradescope", help="write the Gradescope autograder zip")
     scope.add_argument("--assignment", required=True)
     scope.add_argument("--out", required=True, help="folder for <assignment>-gradescope.zip")
+    scope.add_argument("--try", dest="notebook", metavar="NOTEBOOK",
+                       help="then grade NOTEBOOK with the zip as Gradescope would (best as root) and show results.json")
     args = parser.parse_args(argv)
     try:
         config = configuration.load(args.assignment)
@@ -210,7 +212,7 @@ def main(argv=None):
         elif args.command == "gradescope":
             from autograder import gradescope
             try:
-                gradescope.main(config, args.out, configuration.REPO)
+                gradescope.main(config, args.out, configuration.REPO, args.notebook)
             except FileNotFoundError as exc:
                 raise GraderError(str(exc)) from None
         elif args.command == "mutants":

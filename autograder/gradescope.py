@@ -1,366 +1,409 @@
-"""A Gradescope autograder (otter-grader 7 zip) that grades like the local grader.
+"""A Gradescope autograder that IS the local grader.
 
     python -m autograder gradescope --assignment lstm --out DIR     ->  DIR/<assignment>-gradescope.zip
 
-The zip is built with otter's own generator (otter.generate) and holds:
-- the generic engine (this package's comparison, grading loop, sandbox, worker and wire
-  modules, and this file, whose runtime half grades on Gradescope) and the release's support
-  files;
-- `data/spec.json`: points, weights, tolerances, limits, argument names, the catalogue's titles and hints;
-- `data/replay.bin`: the hidden cases of a FIXED seed (the student id "gradescope": Gradescope
-  gives no student id the grader can trust, so every submission gets the same hidden inputs),
-  and the recorded answers of the reference and of every catalogued misconception to every call
-  the probes and judges make with inputs known in advance. On Gradescope these implementations
-  are replays (`Replay`): a call never recorded (its arguments came from the student's own
-  outputs) raises `Unavailable`, which judges read as "no second opinion";
-- `data/probes.bin`: the assignment's probes and judges as Python 3.11 bytecode (no source;
-  hence the pinned Python 3.11), with the engine's own imports;
-- `tests/<exercise>.py`: one otter test file per exercise, one test case per graded output and
-  per "inputs left unchanged" share, so otter's sum of passed cases is exactly our points.
-  Each case's only line calls `verdict(...)`, whose message is the local feedback's message:
-  what otter shows students (the failing line and the message) holds no hidden test source.
+Gradescope unzips the zip into /autograder/source, runs setup.sh once (as root) when it builds
+the image, then, for each submission, /autograder/run_autograder (a copy of ours) as root in
+/autograder. Ours makes /autograder/source readable by root only and runs `run` below, which
+grades the uploaded notebook with `Grader.grade(student_id, notebook_path)`, exactly the call the
+local grader makes: the student's cells run only in the sandboxed worker (bubblewrap where it
+works, else an unprivileged uid), and results.json is written by this root-side process.
+otter-grader is not involved: its Gradescope path runs the notebook as root in a kernel and then
+runs the tests inside that kernel, where a notebook can read or overwrite anything.
 
-Never in the zip: the reference solution's source, the assignment's source files, the samples.
-On Gradescope, otter first runs the notebook in a Jupyter kernel (untagged cells: tag demo cells
-`otter_ignore` too), then the test files run in that kernel; the first of them grades the
-submitted notebook with the engine (a separate, resource-limited worker process, as locally).
+The zip mirrors the repository layout under source/: the engine (autograder/*.py, generic,
+as source), grading.yml, the release's support files (the worker's scratch copy) and the
+source folder's (no notebook), and, ONLY as
+sourceless Python 3.11 bytecode (hence the pinned Python): the reference module, the
+assignment package (hidden-case generators, probes, judges) and `catalogue.marshal`, the
+misconception catalogue compiled at build time (each entry is a source transformation of the
+reference: the reference's code, then the entry's code, run in one namespace).
 """
-import dataclasses
-import hashlib
 import json
 import marshal
 import os
+import py_compile
+import re
 import shutil
 import sys
 import tempfile
+import time
+import tomllib
+import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
-import numpy as np
+import yaml
 
-from autograder import wire
-from autograder.impl import CallRecord, Handle, Impl, Unavailable, to_arrays
+CATALOGUE_FILE = "catalogue.marshal"   # next to grading.yml in the zip
+RUNTIME_PACKAGES = ("numpy", "pyyaml", "matplotlib")   # what the grader and the worker import
+VISIBILITIES = ("visible", "after_due_date", "after_published", "hidden")
+DEFAULT_VISIBILITY = {"visibility": "visible", "tests_visibility": "visible", "stdout_visibility": "hidden"}
+UNANSWERED = "YOUR ANSWER HERE"       # nbgrader's text in an answer cell nobody has written in
+ANSWER_LIMIT = 4000                    # characters of each written answer shown in results.json
+VENV = "/opt/autograder-venv"          # where setup.sh installs Python and the requirements
 
-FIXED_STUDENT = "gradescope"     # the seed of the hidden inputs on Gradescope (see module docstring)
-ENGINE_MODULES = ("__init__.py", "compare.py", "exercise.py", "grade.py", "guard.py", "impl.py", "sandbox.py",
-                  "worker.py", "wire.py", "notebook.py", "report.py", "gradescope.py")
-GRADER_DIR = "_grader"           # under the submission folder on Gradescope: engine and data
-SUPPORT_DIR = "support"          # inside GRADER_DIR: the release's support files (worker scratch)
-PIN_PACKAGES = ("numpy", "matplotlib", "nbformat", "nbclient", "ipykernel")
+SETUP_SH = """#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder image (Ubuntu).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq bubblewrap software-properties-common
+if ! apt-get install -y -qq python{py} python{py}-venv; then
+  add-apt-repository -y ppa:deadsnakes/ppa
+  apt-get update -qq
+  apt-get install -y -qq python{py} python{py}-venv
+fi
+python{py} -m venv {venv}
+{venv}/bin/pip install -q --no-cache-dir -r /autograder/source/requirements.txt
+chmod -R a+rX {venv}
+"""
 
-
-# ---------------------------------------------------------------- record and replay
-
-def _normal(value):
-    """Arguments -> plain data for the call key (handles by their token)."""
-    if isinstance(value, Handle):
-        return {"handle": str(value.key)}
-    if isinstance(value, (list, tuple)):
-        return [_normal(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _normal(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return np.asarray(value)
-    return value
-
-
-def call_key(fn, args):
-    """A digest of a call: the function's name and its arguments, bit for bit."""
-    return hashlib.sha256(wire.encode([fn, _normal(list(args))])).hexdigest()
-
-
-class Recorder(Impl):
-    """Wraps a local implementation; remembers each call's answer, changed arguments and
-    warnings under the call's key. Handles become tokens named after the call that made them."""
-
-    def __init__(self, inner):
-        super().__init__(inner.parameter_names)
-        self.inner, self.table, self.handles = inner, {}, {}
-
-    def call(self, fn, *args, opaque=()):
-        key = call_key(fn, args)
-        real = [self.handles[a.key] if isinstance(a, Handle) else a for a in args]
-        self.inner.log.clear()
-        result = self.inner.call(fn, *real, opaque=opaque)
-        record = self.inner.log[-1]
-        self.log.append(record)
-        if opaque:
-            result = list(result)
-            for k in opaque:
-                token = f"{key}:{k}"
-                self.handles[token] = result[k]
-                result[k] = Handle(id(self), token)
-            result = tuple(result)
-        self.table[key] = {"result": _normal(result), "modified": list(record.modified),
-                           "warnings": list(record.warnings)}
-        return result
-
-
-class Replay(Impl):
-    """Answers only the calls a Recorder saw (same function, same arguments bit for bit)."""
-
-    def __init__(self, table, parameter_names):
-        super().__init__(parameter_names)
-        self.table = table
-
-    def call(self, fn, *args, opaque=()):
-        entry = self.table.get(call_key(fn, args))
-        if entry is None:
-            raise Unavailable(f"{fn}: no recorded answer for these arguments")
-        self.log.append(CallRecord(fn, list(entry["modified"]), list(entry["warnings"])))
-        return to_arrays(self._restore(entry["result"]))
-
-    def _restore(self, value):
-        if isinstance(value, dict) and set(value) == {"handle"}:
-            return Handle(id(self), value["handle"])
-        if isinstance(value, list):
-            return [self._restore(v) for v in value]
-        if isinstance(value, dict):
-            return {k: self._restore(v) for k, v in value.items()}
-        return value
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this as root in /autograder for every submission (AUTOGRADER_ROOT: elsewhere,
+# for tests). The student's cells run only in the grader's sandboxed worker, never here.
+set -u
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+PYTHON="${{AUTOGRADER_PYTHON:-{venv}/bin/python}}"   # setup.sh's; AUTOGRADER_PYTHON: another (tests)
+[ -x "$PYTHON" ] || PYTHON="$(command -v python{py})"
+chmod 700 "$ROOT/source" "$ROOT/results"
+chmod -R go-rwx "$ROOT/source/grading.yml" "$ROOT/source/{catalogue}" {secret}
+[ -f "$ROOT/submission_metadata.json" ] && chmod 600 "$ROOT/submission_metadata.json"
+cd "$ROOT/source" && exec "$PYTHON" -E -s -m autograder.gradescope --assignment {assignment} "$ROOT"
+"""
 
 
 # ---------------------------------------------------------------- building the zip (TA side)
 
-def record(config, rng_for):
-    """The hidden cases and the recorded answers of the reference and every misconception."""
-    from autograder.exercise import Context, grade_exercise  # noqa: F401  (same engine)
-    from autograder.impl import LocalImpl
-    import inspect
-    names = config.parameter_names()
-    reference = Recorder(LocalImpl(vars(config.reference), names))
-    source = inspect.getsource(config.reference)
-    mutants = [(m, Recorder(LocalImpl(m.namespace(source), names)))
-               for m in getattr(config.module, "CATALOGUE", [])]
-    cases = {}
-    for exercise in config.exercises:
-        drawn = exercise.cases(rng_for(exercise.id))
-        cases[exercise.id] = drawn
-        for case in drawn:
-            expected = exercise.probe(reference, case)
-            for m, impl in mutants:   # for diagnosis, and for judges' opinions of a misconception
-                if exercise.id in m.affects or exercise.judge is not None:
-                    try:
-                        exercise.probe(impl, case)
-                    except Exception:   # a misconception that crashes here: no answer recorded
-                        pass
-            if exercise.judge is not None:
-                # Judges ask the reference for second opinions. Record those asked of a student
-                # whose outputs are all wrong (every opinion with inputs known in advance), and
-                # of a student who is each catalogued misconception (opinions on inputs that come
-                # from that mistake's own outputs, e.g. a forward pass chained on its own steps).
-                students = [(LocalImpl(vars(config.reference), names), lambda: {
-                    k: _wrong(v) for k, v in expected.items()})]
-                students += [(LocalImpl(impl.inner.namespace, names), None) for _, impl in mutants]
-                for impl, outputs in students:
-                    ctx = Context(impl, reference, config.tolerance)
-                    try:
-                        out = outputs() if outputs else exercise.probe(impl, case)
-                        exercise.judge(ctx, exercise, case, out, expected)
-                    except Exception:
-                        pass
-    return cases, reference.table, {m.name: impl.table for m, impl in mutants}
-
-
-def _wrong(value):
-    if isinstance(value, dict):
-        return {k: _wrong(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return tuple(_wrong(v) for v in value)
-    return np.asarray(value) + 1.0 if np.asarray(value).dtype.kind == "f" else value
-
-
-def probes_bytecode(config):
-    """The module defining the assignment's exercises, compiled (docstrings dropped), marshalled."""
-    import inspect
-    module = inspect.getmodule(config.module.EXERCISES[0].probe)
-    code = compile(inspect.getsource(module), "<probes>", "exec", optimize=2)
-    return marshal.dumps(code)
-
-
-def pinned_requirements(pyproject):
-    """The pyproject's pins of the packages a graded notebook needs."""
-    import tomllib
-    deps = tomllib.loads(Path(pyproject).read_text())["project"]["dependencies"]
-    pins = {d.split("==")[0].strip().lower(): d.strip() for d in deps if "==" in d}
-    return [pins[p] for p in PIN_PACKAGES if p in pins]
-
-
 def python_version(pyproject):
     """The Python minor version the project pins (requires-python = ">=3.11,<3.12" -> "3.11")."""
-    import re
-    import tomllib
     spec = tomllib.loads(Path(pyproject).read_text())["project"]["requires-python"]
     return re.search(r">=\s*(\d+\.\d+)", spec).group(1)
 
 
-TEST_FILE = '''"""{id}: {points:g} point(s), graded on hidden inputs by the course's autograder."""
-import os
-import sys
-
-from otter.test_files import test_case
-
-sys.path.insert(0, os.path.abspath("{grader_dir}"))
-from autograder.gradescope import verdict  # noqa: E402
-
-OK_FORMAT = False
-name = "{id}"
-points = {points!r}
-'''
-
-TEST_CASE = '''
-
-@test_case(name={name!r}, points={points!r}, hidden=False)
-def {fn}():
-    verdict({id!r}, {part!r}, {untouched!r})
-'''
+def pinned_requirements(pyproject):
+    """The pyproject's pins of the packages grading needs."""
+    deps = tomllib.loads(Path(pyproject).read_text())["project"]["dependencies"]
+    pins = {d.split("==")[0].strip().lower(): d.strip() for d in deps if "==" in d}
+    return [pins[p] for p in RUNTIME_PACKAGES if p in pins]
 
 
-def test_file(exercise_id, weights, points, penalty):
-    """One otter test file: per output, a share (1 - penalty) for being right and a share
-    `penalty` for being right with the inputs left unchanged (the local grader's formula)."""
-    total = sum(weights.values())
-    text = TEST_FILE.format(id=exercise_id, points=points, grader_dir=GRADER_DIR)
-    for k, (part, weight) in enumerate(weights.items()):
-        share = points * weight / total
-        text += TEST_CASE.format(name=f"{exercise_id}: {part}", points=share * (1 - penalty), fn=f"case_{k}",
-                                 id=exercise_id, part=part, untouched=False)
-        if penalty:
-            text += TEST_CASE.format(name=f"{exercise_id}: {part}, inputs left unchanged", points=share * penalty,
-                                     fn=f"case_{k}_untouched", id=exercise_id, part=part, untouched=True)
-    return text
+def compile_module(source, repo, stage, dfile=None, target=None):
+    """One module -> a sourceless .pyc at the same place under stage (or at `target`), docstrings
+    and asserts dropped, its file name inside relative to repo (no build path)."""
+    relative = Path(source).relative_to(repo)
+    out = stage / Path(target or relative).with_suffix(".pyc")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    py_compile.compile(str(source), str(out), dfile=str(dfile or relative), doraise=True, optimize=2,
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+
+
+def imported_modules(name, package):
+    """`name` and the modules of `package` it imports, transitively (read from their source)."""
+    import ast
+    import importlib.util
+    found, todo = set(), [name]
+    while todo:
+        current = todo.pop()
+        if current in found:
+            continue
+        found.add(current)
+        spec = importlib.util.find_spec(current)
+        for node in ast.walk(ast.parse(Path(spec.origin).read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), spec.parent) \
+                    if node.level else node.module
+                names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            todo += [n for n in names if n.startswith(package + ".") and is_module(n)]
+    return found
+
+
+def is_module(name):
+    """True when a dotted name is an importable module (not a name inside one)."""
+    import importlib.util
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def compile_modules(names, repo, stage):
+    """Modules (dotted names) and the __init__ of every package above them -> sourceless .pyc."""
+    import importlib.util
+    for name in sorted(names):
+        compile_module(importlib.util.find_spec(name).origin, repo, stage)
+        parts = name.split(".")
+        for k in range(1, len(parts)):
+            init = repo.joinpath(*parts[:k], "__init__.py")
+            if init.is_file() and not (stage / init.relative_to(repo).with_suffix(".pyc")).exists():
+                compile_module(init, repo, stage)
+
+
+def catalogue_bytes(config):
+    """The misconception catalogue as marshalled bytecode: the reference's code and each entry's
+    code with its title, hint, section and the exercises it affects."""
+    import inspect
+    reference = inspect.getsource(config.reference)
+    entries = [{"name": m.name, "title": m.title, "hint": m.hint, "section": m.section, "affects": tuple(m.affects),
+                "code": compile(m.file_source, f"<misconception {m.name}>", "exec", optimize=2)}
+               for m in getattr(config.module, "CATALOGUE", [])]
+    return marshal.dumps({"reference": compile(reference, "<reference>", "exec", optimize=2), "entries": entries})
 
 
 def build(config, out_dir, repo):
     """Write OUT/<assignment>-gradescope.zip; returns its path."""
-    import otter.generate
-    from otter.utils import chdir
-    from autograder.grade import Grader
-    out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    import inspect
+    repo, out_dir = Path(repo), Path(out_dir).resolve()
     release = config.release_dir
     if not (release / config.notebook).is_file():
         raise FileNotFoundError(f"{release / config.notebook} is missing: run `make release` first")
-    grader = Grader(config, sandbox="none", misconceptions=[])
-    cases, reference, mutants = record(config, lambda e: grader.rng(FIXED_STUDENT, e))
-    spec = {
-        "assignment": config.name, "notebook": config.notebook, "student": FIXED_STUDENT,
-        "points": config.points, "tolerance": config.tolerance, "penalty": config.input_modified_penalty,
-        "skip_cell_tags": list(config.skip_cell_tags),
-        "limits": dataclasses.asdict(config.limits),
-        "parameter_names": {k: list(v) for k, v in config.parameter_names().items()},
-        "exercises": [{"id": e.id, "weights": e.weights} for e in config.exercises],
-        "misconceptions": [{"name": m.name, "title": m.title, "hint": m.hint, "section": m.section,
-                            "affects": list(m.affects)} for m in getattr(config.module, "CATALOGUE", [])],
-    }
+    read_settings(repo / "grading.yml", config.name)   # a wrong gradescope: key fails here, not on Gradescope
+    py = python_version(repo / "pyproject.toml")
+    out_dir.mkdir(parents=True, exist_ok=True)
     zip_path = out_dir / f"{config.name}-gradescope.zip"
+    package, reference = config.module.__name__, config.reference.__name__
+    exercises = inspect.getmodule(config.module.EXERCISES[0].probe).__name__
     with tempfile.TemporaryDirectory(prefix="gradescope-") as tmp:
         stage = Path(tmp)
-        grader_dir = stage / GRADER_DIR
-        (grader_dir / "autograder").mkdir(parents=True)
-        for name in ENGINE_MODULES:
-            shutil.copy(Path(__file__).parent / name, grader_dir / "autograder" / name)
-        data = grader_dir / "data"
-        data.mkdir()
-        (data / "spec.json").write_text(json.dumps(spec, indent=1))
-        (data / "replay.bin").write_bytes(wire.encode({"cases": cases, "reference": reference,
-                                                       "misconceptions": mutants}))
-        (data / "probes.bin").write_bytes(probes_bytecode(config))
-        # the release's support files: next to the notebook for otter's kernel, and for our worker
-        ignore = shutil.ignore_patterns(config.notebook, "__pycache__", "*.pyc", ".ipynb_checkpoints")
-        shutil.copytree(release, grader_dir / SUPPORT_DIR, ignore=ignore)
-        support = [e for e in sorted(release.iterdir())
-                   if e.name not in (config.notebook, "__pycache__", ".ipynb_checkpoints", GRADER_DIR, "tests")]
-        for entry in support:
-            (shutil.copytree(entry, stage / entry.name, ignore=ignore) if entry.is_dir()
-             else shutil.copy(entry, stage / entry.name))
-        tests = stage / "tests"
-        tests.mkdir()
-        for exercise in config.exercises:
-            (tests / f"{exercise.id}.py").write_text(
-                test_file(exercise.id, exercise.weights, config.points[exercise.id], config.input_modified_penalty))
+        shutil.copytree(Path(__file__).parent, stage / "autograder", ignore=shutil.ignore_patterns(
+            "__pycache__", "*.pyc"))
+        compile_modules(imported_modules(exercises, package) | imported_modules(reference, reference.split(".")[0]),
+                        repo, stage)
+        # the assignment package as the grader needs it: its exercises (no samples, no catalogue source)
+        init = repo.joinpath(*package.split("."), "__init__.py")
+        generated = stage / "init.py"
+        generated.write_text(f"from {exercises} import EXERCISES  # noqa: F401\n")
+        compile_module(generated, stage, stage, dfile=init.relative_to(repo), target=init.relative_to(repo))
+        generated.unlink()
+        shutil.copytree(release, stage / release.relative_to(repo), ignore=shutil.ignore_patterns(
+            config.notebook, "__pycache__", "*.pyc", ".ipynb_checkpoints"))
+        # the source folder's support code (the release's, before nbgrader), which the assignment
+        # module may read (feedback shared with the public checks); never its notebooks
+        sources = repo / "source" / config.name
+        if sources.is_dir():
+            shutil.copytree(sources, stage / "source" / config.name, ignore=shutil.ignore_patterns(
+                "*.ipynb", "__pycache__", "*.pyc", ".ipynb_checkpoints"))
+        shutil.copy(repo / "grading.yml", stage / "grading.yml")
+        (stage / CATALOGUE_FILE).write_bytes(catalogue_bytes(config))
         (stage / "requirements.txt").write_text("\n".join(pinned_requirements(repo / "pyproject.toml")) + "\n")
-        (stage / "otter_config.json").write_text(json.dumps({
-            "lang": "python", "show_stdout": False, "show_hidden": True, "show_all_public": True,
-            "print_summary": True, "assignment_name": None}, indent=1))
-        with chdir(stage):
-            otter.generate.main(tests_dir="tests", output_path=str(zip_path), config="otter_config.json",
-                                requirements="requirements.txt", no_environment=True,
-                                files=[GRADER_DIR] + [e.name for e in support],
-                                python_version=python_version(repo / "pyproject.toml"))
+        (stage / "setup.sh").write_text(SETUP_SH.format(py=py, venv=VENV))
+        secret = " ".join(f'"$ROOT/source/{name.split(".")[0]}"' for name in sorted({package, reference}))
+        (stage / "run_autograder").write_text(RUN_AUTOGRADER.format(
+            py=py, venv=VENV, catalogue=CATALOGUE_FILE, assignment=config.name, secret=secret))
+        write_zip(stage, zip_path)
     return zip_path
+
+
+def write_zip(stage, zip_path):
+    """The staged tree -> a zip with fixed timestamps (same inputs, same bytes); scripts executable."""
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(p for p in stage.rglob("*") if p.is_file()):
+            name = path.relative_to(stage).as_posix()
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (0o755 if name in ("setup.sh", "run_autograder") else 0o644) << 16
+            zf.writestr(info, path.read_bytes())
 
 
 # ---------------------------------------------------------------- grading (Gradescope side)
 
-_RESULT = None
+def read_settings(grading_yml, assignment):
+    """grading.yml's `gradescope:` keys of the assignment, with defaults; ConfigError when wrong."""
+    from autograder.config import ConfigError
+    section = yaml.safe_load(Path(grading_yml).read_text())["assignments"][assignment].get("gradescope") or {}
+    unknown = set(section) - set(DEFAULT_VISIBILITY)
+    if unknown:
+        raise ConfigError(f"grading.yml: unknown gradescope key(s) {sorted(unknown)}")
+    settings = {**DEFAULT_VISIBILITY, **section}
+    for key, value in settings.items():
+        if value not in VISIBILITIES:
+            raise ConfigError(f"grading.yml: gradescope {key} must be one of {', '.join(VISIBILITIES)}")
+    return settings
 
 
-def verdict(exercise_id, part, untouched=False):
-    """An otter test case: passes when the part was right (and, with untouched, the exercise
-    left its inputs unchanged); fails with the local feedback's message otherwise."""
-    global _RESULT
-    if _RESULT is None:
-        _RESULT = grade_submission(Path(__file__).resolve().parent.parent, Path.cwd())
-    result = _RESULT
-    if result["status"] != "graded":
-        raise AssertionError(result["reason"])
-    exercise = next(e for e in result["exercises"] if e["id"] == exercise_id)
-    parts = {p["name"]: p for p in exercise["parts"]}
-    if part not in parts:   # nothing was judged: it raised, timed out, crashed, is missing...
-        raise AssertionError(exercise["message"] or exercise["status"].replace("_", " "))
-    if not parts[part]["passed"]:
-        raise AssertionError(_explain(parts[part]["message"], exercise))
-    if untouched and exercise["modified_inputs"]:
-        raise AssertionError(_explain(f"modified its input(s) {', '.join(exercise['modified_inputs'])}: "
-                                      "a graded function must leave its arguments unchanged", exercise))
+def student_id(metadata_path):
+    """The submitter(s) from Gradescope's submission_metadata.json: user ids, sorted, joined
+    with '+' for a group. The student cannot write this file."""
+    users = json.loads(Path(metadata_path).read_text())["users"]
+    return "+".join(sorted(str(u["id"]) for u in users))
 
 
-def _explain(message, exercise):
+def find_notebook(submission, name):
+    """The uploaded notebook: `name`, else the only .ipynb anywhere in the upload -> (path or
+    None, note or None). Links are not followed (the file is read by root)."""
+    found = sorted(p for p in Path(submission).rglob("*.ipynb")
+                   if ".ipynb_checkpoints" not in p.parts and p.is_file() and not p.is_symlink())
+    exact = [p for p in found if p.name == name]
+    if exact:
+        return exact[0], None
+    if len(found) == 1:
+        return found[0], f"graded {found[0].name}, the only notebook uploaded (expected {name})"
+    if found:
+        return None, f"{len(found)} notebooks were uploaded and none is named {name}: upload {name} only"
+    return None, f"no notebook was uploaded (expected {name})"
+
+
+def written_answers(notebook, manual):
+    """grade_id -> the text of the student's answer cell, for the written questions (grading.yml
+    `manual:`) that the notebook answers; unreadable notebooks answer none."""
+    try:
+        cells = json.loads(Path(notebook).read_text())["cells"]
+        found = {}
+        for cell in cells:
+            grade_id = ((cell.get("metadata") or {}).get("nbgrader") or {}).get("grade_id")
+            if grade_id in manual:
+                source = cell.get("source", "")
+                found[grade_id] = ("".join(source) if isinstance(source, list) else str(source)).strip()
+        return found
+    except Exception:
+        return {}
+
+
+def exercise_output(exercise):
+    """The local feedback's words for one exercise: status, message, and a named mistake's hint."""
+    from autograder.report import STATUS_WORDS
+    words = STATUS_WORDS.get(exercise["status"], exercise["status"])
+    text = words.capitalize() + "."
+    if exercise["message"] and exercise["message"].lower() != words:
+        text += f" {exercise['message']}"
     m = exercise.get("misconception")
-    return message + (f". This looks like a known mistake: {m['title']}. {m['hint']} "
-                      f"(Section {m['section']})" if m else "")
+    if m:
+        text += f"\nThis looks like a known mistake: {m['title']}. {m['hint']} (See Section {m['section']}.)"
+    return text
 
 
-def find_notebook(folder, name):
-    """The submitted notebook: the release's name, else the one .ipynb otter accepted."""
-    folder = Path(folder)
-    if (folder / name).is_file():
-        return folder / name
-    found = sorted(folder.glob("*.ipynb"))
-    return found[0] if len(found) == 1 else None
+def to_gradescope(result, settings, notes, answers, manual):
+    """The local result dict -> Gradescope's results.json: one test per exercise."""
+    from autograder.report import fmt
+    tests = [{"name": e["id"], "score": e["points"], "max_score": e["max_points"],
+              "status": "passed" if e["points"] >= e["max_points"] else "failed",
+              "output": exercise_output(e), "visibility": settings["tests_visibility"]}
+             for e in result["exercises"]]
+    lines = list(notes)
+    if result.get("reason"):
+        lines.append(f"Your submission could not be graded: {result['reason']}")
+    for error in result.get("cell_errors") or ():
+        lines.append(f"Cell {error['cell']} raised {error['error']} while the notebook ran (the grader went on).")
+    if manual:
+        lines.append("\nWritten answers (graded by hand: " + ", ".join(
+            f"{q} {fmt(p)} points" for q, p in manual.items()) + ")")
+        for question in manual:
+            text = answers.get(question, "")
+            text = "(no answer)" if text in ("", UNANSWERED) else text
+            if len(text) > ANSWER_LIMIT:
+                text = text[:ANSWER_LIMIT] + f" [... {len(text) - ANSWER_LIMIT} more characters]"
+            lines.append(f"--- {question} ---\n{text}")
+    return {"score": result["score"], "execution_time": round(result["seconds"], 1), "output": "\n".join(lines),
+            "visibility": settings["visibility"], "stdout_visibility": settings["stdout_visibility"],
+            "tests": tests, "extra_data": {"student_id": result["student_id"], "status": result["status"],
+                                           "sandbox": result.get("sandbox")}}
 
 
-def grade_submission(grader_dir, submission_dir):
-    """Grade the notebook in submission_dir with the engine and the recorded data -> a result
-    dict shaped like the local grader's results/<student>.json."""
-    from types import SimpleNamespace
+def recorded_catalogue(path):
+    """catalogue.marshal -> [(misconception, namespace)] as Grader.prepare builds them from
+    source: the reference's code, then the entry's code, run in one fresh namespace."""
+    data = marshal.loads(Path(path).read_bytes())
+    catalogue = []
+    for entry in data["entries"]:
+        namespace = {"__name__": f"misconception_{entry['name']}", "__builtins__": __builtins__}
+        exec(data["reference"], namespace)
+        exec(entry["code"], namespace)
+        fields = {k: v for k, v in entry.items() if k != "code"}
+        catalogue.append((SimpleNamespace(**fields), namespace))
+    return catalogue
+
+
+def sandbox_mode(root):
+    """bubblewrap where its namespaces work, else the unprivileged uid (Gradescope's containers run
+    as root without user namespaces) once it is checked that uid cannot read source/ or the
+    metadata; never unsandboxed (GraderError: results.json then says why)."""
     from autograder import sandbox
-    from dataclasses import replace
-    from autograder.grade import Setting, grade_notebook
-
-    grader_dir = Path(grader_dir)
-    spec = json.loads((grader_dir / "data" / "spec.json").read_text())
-    raw = (grader_dir / "data" / "replay.bin").read_bytes()
-    data = wire.decode(raw[8:])
-    probes = {}
-    exec(marshal.loads((grader_dir / "data" / "probes.bin").read_bytes()), probes)
-    defined = {e.id: e for e in probes["EXERCISES"]}
-    names = {k: tuple(v) for k, v in spec["parameter_names"].items()}
-    support = grader_dir / SUPPORT_DIR
-    setting = Setting(spec["assignment"], spec["notebook"], spec["points"], tuple(spec["skip_cell_tags"]),
-                      SimpleNamespace(**spec["limits"]), spec["tolerance"], spec["penalty"], names,
-                      support if support.is_dir() else None,
-                      sandbox.choose_mode("auto", unsandboxed=True, protected=[grader_dir]))
-    graded = [(replace(defined[entry["id"]], weights=entry["weights"]), data["cases"][entry["id"]])
-              for entry in spec["exercises"]]
-    catalogue = [(SimpleNamespace(**{**m, "affects": tuple(m["affects"])}),
-                  Replay(data["misconceptions"].get(m["name"], {}), names)) for m in spec["misconceptions"]]
-    return grade_notebook(spec["student"], find_notebook(submission_dir, spec["notebook"]), setting, graded,
-                          Replay(data["reference"], names), catalogue)
+    return sandbox.choose_mode("auto", unsandboxed=False,
+                               protected=[root / "source", root / "submission_metadata.json"])
 
 
-def main(config, out, repo):
+def grade(root, assignment):
+    """Grade /autograder/submission (root: the /autograder folder) -> Gradescope's results dict."""
+    from autograder import config as configuration
+    from autograder.grade import Grader
+    source = root / "source"
+    settings = read_settings(source / "grading.yml", assignment)
+    config = configuration.load(assignment, source / "grading.yml")
+    grader = Grader(config, sandbox_mode(root), recorded_catalogue(source / CATALOGUE_FILE))
+    notebook, note = find_notebook(root / "submission", config.notebook)
+    result = grader.grade(student_id(root / "submission_metadata.json"), notebook)
+    answers = written_answers(notebook, config.manual) if notebook else {}
+    return to_gradescope(result, settings, [note] if note else [], answers, config.manual)
+
+
+def failure_results(reason):
+    """results.json when the grader itself could not grade: zero, and why (never Gradescope's
+    bare "Autograder failed")."""
+    return {"score": 0.0, "output": f"The autograder could not grade this submission: {reason}. "
+                                    "Please tell the course staff.", "tests": [], "stdout_visibility": "hidden"}
+
+
+def run(argv=None):
+    """run_autograder's entry point: grade, write ROOT/results/results.json, print a summary."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m autograder.gradescope")
+    parser.add_argument("--assignment", required=True)
+    parser.add_argument("root", type=Path, help="Gradescope's /autograder folder")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        results = grade(args.root, args.assignment)
+    except Exception as exc:   # the grader's own failure: still a results.json with the reason
+        import traceback
+        traceback.print_exc()
+        results = failure_results(f"{type(exc).__name__}: {exc}")
+    (args.root / "results" / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    for test in results["tests"]:
+        print(f"{test['name']:<20} {test['score']:>7g} / {test['max_score']:g}")
+    print(f"total {results['score']:g} in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def preview(zip_path, notebook, user="1"):
+    """Grade `notebook` with the zip as Gradescope does: the zip unzipped into a temporary
+    /autograder/source, run_autograder run there (with this Python) -> the results dict."""
+    import subprocess
+    root = Path(tempfile.mkdtemp(prefix="gradescope-root-"))
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            zf.extractall(root / "source")
+        shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
+        os.chmod(root / "run_autograder", 0o755)
+        for folder in ("submission", "results"):
+            (root / folder).mkdir()
+        shutil.copy(notebook, root / "submission" / Path(notebook).name)
+        (root / "submission_metadata.json").write_text(json.dumps({"users": [{"id": user}]}))
+        env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable}
+        subprocess.run([str(root / "run_autograder")], cwd=root, env=env, stdout=subprocess.DEVNULL)
+        return json.loads((root / "results" / "results.json").read_text())
+    finally:
+        shutil.rmtree(root)
+
+
+def main(config, out, repo, notebook=None):
+    """`python -m autograder gradescope`: build the zip and say what to do with it; with a
+    notebook, also grade it with the zip (preview) and print what Gradescope would show."""
     zip_path = build(config, out, repo)
     print(f"Gradescope autograder: {zip_path} ({os.path.getsize(zip_path) / 1024:.0f} KiB). Upload it as the "
-          "programming assignment's autograder (Configure Autograder > Zip file upload).", file=sys.stderr)
+          "programming assignment's autograder (Configure Autograder > Zip file upload; base image Ubuntu 22.04).",
+          file=sys.stderr)
+    if notebook:
+        results = preview(zip_path, notebook)
+        for test in results["tests"]:
+            print(f"{test['name']}: {test['score']:g} / {test['max_score']:g}\n    "
+                  + test["output"].replace("\n", "\n    "))
+        print(f"total: {results['score']:g}\n{results['output']}")
     return zip_path
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,12 +1,19 @@
-"""The Gradescope autograder zip: built with otter, free of reference and assignment source,
-Python pinned, and `otter run` on it gives the local grader's points (README, "For staff")."""
+"""The Gradescope autograder, run exactly as Gradescope runs it: the zip unzipped into a
+temporary /autograder/source, run_autograder copied to /autograder and executed as root with the
+project's Python on PATH, the notebook in submission/, submission_metadata.json, then
+results/results.json read back. It must grade like the local grader, exercise by exercise, and
+no notebook may read the answers, forge the result, patch the engine or stall it."""
 import ast
+import concurrent.futures
 import inspect
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
+import time
 import tomllib
 import zipfile
 from pathlib import Path
@@ -14,13 +21,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from assignments.lstm.samples import SAMPLES
-from autograder.samples import write_submission
+from assignments.lstm.samples import SAMPLES, reference_cells, release, with_body
+from autograder.grade import Grader
+from autograder.gradescope import DEFAULT_VISIBILITY, to_gradescope
+from autograder.channel import GRACE_SECONDS
+from autograder.sandbox import SKIP_ENV, bubblewrap_works
 from solutions import lstm as reference
 from tests.conftest import REPO, run_cli
 
 BY_ID = {s.student_id: s for s in SAMPLES}
-RUN = ("correct", "blank_release", "bug_forget_gate_tanh")
+FUNCTIONS = tuple(reference_cells())
+VENV_BIN = os.path.dirname(sys.executable)
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +41,117 @@ def built(tmp_path_factory):
     assert done.returncode == 0, done.stderr
     return out / "lstm-gradescope.zip"
 
+
+# ---------------------------------------------------------------- the simulation
+
+def autograder_tree(zip_path, notebook, users=("4242",), file_name="lstm.ipynb", limits=None, settings=None):
+    """A fresh /autograder: source/ (the zip), run_autograder, submission/, metadata, results/.
+
+    notebook: a dict (written as JSON), bytes, or None (nothing uploaded); limits/settings:
+    changes to the zip's grading.yml (as a TA would edit it before zipping)."""
+    root = Path(tempfile.mkdtemp(prefix="gradescope-root-", dir="/tmp"))
+    os.chmod(root, 0o755)    # like Gradescope's /autograder: other users may pass through
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(root / "source")
+        for info in zf.infolist():
+            os.chmod(root / "source" / info.filename, info.external_attr >> 16)
+    if limits or settings:
+        path = root / "source" / "grading.yml"
+        data = yaml.safe_load(path.read_text())
+        data["assignments"]["lstm"]["limits"].update(limits or {})
+        data["assignments"]["lstm"]["gradescope"].update(settings or {})
+        path.write_text(yaml.safe_dump(data))
+    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
+    for folder in ("submission", "results"):
+        (root / folder).mkdir(mode=0o755)
+    if isinstance(notebook, dict):
+        (root / "submission" / file_name).write_text(json.dumps(notebook, indent=1))
+    elif notebook is not None:
+        (root / "submission" / file_name).write_bytes(notebook)
+    (root / "submission_metadata.json").write_text(json.dumps({
+        "id": 1, "created_at": "2026-11-27T12:00:00.000000-08:00", "assignment": {"title": "LSTM"},
+        "users": [{"id": u, "name": f"Student {u}", "email": f"{u}@example.edu"} for u in users]}))
+    return root
+
+
+NOBODY_PYTHON = "/opt/autograder-venv/bin/python"   # where the zip's setup.sh installs Python
+
+
+def nobody_can_run(python):
+    """True when we are root and uid 65534 can start `python` with numpy (the "uid" mode's
+    worker runs it)."""
+    if os.geteuid() != 0 or not os.path.exists(python):
+        return False
+    done = subprocess.run([python, "-I", "-c", "import numpy, yaml"], user=65534, group=65534,
+                          capture_output=True, cwd="/")
+    return done.returncode == 0
+
+
+def skip_without_a_sandbox():
+    """The zip never grades unsandboxed: without bubblewrap and without root (or a Python that
+    uid 65534 may run), grading tests have nothing to run in."""
+    if not bubblewrap_works() and not nobody_can_run(sys.executable):
+        pytest.skip("no sandbox to grade in here (bubblewrap, or root and a Python every user may run)")
+
+
+@pytest.fixture(params=["bubblewrap", "uid"])
+def mode(request):
+    """The sandbox mode run_autograder is to pick. "uid" (Gradescope's containers, where
+    bubblewrap cannot create namespaces) needs a Python uid 65534 may run: setup.sh's."""
+    if request.param == "bubblewrap" and not bubblewrap_works():
+        pytest.skip("bubblewrap does not work here")
+    if request.param == "uid" and not nobody_can_run(NOBODY_PYTHON):
+        pytest.skip(f"uid 65534 cannot run {NOBODY_PYTHON} (create it as the zip's setup.sh does)")
+    return request.param
+
+
+def run_autograder(root, timeout=120, mode=None):
+    """Execute ROOT/run_autograder as root in ROOT -> (results.json as a dict, seconds).
+
+    mode "uid": bubblewrap is ruled out and setup.sh's Python is used, as on Gradescope."""
+    skip_without_a_sandbox()
+    env = {"PATH": VENV_BIN + os.pathsep + os.environ["PATH"], "AUTOGRADER_ROOT": str(root), "HOME": "/root",
+           "AUTOGRADER_PYTHON": NOBODY_PYTHON if mode == "uid" else sys.executable}
+    if mode == "uid":
+        env[SKIP_ENV] = "bubblewrap"
+    started = time.monotonic()
+    done = subprocess.run([str(root / "run_autograder")], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    if mode:
+        assert results["extra_data"]["sandbox"] == mode, results
+    return results, seconds
+
+
+def gradescope(zip_path, notebook, **kwargs):
+    """One submission through the simulated Gradescope -> (results, seconds, root); the tree
+    is removed afterwards."""
+    mode, timeout = kwargs.pop("mode", None), kwargs.pop("timeout", 120)
+    root = autograder_tree(zip_path, notebook, **kwargs)
+    try:
+        results, seconds = run_autograder(root, timeout, mode)
+    finally:
+        shutil.rmtree(root)
+    return results, seconds
+
+
+def points(results):
+    return {t["name"]: t["score"] for t in results["tests"]}
+
+
+def solved(config, **overrides):
+    return release(config, {**reference_cells(), **overrides})
+
+
+def raising(*names):
+    """Answer cells that raise NotImplementedError unless the cell before defined `stolen`."""
+    return {name: with_body(name, f"if 'stolen' in globals():\n    return stolen['{name}'](*locals().values())\n"
+                                  "raise NotImplementedError") for name in names}
+
+
+# ---------------------------------------------------------------- the zip
 
 def function_body_lines(path):
     """Stripped lines of the bodies of every function in a Python file (docstrings included)."""
@@ -45,110 +167,343 @@ def function_body_lines(path):
 
 
 def secret_lines(config):
-    """Body lines of the reference and of the assignment's files that the release does not
-    already show students (its support code may well contain `next_c = f * prev_c + i * g`)."""
+    """Body lines of the reference and of the assignment's files that neither the release (its
+    support code may well contain `next_c = f * prev_c + i * g`) nor the generic engine, shipped
+    as source, already holds."""
     secret = function_body_lines(inspect.getsourcefile(reference))
     for path in sorted((REPO / "assignments").rglob("*.py")):
         secret |= function_body_lines(path)
-    public = "\n".join(p.read_text(errors="replace") for p in config.release_dir.rglob("*") if p.is_file())
+    public = [p for p in config.release_dir.rglob("*") if p.is_file()] + sorted((REPO / "autograder").glob("*.py"))
+    public = "\n".join(p.read_text(errors="replace") for p in public)
     return {line for line in secret if line not in public}
 
 
-def test_the_zip_holds_no_reference_or_assignment_source(built, config):
+def test_the_zip_ships_reference_and_hidden_tests_as_bytecode_only(built, config):
     secret = secret_lines(config)
-    assignment_files = sorted((REPO / "assignments").rglob("*.py"))
     assert len(secret) > 100
     with zipfile.ZipFile(built) as zf:
         names = zf.namelist()
-        assert not [n for n in names if "assignments" in n or "solutions" in n or "samples" in n]
-        assert not {Path(n).name for n in names if n.endswith(".py")} & {
-            p.name for p in assignment_files if p.name not in ("__init__.py",)}
         for name in names:
             text = zf.read(name).decode("latin-1")
             leaked = [line for line in secret if line in text]
             assert not leaked, (name, leaked[:3])
+    private = [n for n in names if n.startswith(("solutions/", "assignments/"))]
+    assert "solutions/lstm.pyc" in private and "assignments/lstm/exercises.pyc" in private
+    assert all(n.endswith(".pyc") for n in private), private
+    assert not [n for n in private if "samples" in n or "misconceptions" in n or "styles" in n]
+    assert {"setup.sh", "run_autograder", "grading.yml", "catalogue.marshal", "autograder/grade.py",
+            "release/lstm/seqlab/checks.py"} <= set(names)
+    assert not [n for n in names if n.endswith(".ipynb")]    # the source notebook holds the solutions
+    assert "source/lstm/seqlab/checks.py" in names       # read by the hidden feedback (explain)
+    assert not [n for n in names if "otter" in n or n.startswith("tests/")]
 
 
-def test_the_zip_pins_python_and_the_projects_versions(built):
+def test_the_zip_installs_pinned_python_and_requirements(built):
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     with zipfile.ZipFile(built) as zf:
-        environment = yaml.safe_load(zf.read("environment.yml"))
-        config = json.loads(zf.read("otter_config.json"))
-        tests = sorted(n for n in zf.namelist() if n.startswith("tests/"))
-    assert "python=3.11" in environment["dependencies"] and ">=3.11,<3.12" == project["requires-python"]
-    pip = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
-    for pin in pip:
-        assert pin.startswith("otter-grader") or pin in project["dependencies"], pin
-    assert "numpy==" + __import__("numpy").__version__ in pip
-    assert not config["show_stdout"]
-    assert tests == sorted(f"tests/{e}.py" for e in json.loads(
-        zipfile.ZipFile(built).read("files/_grader/data/spec.json"))["points"])
+        setup = zf.read("setup.sh").decode()
+        runner = zf.read("run_autograder").decode()
+        requirements = zf.read("requirements.txt").decode().split()
+        modes = {i.filename: i.external_attr >> 16 for i in zf.infolist()}
+    assert project["requires-python"] == ">=3.11,<3.12"
+    assert "python3.11 -m venv" in setup and "bubblewrap" in setup and "requirements.txt" in setup
+    assert "python3.11" in runner and "autograder.gradescope" in runner
+    assert {r.split("==")[0] for r in requirements} == {"numpy", "pyyaml", "matplotlib"}
+    assert set(requirements) <= set(project["dependencies"])
+    assert modes["run_autograder"] & stat.S_IXUSR and modes["setup.sh"] & stat.S_IXUSR
 
 
-def otter_run(zip_path, notebook, out):
-    """Start `otter run` on one notebook (wrapped in timeout: otter run has no time limit of its
-    own); returns a function that waits for it and reads its results.json."""
-    out.mkdir()
-    otter = os.path.join(os.path.dirname(sys.executable), "otter")
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
-    process = subprocess.Popen(["timeout", "300", otter, "run", "--no-logo", "-a", str(zip_path), "-o", str(out),
-                                str(notebook)], cwd=out, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+def test_the_zip_is_the_same_bytes_when_built_twice(built, tmp_path):
+    done = run_cli("gradescope", "--assignment", "lstm", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "lstm-gradescope.zip").read_bytes() == built.read_bytes()
 
-    def wait():
-        output, _ = process.communicate()
-        assert process.returncode == 0, output[-5000:]
-        return json.loads((out / "results.json").read_text())
-    return wait
 
+# ---------------------------------------------------------------- parity with the local grader
 
 @pytest.fixture(scope="module")
-def runs(built, tmp_path_factory, config):
-    """The local grader and otter run (all three at once) on the same three submissions."""
-    tmp = tmp_path_factory.mktemp("gradescope_runs")
-    root = tmp / "submitted"
-    for student in RUN:
-        write_submission(root, student, config.name, config.notebook, BY_ID[student].build(config))
-    waits = {student: otter_run(built, root / student / "lstm" / config.notebook, tmp / f"otter_{student}")
-             for student in RUN}
-    local = run_cli("grade", str(root), "--assignment", "lstm", "--out", str(tmp / "local"), "--no-gradebook")
-    assert local.returncode == 0, local.stderr
-    return {student: (json.loads((tmp / "local" / "results" / f"{student}.json").read_text()), wait())
-            for student, wait in waits.items()}
+def sample_runs(built, config):
+    """Every bundled sample through the simulated Gradescope, its sample id as the user id
+    (two at a time: two of them hang until the call limit)."""
+    def one(sample):
+        content = sample.build(config)
+        if isinstance(content, dict):
+            content = json.dumps(content, indent=1).encode()    # the bytes `demo` writes
+        return sample.student_id, gradescope(built, content, users=(sample.student_id,),
+                                             file_name=sample.file_name or config.notebook)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        return dict(pool.map(one, SAMPLES))
 
 
-@pytest.mark.parametrize("student", RUN)
-def test_otter_run_gives_the_local_graders_points(runs, student, config):
-    local, otter = runs[student]
-    scores = {t["name"]: t["score"] for t in otter["tests"] if "score" in t}
-    expected = {e["id"]: e["points"] for e in local["exercises"]}
-    assert set(scores) == set(config.points)
-    assert scores == pytest.approx(expected, abs=1e-4)
-    assert expected == pytest.approx(BY_ID[student].expected, abs=1e-4)
-    assert {t["name"]: t["max_score"] for t in otter["tests"] if "score" in t} == pytest.approx(config.points)
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.student_id)
+def test_gradescope_and_local_points_agree_exercise_by_exercise(sample_runs, demo, sample, config):
+    _, local_results, _ = demo
+    local = local_results[sample.student_id]
+    results, seconds = sample_runs[sample.student_id]
+    assert [t["name"] for t in results["tests"]] == list(config.points)
+    assert {t["name"]: t["max_score"] for t in results["tests"]} == config.points
+    assert results["score"] == pytest.approx(sum(points(results).values()), abs=1e-9)
+    assert all(t["score"] is not None and t["output"] for t in results["tests"])
+    assert seconds < config.limits.wall_seconds
+    if sample.file_name:     # Gradescope takes any name: the one notebook uploaded is graded
+        assert points(results) == pytest.approx(BY_ID["correct"].expected)
+        assert f"graded {sample.file_name}, the only notebook uploaded" in results["output"]
+        return
+    assert points(results) == pytest.approx({e["id"]: e["points"] for e in local["exercises"]}, abs=1e-9)
+    for test, exercise in zip(results["tests"], local["exercises"]):
+        assert exercise["message"].lower() in test["output"].lower()
+        if exercise["misconception"]:
+            assert exercise["misconception"]["title"] in test["output"]
+            assert exercise["misconception"]["hint"] in test["output"]
+    if local["reason"]:
+        assert local["reason"] in results["output"]
 
 
-def test_what_students_see_holds_no_hidden_test_source(runs, config):
+def test_what_students_see_has_no_boilerplate_or_hidden_source(sample_runs, config):
     secret = secret_lines(config)
-    for student in RUN:
-        _, otter = runs[student]
-        shown = json.dumps(otter)
+    for student, (results, _) in sample_runs.items():
+        shown = json.dumps(results)
         assert not [s for s in secret if json.dumps(s)[1:-1] in shown], student
-        for test in otter["tests"]:
-            assert test.get("visibility", "visible") != "hidden" or test["name"] == "Public Tests"
-    _, buggy = runs["bug_forget_gate_tanh"]
-    text = "\n".join(t["output"] for t in buggy["tests"])
-    assert "Forget gate squashed with tanh" in text     # the diagnosis reaches the student
-    assert "verdict(" in text                           # the one line of test code otter shows
+        assert "verdict(" not in shown and "Public Tests" not in shown and "Autograder failed" not in shown
+        for test in results["tests"]:     # nothing reported twice
+            sentences = [s for s in test["output"].lower().replace("\n", ". ").split(". ") if s]
+            assert len(sentences) == len(set(sentences)), (student, test)
+            assert test["output"] not in results["output"]
+    bug = sample_runs["bug_forget_gate_tanh"][0]
+    assert bug["score"] == sum(BY_ID["bug_forget_gate_tanh"].expected.values()) < 18
+    assert "Forget gate squashed with tanh" in bug["tests"][1]["output"]
+    bptt = sample_runs["bug_last_step_weights"][0]     # a BPTT bug: partial credit
+    assert 0 < points(bptt)["lstm_backward"] == BY_ID["bug_last_step_weights"].expected["lstm_backward"] < 5
+    assert "not valid JSON" in sample_runs["broken_json"][0]["output"]
+    assert "no notebook was uploaded" in sample_runs["empty_folder"][0]["output"]
 
 
-def test_otter_and_the_zip_need_no_repository(built, tmp_path):
-    """The zip is self-contained: unpacked away from the repository it still imports."""
-    with zipfile.ZipFile(built) as zf:
-        zf.extractall(tmp_path)
-    grader = tmp_path / "files" / "_grader"
-    code = ("import sys; sys.path.insert(0, '.'); import autograder.gradescope as g; "
-            "import autograder.exercise; print('ok')")
-    done = subprocess.run([sys.executable, "-I", "-c", code], cwd=grader, capture_output=True, text=True)
-    assert done.returncode == 0 and "ok" in done.stdout, done.stderr
-    shutil.rmtree(tmp_path / "files")
+def test_two_students_meet_different_hidden_inputs(built, config, tmp_path):
+    """A notebook right only for some hidden shapes: its points tell which inputs it met. Six
+    user ids (and a group of two) do not all meet the same, and each gets the local grader's
+    points for that id."""
+    sigmoid = with_body("sigmoid", "e = np.exp(-np.abs(x))\nright = np.where(x >= 0, 1 / (1 + e), e / (1 + e))\n"
+                                   "return right if x.ndim != 3 or x.shape[0] % 2 == 0 else right * 0")
+    clip = with_body("clip_grad_norm", "total = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))\n"
+                                       "scale = max_norm / (total + 1e-6) if total > max_norm else 1.0\n"
+                                       "if 'Wx' in grads and grads['Wx'].shape[0] % 2:\n    scale = 0.5\n"
+                                       "return {k: v * scale for k, v in grads.items()}, total")
+    notebook = solved(config, sigmoid=sigmoid, clip_grad_norm=clip)
+    path = tmp_path / config.notebook
+    path.write_text(json.dumps(notebook, indent=1))
+    grader = Grader.prepare(config)
+    ids = [("1001",), ("1002",), ("1003",), ("1004",), ("1005",), ("2001", "1999")]
+    seen = set()
+    for users in ids:
+        results, _ = gradescope(built, path.read_bytes(), users=users)
+        local = grader.grade("+".join(sorted(users)), path)
+        assert points(results) == pytest.approx({e["id"]: e["points"] for e in local["exercises"]})
+        seen.add((points(results)["sigmoid"], points(results)["clip_grad_norm"]))
+    assert len(seen) > 1
+
+
+# ---------------------------------------------------------------- a student as an adversary
+
+STEAL = '''
+import glob, marshal, os, _posixsubprocess
+ROOT = {root!r}
+def cat(path):
+    """Read a file past Python's audit hook: fork and exec /bin/cat (no audit event)."""
+    r, w = os.pipe()
+    er, ew = os.pipe()
+    pid = _posixsubprocess.fork_exec([b"/bin/cat", path.encode()], [b"/bin/cat"], True, (w,), None, None,
+                                     -1, -1, -1, w, -1, -1, er, ew, True, False, -1, None, None, None, -1, None, False)
+    os.close(w); os.close(ew)
+    data = b""
+    while chunk := os.read(r, 1 << 16):
+        data += chunk
+    os.waitpid(pid, 0)
+    return data
+data = None
+for attempt in (lambda: open(ROOT + "/source/solutions/lstm.pyc", "rb").read(),
+                lambda: cat(ROOT + "/source/solutions/lstm.pyc"),
+                lambda: __import__("numpy").fromfile(ROOT + "/source/solutions/lstm.pyc", "uint8").tobytes()):
+    try:
+        data = attempt()
+        if data:
+            break
+    except Exception as exc:
+        print("blocked:", type(exc).__name__, exc)
+'''
+USE_STOLEN = '''
+if data:
+    namespace = {}
+    exec(marshal.loads(data[16:]), namespace)
+    stolen = namespace
+'''
+
+
+def test_a_notebook_cannot_read_the_answers(built, config, mode):
+    """The theft works as uid 65534 on the tree as unzipped (the control); graded, the same
+    notebook gets nothing; and after run_autograder, uid 65534 (the "uid" worker's identity)
+    can read nothing under source/, Python's audit hook aside."""
+    def steal_as_nobody(root):
+        probe = STEAL.format(root=str(root)) + "print('STOLEN' if data else 'SAFE')"
+        done = subprocess.run(["/usr/bin/python3", "-I", "-c", probe], capture_output=True, text=True,
+                              cwd="/tmp", user=65534, group=65534, env={"PATH": "/usr/bin:/bin"})
+        return done.stdout + done.stderr
+
+    as_root = os.geteuid() == 0      # as on Gradescope; elsewhere (CI) only the grading part runs
+    root = autograder_tree(built, None)
+    try:
+        assert not as_root or "STOLEN" in steal_as_nobody(root)
+        thief = release(config, raising(*FUNCTIONS), [STEAL.format(root=str(root)) + USE_STOLEN])
+        (root / "submission" / config.notebook).write_text(json.dumps(thief))
+        results, _ = run_autograder(root, mode=mode)
+        assert results["score"] == 0, points(results)
+        assert not as_root or "SAFE" in steal_as_nobody(root)
+        assert stat.S_IMODE((root / "source").stat().st_mode) == 0o700
+        for secret in ("grading.yml", "catalogue.marshal", "solutions/lstm.pyc", "assignments/lstm/exercises.pyc"):
+            assert not stat.S_IMODE((root / "source" / secret).stat().st_mode) & 0o077, secret
+    finally:
+        shutil.rmtree(root)
+
+
+TAMPER = '''
+import json, os, sys
+ROOT = {root!r}
+forged = {{"score": 18.0, "tests": [{{"name": "sigmoid", "score": 18.0, "max_score": 1.0}}]}}
+for attempt in (
+    lambda: open(ROOT + "/results/results.json", "w").write(json.dumps(forged)),
+    lambda: open(ROOT + "/source/autograder/compare.py", "a").write("\\ndef values(*a, **k):\\n    return True, ''\\n"),
+    lambda: open(ROOT + "/source/autograder/report.py", "a").write("\\nSTATUS_WORDS = {{}}\\n"),
+):
+    try:
+        attempt()
+    except Exception as exc:
+        print("blocked:", type(exc).__name__)
+for name in ("autograder", "autograder.gradescope", "autograder.compare"):
+    try:
+        module = __import__(name, fromlist=["x"])
+        module._RESULT = forged
+        module.values = lambda *a, **k: (True, "")
+    except Exception as exc:
+        print("blocked:", type(exc).__name__)
+import numpy as np
+np.allclose = lambda *a, **k: True
+sys.modules["numpy"].array_equal = lambda *a, **k: True
+'''
+
+
+def test_a_notebook_cannot_forge_the_result_or_patch_the_engine(built, config, mode):
+    root = autograder_tree(built, None)
+    try:
+        engine = {p: p.read_bytes() for p in (root / "source" / "autograder").glob("*.py")}
+        tamper = release(config, raising(*FUNCTIONS), [TAMPER.format(root=str(root))])
+        (root / "submission" / config.notebook).write_text(json.dumps(tamper))
+        results, _ = run_autograder(root, mode=mode)
+        assert results["score"] == 0 and set(points(results).values()) == {0}
+        assert all(t["output"].startswith("Not implemented yet") for t in results["tests"])
+        assert {p: p.read_bytes() for p in engine} == engine
+    finally:
+        shutil.rmtree(root)
+
+
+def test_a_hang_at_top_level_still_gets_results_within_the_limits(built, config, mode):
+    """time.sleep(10**6) in a cell: stopped at the call limit, the rest graded; a hang that
+    swallows the time-out: killed at the submission's wall limit, results.json written anyway."""
+    limits = {"wall_seconds": 6, "call_seconds": 1}
+    sleeper = release(config, reference_cells(), ["import time\ntime.sleep(10**6)"])
+    results, seconds = gradescope(built, json.dumps(sleeper).encode(), limits=limits, mode=mode)
+    assert results["score"] == 18 and seconds < 6
+    assert "StudentTimeout: took longer than 1 s" in results["output"]
+    stubborn = release(config, reference_cells(), ["while True:\n    try:\n        while True:\n            pass\n"
+                                                   "    except BaseException:\n        pass"])
+    results, seconds = gradescope(built, json.dumps(stubborn).encode(), limits=limits, timeout=60, mode=mode)
+    assert results["score"] == 0 and seconds < 6 + GRACE_SECONDS + 4
+    assert all(t["output"].startswith("Too slow") for t in results["tests"]), results["tests"]
+
+
+# ---------------------------------------------------------------- what Gradescope shows
+
+def test_visibility_comes_from_grading_yml(built, config):
+    settings = {"visibility": "visible", "tests_visibility": "after_due_date", "stdout_visibility": "visible"}
+    results, _ = gradescope(built, json.dumps(release(config)).encode(), settings=settings)
+    assert results["visibility"] == "visible" and results["stdout_visibility"] == "visible"
+    assert {t["visibility"] for t in results["tests"]} == {"after_due_date"}
+    results, _ = gradescope(built, json.dumps(release(config)).encode(), settings={"visibility": "sometimes"})
+    assert results["score"] == 0 and "could not grade" in results["output"] and "must be one of" in results["output"]
+
+
+def test_written_answers_are_shown_for_hand_grading(built, config):
+    notebook = solved(config)
+    for cell in notebook["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == "q_clipping":
+            cell["source"] = "Clipping rescales all gradients together, so their direction is kept."
+    results, _ = gradescope(built, json.dumps(notebook).encode())
+    output = results["output"]
+    assert "Written answers (graded by hand: q_cell_state 2 points, q_clipping 2 points, q_compare 2 points)" in output
+    assert "--- q_clipping ---\nClipping rescales all gradients together" in output
+    assert "--- q_cell_state ---\n(no answer)" in output
+    assert results["score"] == 18
+
+
+def test_a_grader_failure_is_a_zero_with_its_reason(built, config):
+    root = autograder_tree(built, json.dumps(solved(config)).encode())
+    try:
+        (root / "source" / "catalogue.marshal").write_bytes(b"not marshal")
+        results, _ = run_autograder(root)
+    finally:
+        shutil.rmtree(root)
+    assert results["score"] == 0 and results["tests"] == []
+    assert results["output"].startswith("The autograder could not grade this submission: ")
+
+
+def test_several_notebooks_none_named_right_get_a_zero_with_the_reason(built, config):
+    root = autograder_tree(built, json.dumps(solved(config)).encode(), file_name="mine.ipynb")
+    try:
+        shutil.copy(root / "submission" / "mine.ipynb", root / "submission" / "old.ipynb")
+        results, _ = run_autograder(root)
+    finally:
+        shutil.rmtree(root)
+    assert results["score"] == 0 and "2 notebooks were uploaded and none is named lstm.ipynb" in results["output"]
+
+
+def test_honest_work_is_graded_alike_in_either_sandbox(built, config, mode):
+    """Gradescope's containers cannot create bubblewrap's namespaces: there the worker runs as
+    uid 65534; the grades are the same."""
+    for student in ("correct", "bug_last_step_weights"):
+        content = json.dumps(BY_ID[student].build(config), indent=1).encode()
+        results, _ = gradescope(built, content, users=(student,), mode=mode)
+        assert points(results) == pytest.approx(BY_ID[student].expected)
+
+
+def test_a_stateful_notebook_poisoning_second_opinions_is_graded_as_locally(built, config, tmp_path):
+    """lstm_gates answers right at first, then (when the judges ask it for second opinions on
+    lstm_step_forward) in agreement with a wrong lstm_step_forward: Gradescope grades it exactly
+    as the local grader does, and the wrong step forward earns nothing there either."""
+    gates = with_body("lstm_gates", "H = prev_h.shape[1]\nCALLS.append(1)\na = x @ Wx + prev_h @ Wh + b\n"
+                                    "i, f, g, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2*H]), np.tanh(a[:, 2*H:3*H]), "
+                                    "sigmoid(a[:, 3*H:])\nreturn (i, f, g, o) if len(CALLS) <= 3 else (i, 0.9 * f, g, o)")
+    step = with_body("lstm_step_forward", "H = prev_h.shape[1]\na = x @ Wx + prev_h @ Wh + b\n"
+                                          "i, f, g, o = sigmoid(a[:, :H]), 0.9 * sigmoid(a[:, H:2*H]), "
+                                          "np.tanh(a[:, 2*H:3*H]), sigmoid(a[:, 3*H:])\n"
+                                          "next_c = f * prev_c + i * g\nnext_h = o * np.tanh(next_c)\n"
+                                          "return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, b)")
+    notebook = solved(config, lstm_gates="CALLS = []\n" + gates, lstm_step_forward=step)
+    path = tmp_path / config.notebook
+    path.write_text(json.dumps(notebook, indent=1))
+    results, _ = gradescope(built, path.read_bytes(), users=("777",))
+    local = Grader.prepare(config).grade("777", path)
+    assert points(results) == pytest.approx({e["id"]: e["points"] for e in local["exercises"]})
+    assert [t["output"] for t in results["tests"]] == [
+        t["output"] for t in to_gradescope(local, DEFAULT_VISIBILITY, [], {}, {})["tests"]]
+    assert points(results)["lstm_step_forward"] == 0
+
+
+def test_a_ta_can_try_the_zip_on_a_notebook_before_uploading_it(config, tmp_path):
+    skip_without_a_sandbox()
+    notebook = tmp_path / "My LSTM.ipynb"
+    notebook.write_text(json.dumps(BY_ID["bug_last_step_weights"].build(config)))
+    done = run_cli("gradescope", "--assignment", "lstm", "--out", str(tmp_path), "--try", str(notebook))
+    assert done.returncode == 0, done.stderr
+    expected = BY_ID["bug_last_step_weights"].expected
+    assert f"lstm_backward: {expected['lstm_backward']:g} / 5\n    Partly correct. " in done.stdout
+    assert "Weight gradients not summed over time" in done.stdout
+    assert f"total: {sum(expected.values()):g}\ngraded My LSTM.ipynb, the only notebook uploaded" in done.stdout
+    assert (tmp_path / "lstm-gradescope.zip").is_file()
