@@ -71,7 +71,7 @@ class Grader:
 @dataclass(frozen=True)
 class Setting:
     """What grading a notebook needs besides the notebook and the implementations it is compared
-    with: from grading.yml locally, from the zip's spec.json on Gradescope."""
+    with, from grading.yml (locally and in the Gradescope zip)."""
     assignment: str
     notebook: str             # the file name students submit
     points: dict              # exercise id -> points, in notebook order
@@ -108,8 +108,8 @@ def grade_notebook(student_id, notebook_path, setting, graded, reference, miscon
     """One notebook -> its result dict (results/<student>.json).
 
     graded: iterable of (Exercise, hidden cases), in notebook order; reference and
-    misconception_impls ([(Misconception, Impl)]): what the judges compare with. Used by
-    Grader.grade and, with recorded answers, by the Gradescope zip."""
+    misconception_impls ([(Misconception, Impl)]): what the judges compare with (Grader.grade,
+    locally and in the Gradescope zip)."""
     limits, started = setting.limits, time.monotonic()
     result = {"student_id": student_id, "assignment": setting.assignment, "status": "graded",
               "reason": None, "score": 0.0, "max_score": float(sum(setting.points.values())),

@@ -18,11 +18,6 @@ import numpy as np
 from autograder.channel import ChannelClosed, ChannelTimeout, Opaque
 
 
-class Unavailable(Exception):
-    """An implementation cannot answer this call; judges treat it as "no second opinion",
-    never as the student's fault."""
-
-
 class StudentFailure(Exception):
     """A call of a student function that produced no usable result."""
     status = "error"
@@ -244,5 +239,5 @@ def to_arrays(value):
     return np.asarray(value)
 
 
-__all__ = ["Impl", "LocalImpl", "StudentImpl", "Handle", "StudentFailure", "Unavailable", "NotImplementedYet",
+__all__ = ["Impl", "LocalImpl", "StudentImpl", "Handle", "StudentFailure", "NotImplementedYet",
            "NotDefined", "TimedOut", "Crashed"]
