@@ -1,8 +1,8 @@
 """Runs inside the student's sandbox: the notebook's cells once, then sessions forked from there.
 
 Started by sandbox.py as ``python -I worker.py CTL_IN CTL_OUT REQUEST REPLY ARENA`` in a
-scratch copy of the release folder. It imports numpy and the release's support modules, installs
-the audit hook (guard.py), runs the notebook's cells ({"cells": [[index, source], ...],
+scratch copy of the release folder. It imports numpy, installs the audit hook (guard.py), takes
+signal handlers away from the notebook, runs the notebook's cells ({"cells": [[index, source], ...],
 "cell_seconds": s} on the control channel) and becomes a *zygote*: each {"op": "open"} forks a
 session that serves calls until the grader ends it. No graded call ever runs in the zygote, so
 every session starts from the state the cells left, and nothing a student function saw or
@@ -15,18 +15,20 @@ Control channel (grader -> worker: framed marshal; worker -> grader: wire.py, ch
     {"op": "close"}  -> {"closed": status}  (the session is killed first when still running)
     and, unasked, {"exited": status} when the session dies on its own.
 Session channel (grader -> session: marshal; session -> grader: wire.py, numbers only):
+    first, unasked, {"key": hex}: the key that signs this session's status slots
     {"op": "call", "fn", "args", "opaque", "status", "base", "length", "nonce"}
         -> {"ok": true, "result": ...} or {"ok": false, "error": {"type", "message", "where", "functions"}}
 
 What decides points never comes from the student's word: arguments arrive as arrays over the
 shared ARENA (a memfd the grader reads back itself: an argument changed in place is seen there),
 and after each call the session writes the call's nonce, the numpy floating-point errors the
-call raised and the argument dicts it changed into the call's status slot of the arena. The code
-doing that, and the zygote's, is bound in local variables before any student code runs (a
-notebook cannot reach them: guard.py refuses frame and garbage-collector introspection); signals
-are blocked whenever it runs; the zygote forks with libc's fork, so no fork handler a notebook
-registered runs; a notebook that leaves a thread running is not served, and a call after which a
-thread of the student's is alive is void. This file imports only the standard library, numpy,
+call raised and the argument dicts it changed into the call's status slot of the arena, signed
+with the session's key. The code doing that, and the zygote's, is bound in local variables
+before any student code runs (a notebook cannot reach them: guard.py refuses frame and
+garbage-collector introspection, and no signal handler, which would receive a frame, can be
+installed); signals are blocked whenever it runs; the zygote forks with libc's fork, so no fork
+handler a notebook registered runs; a notebook that leaves a thread running is not served, and a
+call after which a thread of the student's is alive is void. This file imports only the standard library, numpy,
 wire.py and guard.py.
 """
 import _signal
@@ -66,17 +68,17 @@ class StudentTimeout(BaseException):
     it, and then the grader's hard kill takes over)."""
 
 
-def read(fd, _read=os.read, _loads=marshal.loads, _from=int.from_bytes):
+def read(fd, _read=os.read, _loads=marshal.loads, _from=int.from_bytes, _len=len, _min=min):
     """One framed marshal message (8-byte big-endian length, then the data), or None at EOF."""
     head = b""
-    while len(head) < 8:
-        chunk = _read(fd, 8 - len(head))
+    while _len(head) < 8:
+        chunk = _read(fd, 8 - _len(head))
         if not chunk:
             return None
         head += chunk
     size, body = _from(head, "big"), b""
-    while len(body) < size:
-        chunk = _read(fd, min(size - len(body), 1 << 20))
+    while _len(body) < size:
+        chunk = _read(fd, _min(size - _len(body), 1 << 20))
         if not chunk:
             return None
         body += chunk
@@ -96,7 +98,8 @@ def control(key, value, _repr=int.__repr__, _encode=str.encode, _frame=frame):
     return _frame(b'{"' + _encode(key) + b'": ' + text + b"}")
 
 
-def put(fd, data, _write=os.write, _len=len):
+def put(fd, data, _write=os.write):
+    """Write all of `data` to `fd`."""
     while data:
         data = data[_write(fd, data):]
 
@@ -273,11 +276,11 @@ def session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader, key,
         _sigmask(_block, _all_signals)
         _extobj.reset(token)
         if _threads():
-            _exit(86)       # (86: a thread was alive) a thread of the student's could rewrite what follows: the call is void
+            _exit(86)   # a thread was alive: it could rewrite what follows, so the call is void
         changed = 0
         for k, (arg, before) in _enumerate(dicts):
-            if _len(arg) != _len(before) or not _all(key in arg and arg[key] is value
-                                                     for key, value in before.items()):
+            if _len(arg) != _len(before) or not _all(name in arg and arg[name] is array
+                                                     for name, array in before.items()):
                 changed |= 1 << k
         status = request["status"]
         signed = request["nonce"] + _to_bytes(flags[0] & _reported, 8, "little") + _to_bytes(changed, 8, "little")
