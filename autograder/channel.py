@@ -9,6 +9,7 @@ own code wrote the call's nonce and the numpy floating-point errors the call rai
 checked against a schema and their text is cut to a short, printable first line: nothing the
 student's process sends can crash the grader or carry more than a line of text to the feedback.
 """
+import fcntl
 import hashlib
 import hmac
 import marshal
@@ -29,6 +30,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 STATUS_BYTES = 48        # nonce (16) | floating-point error flags (8) | dicts changed (8) | signature (16)
 FP_NAMES = {1: "divide by zero", 2: "overflow", 8: "invalid value"}
 TEXT_LIMIT = 120         # characters of student text a message may carry
+PIPE_BYTES = 1 << 20     # buffer of the session's pipes
 
 
 class ChannelTimeout(Exception):
@@ -61,7 +63,7 @@ class Reader:
     """Reads framed messages from a pipe with a deadline, watching a second pipe meanwhile."""
 
     def __init__(self, fd):
-        self.fd, self.buffer = fd, b""
+        self.fd, self.buffer = fd, bytearray()
         os.set_blocking(fd, False)
 
     def message(self, decode, size_limit=wire.MAX_MESSAGE_BYTES):
@@ -73,7 +75,8 @@ class Reader:
             raise ChannelClosed(f"sent a message of {size} bytes (over the limit)")
         if len(self.buffer) < 8 + size:
             return None
-        body, self.buffer = self.buffer[8:8 + size], self.buffer[8 + size:]
+        body = bytes(self.buffer[8:8 + size])
+        del self.buffer[:8 + size]
         return decode(body)
 
     def fill(self):
@@ -92,7 +95,7 @@ class Reader:
                     break
             except BlockingIOError:
                 break
-        self.buffer = b""
+        self.buffer.clear()
 
 
 @dataclass
@@ -243,6 +246,11 @@ class ForkServer:
         self.ctl_out, ctl_out_w = os.pipe()
         req_r, self.req = os.pipe()
         self.rep, rep_w = os.pipe()
+        for fd in (self.req, self.rep):   # results of megabytes in a few writes, not hundreds
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            except OSError:
+                pass
         child_fds = [ctl_in_r, ctl_out_w, req_r, rep_w, self.arena.fd]
         try:
             self.process = StudentProcess(scratch, limits, mode, child_fds)

@@ -127,7 +127,7 @@ def grade_exercise(exercise, ctx, cases, max_points, input_penalty):
     output earns its weight times the share of the cases it passed, and a crash or timeout on
     one case costs that case only."""
     ctx.student.log.clear()
-    judged, failures, student_outs = [], [], []
+    judged, failures, student_outs, explained = [], [], [], set()
     for k, case in enumerate(cases):
         try:
             student_out = exercise.probe(ctx.student, case)
@@ -148,9 +148,11 @@ def grade_exercise(exercise, ctx, cases, max_points, input_penalty):
             raise
         except Exception as exc:   # what came back was so malformed that judging it failed
             verdicts = {name: (False, f"could not be checked ({type(exc).__name__})") for name in exercise.weights}
-        judged.append({name: (ok, "" if ok else failure_message(exercise, ctx, name, message, case, student_out,
-                                                               expected_out, verdicts))
+        judged.append({name: (ok, "" if ok else f"{name} {message}" if name in explained
+                              else failure_message(exercise, ctx, name, message, case, student_out, expected_out,
+                                                   verdicts))
                        for name, (ok, message) in verdicts.items()})
+        explained |= {name for name, (ok, _) in verdicts.items() if not ok}   # the first failure is the one shown
         student_outs.append(student_out)
     return score(exercise, ctx, cases, max_points, input_penalty, judged, failures, student_outs)
 
@@ -210,9 +212,11 @@ def failure_message(exercise, ctx, name, message, case, student_out, expected_ou
 
 def diagnose(exercise, ctx, cases, student_outs, modified):
     """The first catalogued misconception whose outputs (and changed inputs) equal the student's
-    on every case the student answered."""
+    on every case the student answered (cases marked `cost`, large ones that are there to time
+    the student's code, are left out: they would only make diagnosing slow)."""
     rtol = ctx.tolerance["sigmoid_rtol"] if exercise.elementwise else ctx.rtol
-    answered = [(case, out) for case, out in zip(cases, student_outs) if out is not None]
+    answered = [(case, out) for case, out in zip(cases, student_outs)
+                if out is not None and not (isinstance(case, dict) and case.get("cost"))]
     for misconception, impl in ctx.misconception_impls:
         if exercise.id not in misconception.affects:
             continue

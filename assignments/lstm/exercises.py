@@ -337,8 +337,8 @@ def perturbation_rng(case, student_out):
 
 
 def directional_check(ctx, forward, inputs, grads, names, rng):
-    """Each gradient vs centered differences of the student's own forward pass along random
-    directions, with random steps; {grad name: (passed, message)}, or None when the student's
+    """Each gradient vs centered differences of the student's own forward pass along a random
+    direction, with a random step; {grad name: (passed, message)}, or None when the student's
     forward is not a function to trust here (its values at the perturbed points are not close
     to the reference's, or its differences vanish where the reference's do not).
 
@@ -350,9 +350,8 @@ def directional_check(ctx, forward, inputs, grads, names, rng):
         if grad.shape != base.shape:
             verdicts[name] = (False, f"{name} has shape {grad.shape}, expected {base.shape}")
             continue
-        for _ in range(2):
-            v, step = rng.normal(size=base.shape), h * rng.uniform(0.5, 2.0)
-            points.append((name, v, step, {**inputs, arg: base + step * v}, {**inputs, arg: base - step * v}))
+        v, step = rng.normal(size=base.shape), h * rng.uniform(0.5, 2.0)   # one random direction finds any error
+        points.append((name, v, step, {**inputs, arg: base + step * v}, {**inputs, arg: base - step * v}))
     with ctx.student.fresh():
         student = [(forward(ctx.student, plus), forward(ctx.student, minus)) for _, _, _, plus, minus in points]
     for (name, v, step, plus, minus), (s_plus, s_minus) in zip(points, student):
