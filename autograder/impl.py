@@ -134,6 +134,7 @@ class StudentImpl(Impl):
         self.start_server, self.limits, self.time_left = start_server, limits, time_left
         self.server, self.sessions, self.run_reply = None, 0, None
         self.failed_start = None      # the notebook's cells could not run: the same again next time
+        self.fresh_depth = 0
 
     def open(self):
         if self.failed_start is not None:
@@ -159,11 +160,16 @@ class StudentImpl(Impl):
 
     @contextlib.contextmanager
     def fresh(self):
+        if self.fresh_depth:            # already in a fresh session: share it
+            yield
+            return
         if self.server is not None:
             self.server.close_session()
+        self.fresh_depth += 1
         try:
             yield
         finally:
+            self.fresh_depth -= 1
             if self.server is not None:
                 self.server.close_session()
 

@@ -15,7 +15,7 @@ misconception already named on its exercise):
 - lstm_step_forward is also judged with the student's lstm_gates,
 - lstm_forward with the student's lstm_step_forward,
 - lstm_step_backward and lstm_backward against centered differences of the student's own
-  forward function (directional derivatives along random directions and steps that depend on
+  forward function (directional derivatives along a random direction and step that depend on
   the gradients the student returned), and, when the student's forward behaves exactly like a
   misconception already named on a forward exercise, against that misconception's backward: a
   tanh forget gate costs lstm_gates and not also the backward exercises.
@@ -374,17 +374,15 @@ def directional_check(ctx, forward, inputs, grads, names, rng):
 
 def judge_step_backward(ctx, exercise, case, student_out, expected_out):
     def against_own_forward():
-        with ctx.student.fresh():
-            student_fwd = step_forward(ctx.student, case)[:2]
-        if not trusted_upstream(ctx, ("lstm_gates", "lstm_step_forward"), student_fwd,
-                                lambda impl: step_forward(impl, case)[:2]):
-            return None
-
         def forward(impl, inputs):
             next_h, next_c, _ = step_forward(impl, inputs)
             return [next_h, next_c], float(np.sum(case["dnext_h"] * next_h) + np.sum(case["dnext_c"] * next_c))
         names = list(zip(("x", "prev_h", "prev_c", "Wx", "Wh", "b"), STEP_GRADS))
-        return directional_check(ctx, forward, case, student_out, names, perturbation_rng(case, student_out))
+        with ctx.student.fresh():    # one session for the forward pass and its differences
+            if not trusted_upstream(ctx, ("lstm_gates", "lstm_step_forward"), step_forward(ctx.student, case)[:2],
+                                    lambda impl: step_forward(impl, case)[:2]):
+                return None
+            return directional_check(ctx, forward, case, student_out, names, perturbation_rng(case, student_out))
 
     def like_misconception():
         return like_named_misconception(ctx, exercise, case, student_out, lambda impl, c: step_forward(impl, c)[:2],
@@ -394,17 +392,16 @@ def judge_step_backward(ctx, exercise, case, student_out, expected_out):
 
 def judge_backward(ctx, exercise, case, student_out, expected_out):
     def against_own_forward():
-        with ctx.student.fresh():
-            student_fwd = sequence_forward(ctx.student, case)[:1]
-        if not trusted_upstream(ctx, ("lstm_gates", "lstm_step_forward", "lstm_forward"), student_fwd,
-                                lambda impl: sequence_forward(impl, case)[:1]):
-            return None
-
         def forward(impl, inputs):
             h = sequence_forward(impl, inputs)[0]
             return [h], float(np.sum(case["dh"] * h))
         names = list(zip(("x", "h0", "Wx", "Wh", "b"), SEQ_GRADS))
-        return directional_check(ctx, forward, case, student_out, names, perturbation_rng(case, student_out))
+        with ctx.student.fresh():    # one session for the forward pass and its differences
+            if not trusted_upstream(ctx, ("lstm_gates", "lstm_step_forward", "lstm_forward"),
+                                    sequence_forward(ctx.student, case)[:1],
+                                    lambda impl: sequence_forward(impl, case)[:1]):
+                return None
+            return directional_check(ctx, forward, case, student_out, names, perturbation_rng(case, student_out))
 
     def like_misconception():
         return like_named_misconception(ctx, exercise, case, student_out, lambda impl, c: sequence_forward(impl, c)[:1],
