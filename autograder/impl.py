@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autograder.channel import ChannelClosed, ChannelTimeout, Opaque
+from autograder.channel import ChannelClosed, ChannelTimeout, Opaque, fp_errors
 
 
 class StudentFailure(Exception):
@@ -105,15 +105,16 @@ class LocalImpl(Impl):
     def call(self, fn, *args, opaque=()):
         args = [h.key if isinstance(h, Handle) else h for h in args]
         work = copy.deepcopy(args)
-        flags = []
+        flags = [0]
         started = time.monotonic()
-        with np.errstate(all="call", under="ignore", call=lambda kind, flag: flags.append(flag)):
+
+        def on_fp_error(kind, flag):
+            flags[0] |= flag
+        with np.errstate(all="call", under="ignore", call=on_fp_error):
             result = self.namespace[fn](*work)
         seconds = time.monotonic() - started
         changed = [k for k, (a, b) in enumerate(zip(args, work)) if not same_value(a, b)]
-        raised = {bit: name for bit, name in ((1, "divide by zero"), (2, "overflow"), (8, "invalid value"))
-                  if any(f & bit for f in flags)}
-        self.log.append(CallRecord(fn, self.names(fn, changed), list(raised.values()), seconds))
+        self.log.append(CallRecord(fn, self.names(fn, changed), fp_errors(flags[0]), seconds))
         if opaque:
             result = list(result)
             for k in opaque:
@@ -189,7 +190,6 @@ class StudentImpl(Impl):
         try:
             outcome = self.server.call(fn, wire_args, opaque, seconds)
         except ChannelTimeout:
-            self.log.append(CallRecord(fn, seconds=seconds))
             raise TimedOut(fn, f"did not return within {seconds:g} s") from None
         except ChannelClosed as exc:
             raise Crashed(fn, f"{exc}") from None
