@@ -60,42 +60,57 @@ def frame(obj):
 
 
 class Reader:
-    """Reads framed messages from a pipe with a deadline, watching a second pipe meanwhile."""
+    """Reads framed messages (8-byte big-endian length, then the body) from a non-blocking pipe,
+    each body straight into a buffer of its own size; at most `size_limit` bytes a message."""
 
-    def __init__(self, fd):
-        self.fd, self.buffer = fd, bytearray()
+    def __init__(self, fd, size_limit):
+        self.fd, self.size_limit = fd, size_limit
         os.set_blocking(fd, False)
+        self.clear()
 
-    def message(self, decode, size_limit=wire.MAX_MESSAGE_BYTES):
-        """A complete message from the buffer, or None."""
-        if len(self.buffer) < 8:
+    def clear(self):
+        self.head, self.body, self.got = b"", None, 0
+
+    def message(self, decode):
+        """The message read completely, decoded (and forgotten), or None."""
+        if self.body is None or self.got < len(self.body):
             return None
-        size = int.from_bytes(self.buffer[:8], "big")
-        if size > size_limit:
-            raise ChannelClosed(f"sent a message of {size} bytes (over the limit)")
-        if len(self.buffer) < 8 + size:
-            return None
-        body = bytes(self.buffer[8:8 + size])
-        del self.buffer[:8 + size]
+        body = self.body
+        self.clear()
         return decode(body)
 
     def fill(self):
-        """Read what is available; False at end of file."""
+        """Read what is available, up to the end of the current message; False at end of file."""
         try:
-            chunk = os.read(self.fd, 1 << 20)
+            while self.body is None or self.got < len(self.body):
+                if self.body is None:
+                    chunk = os.read(self.fd, 8 - len(self.head))
+                    if not chunk:
+                        return False
+                    self.head += chunk
+                    if len(self.head) == 8:
+                        size = int.from_bytes(self.head, "big")
+                        if size > self.size_limit:
+                            raise ChannelClosed(f"sent a message of {size} bytes (over the limit)")
+                        self.body = bytearray(size)
+                    continue
+                count = os.readv(self.fd, [memoryview(self.body)[self.got:]])
+                if not count:
+                    return False
+                self.got += count
         except BlockingIOError:
-            return True
-        self.buffer += chunk
-        return bool(chunk)
+            pass
+        return True
 
     def drain(self):
+        """Discard everything the pipe holds now, and any message begun."""
         while True:
             try:
                 if not os.read(self.fd, 1 << 20):
                     break
             except BlockingIOError:
                 break
-        self.buffer.clear()
+        self.clear()
 
 
 @dataclass
@@ -257,7 +272,7 @@ class ForkServer:
         finally:
             for fd in child_fds[:4]:
                 os.close(fd)
-        self.control, self.replies = Reader(self.ctl_out), Reader(self.rep)
+        self.control, self.replies = Reader(self.ctl_out, 1 << 20), Reader(self.rep, wire.MAX_MESSAGE_BYTES)
         self.session_open, self.key = False, b""
         try:
             self.report = self._run_cells(cells, limits.call_seconds, seconds)
@@ -292,7 +307,7 @@ class ForkServer:
                 message = self.replies.message(decode_reply)
                 if message is not None:
                     return "reply", message
-            message = self.control.message(decode_reply, 1 << 20)
+            message = self.control.message(decode_reply)
             if message is not None:
                 return "control", message
             left = deadline - time.monotonic()

@@ -9,11 +9,27 @@ TINY = 1e-300
 
 
 def relative_error(actual, expected):
-    """max |actual - expected| / max |expected| (norm-wise), with the index of the largest."""
-    diff = np.abs(actual - expected)
-    scale = max(float(np.max(np.abs(expected), initial=0.0)), TINY)
-    where = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
-    return float(np.max(diff, initial=0.0)) / scale, tuple(int(i) for i in where)
+    """max |actual - expected| / max |expected| (norm-wise), with the index of the largest;
+    NaN or inf when either side holds a non-finite value."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        diff = np.asarray(np.subtract(actual, expected, dtype=np.float64))
+    if not diff.size:
+        return 0.0, ()
+    np.abs(diff, out=diff)
+    scale = max(float(np.max(expected)), -float(np.min(expected)), TINY)
+    k = int(np.argmax(diff))     # the first NaN, if there is one
+    return float(diff.flat[k]) / scale, tuple(int(i) for i in np.unravel_index(k, diff.shape))
+
+
+def not_finite(actual, expected):
+    """The message for NaN or inf on either side, or None when all values are finite."""
+    if not np.all(np.isfinite(expected)):
+        return "cannot be checked: the value it is compared with is not finite"
+    bad = ~np.isfinite(actual)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        return f"contains {int(bad.sum())} NaN/inf value(s), first at index {first}"
+    return None
 
 
 def arrays(actual, expected, rtol, elementwise=False):
@@ -30,15 +46,12 @@ def arrays(actual, expected, rtol, elementwise=False):
         return False, f"has shape {actual.shape}, expected {expected.shape}"
     if expected.dtype == np.float64 and actual.dtype != np.float64:
         return False, f"has dtype {actual.dtype}, expected float64 (keep the inputs' precision)"
-    if not np.all(np.isfinite(expected)):
-        return False, "cannot be checked: the value it is compared with is not finite"
-    bad = ~np.isfinite(actual)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        return False, f"contains {int(bad.sum())} NaN/inf value(s), first at index {first}"
-    actual = actual.astype(np.float64)
-    expected = expected.astype(np.float64)
+    actual = actual.astype(np.float64, copy=False)
+    expected = expected.astype(np.float64, copy=False)
     if elementwise:
+        problem = not_finite(actual, expected)
+        if problem:
+            return False, problem
         excess = np.abs(actual - expected) - rtol * np.abs(expected)
         if (excess > TINY).any():
             k = np.unravel_index(int(np.argmax(excess)), excess.shape)
@@ -46,7 +59,9 @@ def arrays(actual, expected, rtol, elementwise=False):
             return False, (f"is off by a relative {rel:.1e} at index {tuple(int(i) for i in k)} "
                            f"(allowed {rtol:.0e})")
         return True, ""
-    err, where = relative_error(actual, expected)
+    err, where = relative_error(actual, expected)   # one pass finds a NaN or inf on either side
+    if not np.isfinite(err):   # else finite values whose difference overflows: an error of inf
+        return False, not_finite(actual, expected) or f"has relative error inf (allowed {rtol:.0e})"
     if not err <= rtol:
         return False, f"has relative error {err:.1e} (allowed {rtol:.0e}), largest at index {where}"
     return True, ""

@@ -60,7 +60,7 @@ class Grader:
             digest = notebook_digest(notebook_path)
             graded = ((e, e.cases(self.rng(student_id, e.id, digest))) for e in config.exercises)
             return grade_notebook(student_id, notebook_path, setting, graded,
-                                  LocalImpl(vars(config.reference), names),
+                                  LocalImpl(vars(config.reference), names, watch_inputs=False),
                                   [(m, LocalImpl(ns, names)) for m, ns in self.misconceptions])
         except sandbox.GraderError:
             raise                  # the machine cannot run student processes at all: stop the run

@@ -96,15 +96,20 @@ class Impl:
 
 
 class LocalImpl(Impl):
-    """Functions from a namespace in this process: the reference or a misconception."""
+    """Functions from a namespace in this process: the reference or a misconception.
 
-    def __init__(self, namespace, parameter_names):
+    watch_inputs: call on copies of the arguments and record which ones the call changed (a
+    misconception may change them on purpose); False for the reference, which never does
+    (tests/test_reference_torch.py) and is then called on the arguments themselves."""
+
+    def __init__(self, namespace, parameter_names, watch_inputs=True):
         super().__init__(parameter_names)
-        self.namespace = namespace
+        self.namespace, self.watch_inputs = namespace, watch_inputs
 
     def call(self, fn, *args, opaque=()):
-        args = [h.key if isinstance(h, Handle) else h for h in args]
-        work = copy.deepcopy(args)
+        handles = [isinstance(a, Handle) for a in args]
+        args = [a.key if handle else a for a, handle in zip(args, handles)]
+        work = [a if handle or not self.watch_inputs else copy.deepcopy(a) for a, handle in zip(args, handles)]
         flags = [0]
         started = time.monotonic()
 
@@ -113,7 +118,7 @@ class LocalImpl(Impl):
         with np.errstate(all="call", under="ignore", call=on_fp_error):
             result = self.namespace[fn](*work)
         seconds = time.monotonic() - started
-        changed = [k for k, (a, b) in enumerate(zip(args, work)) if not same_value(a, b)]
+        changed = [k for k, (a, b) in enumerate(zip(args, work)) if a is not b and not same_value(a, b)]
         self.log.append(CallRecord(fn, self.names(fn, changed), fp_errors(flags[0]), seconds))
         if opaque:
             result = list(result)

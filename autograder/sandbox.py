@@ -22,6 +22,7 @@ import importlib.util
 import os
 import resource
 import shutil
+import site
 import subprocess
 import sys
 import tempfile
@@ -106,6 +107,14 @@ def bubblewrap_prefix(scratch, tmpfs_mb):
         else:
             cmd += ["--ro-bind", "/dev/null", path]
     return cmd + ["--ro-bind", str(scratch), SEED, "--chdir", SANDBOX_HOME]
+
+
+@functools.lru_cache(maxsize=None)
+def site_packages():
+    """This interpreter's site-packages folders. The worker starts without `site` (python -S,
+    about 30 ms sooner: no .pth file runs, such as the editable install's finder) and puts them
+    on sys.path itself."""
+    return tuple(p for p in site.getsitepackages() if os.path.isdir(p))
 
 
 @functools.lru_cache(maxsize=None)
@@ -383,7 +392,7 @@ class StudentProcess:
         if mode == "uid":
             give_to_nobody(folder)
             unshare = unshare_network()
-        worker = [sys.executable, "-I", f"{home}/.autograder/worker.py", *map(str, fds)]
+        worker = [sys.executable, "-I", "-S", f"{home}/.autograder/worker.py", *map(str, fds), *site_packages()]
         if mode == "bubblewrap":   # seed the tmpfs working folder, then become the worker
             worker = bubblewrap_prefix(scratch, tmpfs_mb) + [
                 "/bin/sh", "-c", f'cp -R {SEED}/. {SANDBOX_HOME} && exec "$@"', "sh"] + worker

@@ -24,8 +24,9 @@ class WireError(Exception):
     """A message that is malformed, too large or holds something that is not plain data."""
 
 
-def encode(obj):
-    """obj -> bytes of one framed message (see module docstring)."""
+def encode_parts(obj):
+    """obj -> one framed message (see module docstring) as a list of buffers: the frame's head
+    and header, then each array's bytes, not copied."""
     blobs = []
 
     def walk(value):
@@ -34,9 +35,8 @@ def encode(obj):
         if isinstance(value, np.ndarray):
             if value.dtype.kind not in NUMERIC_KINDS:
                 raise WireError(f"array of dtype {value.dtype} is not numeric")
-            data = np.ascontiguousarray(value).tobytes()
-            blobs.append(data)
-            return {"__nd__": len(data), "dtype": value.dtype.str, "shape": list(value.shape)}
+            blobs.append(memoryview(np.ascontiguousarray(value).reshape(-1).view(np.uint8)))
+            return {"__nd__": blobs[-1].nbytes, "dtype": value.dtype.str, "shape": list(value.shape)}
         if value is None or isinstance(value, (bool, int, float, str)):
             return value
         if isinstance(value, (list, tuple)):
@@ -50,12 +50,18 @@ def encode(obj):
         raise WireError(f"a {type(value).__name__} is not plain data")
 
     header = json.dumps(walk(obj)).encode()
-    body = struct.pack(">I", len(header)) + header + b"".join(blobs)
-    return struct.pack(">Q", len(body)) + body
+    size = 4 + len(header) + sum(blob.nbytes for blob in blobs)
+    return [struct.pack(">QI", size, len(header)) + header, *blobs]
+
+
+def encode(obj):
+    """obj -> bytes of one framed message."""
+    return b"".join(encode_parts(obj))
 
 
 def decode(body):
-    """bytes of one message body (without the 8-byte length) -> obj; raises WireError."""
+    """One message body (without the 8-byte length) -> obj; raises WireError. Arrays are views
+    of `body` when it is a bytearray, else copies: writable either way."""
     try:
         (hlen,) = struct.unpack(">I", body[:4])
         header = json.loads(body[4:4 + hlen])
@@ -84,7 +90,7 @@ def decode(body):
                 raise WireError("array size does not match its shape")
             array = np.frombuffer(body, dtype, offset=offset, count=nbytes // max(dtype.itemsize, 1))
             offset += nbytes
-            return array.reshape(shape).copy()
+            return array.reshape(shape) if array.flags.writeable else array.reshape(shape).copy()
         return value
 
     return walk(header)
@@ -110,28 +116,12 @@ def plain(value, depth=0):
     raise TypeError(f"returned a {type(value).__name__[:40]}, not an array")
 
 
-def send(fd, obj, _encode=encode, _write=os.write):
-    """Write one message to a file descriptor."""
-    data = memoryview(_encode(obj))
-    while data:
-        data = data[_write(fd, data):]
-
-
-def read_exactly(fd, n):
-    """Read n bytes from fd; raises EOFError when the other side has gone away."""
-    chunks = []
-    while n:
-        chunk = os.read(fd, min(n, 1 << 20))
-        if not chunk:
-            raise EOFError("the other process closed the channel")
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
-
-
-def receive(fd):
-    """Read one message from a file descriptor."""
-    (length,) = struct.unpack(">Q", read_exactly(fd, 8))
-    if length > MAX_MESSAGE_BYTES:
-        raise WireError(f"message of {length} bytes is over the limit")
-    return decode(read_exactly(fd, length))
+def send(fd, obj, _parts=encode_parts, _writev=os.writev):
+    """Write one message to a file descriptor (arrays straight from their memory)."""
+    buffers = [memoryview(part) for part in _parts(obj)]
+    while buffers:
+        written = _writev(fd, buffers[:512])      # at most IOV_MAX (1024) buffers at a time
+        while buffers and written >= buffers[0].nbytes:
+            written -= buffers.pop(0).nbytes
+        if written:
+            buffers[0] = buffers[0][written:]

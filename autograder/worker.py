@@ -1,8 +1,9 @@
 """Runs inside the student's sandbox: the notebook's cells once, then sessions forked from there.
 
-Started by sandbox.py as ``python -I worker.py CTL_IN CTL_OUT REQUEST REPLY ARENA`` in a
-scratch copy of the release folder. It imports numpy, installs the audit hook (guard.py), takes
-signal handlers away from the notebook, runs the notebook's cells ({"cells": [[index, source], ...],
+Started by sandbox.py as ``python -I -S worker.py CTL_IN CTL_OUT REQUEST REPLY ARENA SITE...`` in
+a scratch copy of the release folder (SITE: the grader's site-packages folders, put on sys.path
+by hand: Python starts without `site`, and no .pth file runs). It imports numpy, installs the
+audit hook (guard.py), takes signal handlers away from the notebook, runs the notebook's cells ({"cells": [[index, source], ...],
 "cell_seconds": s} on the control channel) and becomes a *zygote*: each {"op": "open"} forks a
 session that serves calls until the grader ends it. No graded call ever runs in the zygote, so
 every session starts from the state the cells left, and nothing a student function saw or
@@ -31,18 +32,18 @@ handler a notebook registered runs; a notebook that leaves a thread running is n
 call after which a thread of the student's is alive is void. This file imports only the standard library, numpy,
 wire.py and guard.py.
 """
+import _blake2      # hashlib's blake2b, without hashlib's OpenSSL import (milliseconds per submission)
 import _signal
 import _thread
 import ctypes
-import hashlib
 import marshal
 import mmap
 import os
 import sys
-import traceback
 
-import numpy as np
-from numpy._core import _ufunc_config
+sys.path.extend(sys.argv[6:])    # the grader's site-packages: started with -S, no .pth file runs here
+import numpy as np  # noqa: E402
+from numpy._core import _ufunc_config  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # python -I leaves it out
 import guard  # noqa: E402  (copied next to this file)
@@ -156,8 +157,8 @@ def refuse_signal_handlers(_signal_module=_signal):
     """Take signal handlers away from the notebook (a handler receives the interrupted frame, and
     through it the worker's); -> the real `signal.signal`, for the worker's own use. A fresh
     `_signal` from `_imp.create_builtin` would bring it back: that is refused too, by a wrapper
-    whose real function lives in a generator's frame, which guard.py keeps out of reach."""
-    import signal
+    whose real function lives in a generator's frame, which guard.py keeps out of reach. (The
+    `signal` module, when imported later, calls `_signal.signal`: refused too.)"""
     import _imp
     original, real_create = _signal_module.signal, _imp.create_builtin
 
@@ -168,7 +169,7 @@ def refuse_signal_handlers(_signal_module=_signal):
         for name, value in list(getattr(module, "__dict__", {}).items()):
             if value is original or getattr(value, "__wrapped__", None) is original:
                 setattr(module, name, refused)
-    signal.signal = _signal_module.signal = refused
+    _signal_module.signal = refused
 
     def keeper(_real=real_create):
         spec, answer = (yield), None
@@ -194,23 +195,22 @@ def refuse_signal_handlers(_signal_module=_signal):
     return original
 
 
-def run_cells(namespace, cells, seconds, explain, set_handler):
+def run_cells(namespace, cells, seconds, explain, set_handler, _setitimer=_signal.setitimer,
+              _alarm=_signal.SIGALRM, _real_time=_signal.ITIMER_REAL):
     """Execute the cells in order; an error in one is recorded and the next still runs. A cell
     gets `seconds`: the worker's own SIGALRM handler (set with `set_handler`) stops it."""
-    import signal
-
     def ring(signum, frame):
         raise StudentTimeout(f"took longer than {seconds:g} s")
     errors = []
     for index, source in cells:
         try:
             code = compile(runnable(source), f"<cell {index}>", "exec")
-            set_handler(signal.SIGALRM, ring)
-            signal.setitimer(signal.ITIMER_REAL, seconds)
+            set_handler(_alarm, ring)
+            _setitimer(_real_time, seconds)
             try:
                 exec(code, namespace)
             finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+                _setitimer(_real_time, 0)
         except BaseException as exc:  # the student's SystemExit and KeyboardInterrupt too
             info = explain(exc)
             errors.append([index, info["type"], info["message"], (info["where"] or [index, 0])[1]])
@@ -224,7 +224,7 @@ def session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader, key,
             _make_extobj=_ufunc_config._make_extobj, _extobj=_ufunc_config._extobj_contextvar,
             _exit=os._exit, _plain=wire.plain, _to_bytes=int.to_bytes, _callable=callable,
             _dict=dict, _len=len, _all=all, _zip=zip, _enumerate=enumerate, _list=list,
-            _mac=hashlib.blake2b, _reported=FP_REPORTED, _exception=BaseException, _name_error=NameError):
+            _mac=_blake2.blake2b, _reported=FP_REPORTED, _exception=BaseException, _name_error=NameError):
     """A forked session: serves calls until the grader sends anything but a call, or kills it.
 
     Everything the call path needs is bound as a default argument above, before any student

@@ -1,10 +1,12 @@
 """The wire format carries numbers only: nothing a student's process sends can run code."""
+import os
 import pickle
+import threading
 
 import numpy as np
 import pytest
 
-from autograder import wire
+from autograder import channel, wire
 
 
 def body(obj):
@@ -41,10 +43,44 @@ def test_forged_headers_are_refused():
         wire.decode(pickle.dumps(np.zeros(3)))
 
 
-def test_oversized_messages_are_refused(tmp_path):
-    import os
+def test_oversized_messages_are_refused():
     r, w = os.pipe()
-    os.write(w, (wire.MAX_MESSAGE_BYTES + 1).to_bytes(8, "big"))
-    with pytest.raises(wire.WireError):
-        wire.receive(r)
+    os.write(w, (1001).to_bytes(8, "big") + bytes(1001))
+    with pytest.raises(channel.ChannelClosed, match="over the limit"):
+        channel.Reader(r, 1000).fill()
     os.close(r), os.close(w)
+
+
+def test_a_message_arriving_in_pieces_is_read_whole_and_alone():
+    """The grader's reader: a message split anywhere, then the next one behind it."""
+    first, second = wire.encode({"ok": True, "result": np.arange(5000.0)}), wire.encode({"ok": False})
+    r, w = os.pipe()
+    reader = channel.Reader(r, wire.MAX_MESSAGE_BYTES)
+    for piece in (first[:3], first[3:20], first[20:-1]):
+        os.write(w, piece)
+        assert reader.fill() and reader.message(wire.decode) is None
+    os.write(w, first[-1:] + second)
+    assert reader.fill()
+    got = reader.message(wire.decode)
+    assert np.array_equal(got["result"], np.arange(5000.0)) and reader.message(wire.decode) is None
+    got["result"][0] = 1.0      # a view of the reader's own buffer, writable
+    assert reader.fill() and reader.message(wire.decode) == {"ok": False}
+    os.close(w)
+    assert reader.fill() is False       # end of file
+    os.close(r)
+
+
+def test_send_writes_what_encode_makes_in_pieces_a_pipe_can_take():
+    """wire.send (the worker's) writes arrays from their own memory, through a full pipe."""
+    value = {"ok": True, "result": [np.arange(300000.0).reshape(600, 500)[:, ::2], np.float32(2), np.zeros(0)]}
+    r, w = os.pipe()
+    chunks = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(r, 1 << 16), b"")))
+    reader.start()
+    wire.send(w, value)
+    os.close(w)
+    reader.join()
+    os.close(r)
+    assert b"".join(chunks) == wire.encode(value)
+    back = wire.decode(b"".join(chunks)[8:])["result"]
+    assert np.array_equal(back[0], value["result"][0]) and back[1] == 2 and back[2].shape == (0,)
