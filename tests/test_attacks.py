@@ -118,6 +118,37 @@ def numerical_notebook(config):
     return release(config, cells)
 
 
+def numerical_inputs_notebook(config):
+    """lstm_backward with its weight gradients derived, but dx and dh0 by finite differences
+    (cheap where N, T and D are small: the cost case's batch of 64 makes it slow)."""
+    cells = reference_cells()
+    cells["lstm_forward"] = forward_keeping_args("lstm_forward", cells["lstm_forward"])
+    derived = cells["lstm_backward"].replace("def lstm_backward(", "def _derived_backward(", 1)
+    cells["lstm_backward"] = derived + textwrap.dedent('''
+
+        def lstm_backward(dh, cache):
+            _, _, dWx, dWh, db = _derived_backward(dh, cache["inner"])
+            x, h0, Wx, Wh, b = [a.copy() for a in cache["args"]]
+            def loss():
+                return float(np.sum(dh * lstm_forward(x, h0, Wx, Wh, b)[0]))
+            grads = []
+            for a in (x, h0):
+                g = np.zeros_like(a)
+                flat, gflat = a.reshape(-1), g.reshape(-1)
+                for k in range(flat.size):
+                    old = flat[k]
+                    flat[k] = old + 1e-6
+                    plus = loss()
+                    flat[k] = old - 1e-6
+                    minus = loss()
+                    flat[k] = old
+                    gflat[k] = (plus - minus) / 2e-6
+                grads.append(g)
+            return grads[0], grads[1], dWx, dWh, db
+    ''')
+    return release(config, cells)
+
+
 def shipped_gradcheck_notebook(config):
     """lstm_step_backward through the shipped seqlab.gradcheck.numerical_gradient."""
     cells = reference_cells()
@@ -277,6 +308,7 @@ return np.where(x >= 0, 1 / (1 + e), e / (1 + e))""")), FULL),
                         {**FULL, "lstm_step_backward": 0, "lstm_backward": 0}),
     "finite_differences": (numerical_notebook, {**FULL, "lstm_step_backward": 0, "lstm_backward": 0}),
     "shipped_gradcheck": (shipped_gradcheck_notebook, {**FULL, "lstm_step_backward": 0}),
+    "numerical_inputs": (numerical_inputs_notebook, {**FULL, "lstm_backward": 0}),
     "patched_worker": (lambda c: release(c, {**reference_cells(), "sigmoid": NAIVE_SIGMOID,
                                              "clip_grad_norm": IN_PLACE_CLIP}, [PATCH_THE_WORKER]),
                        {**FULL, "sigmoid": 0.75, "clip_grad_norm": 0.5}),
@@ -330,7 +362,8 @@ def test_each_attacker_gets_at_most_what_it_implements(class_run, student):
 
 def test_numerical_differentiation_is_flagged_and_honest_slow_work_is_not(class_run):
     _, done, results = class_run
-    for student, exercises in (("finite_differences", BACKWARD), ("shipped_gradcheck", BACKWARD[:1])):
+    for student, exercises in (("finite_differences", BACKWARD), ("shipped_gradcheck", BACKWARD[:1]),
+                               ("numerical_inputs", BACKWARD[1:])):
         flagged = {e["id"]: e for e in results[student]["exercises"] if e["flags"]}
         assert set(flagged) == set(exercises), student
         for e in flagged.values():
