@@ -373,7 +373,11 @@ class ForkServer:
                    "base": placed.base, "length": placed.length, "nonce": placed.nonce}
         started = time.monotonic()
         self._send(self.req, request)
-        reply = checked_call_reply(self._wait_reply(seconds, "while running it"))
+        try:
+            reply = checked_call_reply(self._wait_reply(seconds, "while running it"))
+        except ChannelClosed:   # a malformed or forged reply: the session's next words cannot be trusted either
+            self.close_session()
+            raise
         elapsed = time.monotonic() - started
         if not reply["ok"]:
             return CallOutcome(reply, [], [], elapsed)

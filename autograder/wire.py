@@ -10,6 +10,7 @@ student's process sends back is inert data. This module must import nothing but 
 library and numpy: it is copied into the student's sandbox next to worker.py.
 """
 import json
+import math
 import os
 import struct
 
@@ -17,6 +18,7 @@ import numpy as np
 
 MAX_MESSAGE_BYTES = 256 * 2**20
 MAX_DEPTH = 16               # nesting of lists and dicts a message may have
+MAX_DIMENSIONS = 32          # of an array
 NUMERIC_KINDS = "biufc"
 
 
@@ -82,15 +84,21 @@ def decode(body):
                 dtype = np.dtype(value["dtype"])
                 shape = tuple(int(n) for n in value["shape"])
                 nbytes = int(value["__nd__"])
-            except (KeyError, TypeError, ValueError):
+            except Exception:   # whatever a forged header makes numpy or int() raise (inf: OverflowError)
                 raise WireError("not a numeric array") from None
-            if dtype.kind not in NUMERIC_KINDS or dtype.hasobject or min(shape, default=0) < 0:
+            if (dtype.kind not in NUMERIC_KINDS or dtype.hasobject or len(shape) > MAX_DIMENSIONS
+                    or min(shape, default=0) < 0):
                 raise WireError("not a numeric array")
-            if nbytes != dtype.itemsize * int(np.prod(shape, dtype=np.int64)) or offset + nbytes > len(body):
+            # math.prod: exact, where int64 would wrap (2**62 x 4 -> 0)
+            if nbytes != dtype.itemsize * math.prod(shape) or offset + nbytes > len(body):
                 raise WireError("array size does not match its shape")
             array = np.frombuffer(body, dtype, offset=offset, count=nbytes // max(dtype.itemsize, 1))
             offset += nbytes
-            return array.reshape(shape) if array.flags.writeable else array.reshape(shape).copy()
+            try:
+                array = array.reshape(shape)
+            except ValueError:      # a zero-sized array with a dimension numpy refuses
+                raise WireError("not a numeric array") from None
+            return array if array.flags.writeable else array.copy()
         return value
 
     return walk(header)

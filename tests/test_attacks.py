@@ -267,6 +267,20 @@ for fd in range(3, 40):
         pass
 '''
 
+# A sigmoid that, on the hidden 0-d case, first writes a reply of its own to every descriptor:
+# an array header whose shape overflows int64 (2**62 x 4 wraps to 0 elements).
+FORGED_ARRAY_SIGMOID = with_body("sigmoid", """if globals().get("_GRADED") and np.ndim(x) == 0:
+    import os, json, struct
+    header = json.dumps({"ok": True, "result": {"__nd__": 0, "dtype": "<f8", "shape": [2 ** 62, 4]}}).encode()
+    body = struct.pack(">I", len(header)) + header
+    for fd in range(3, 40):
+        try:
+            os.write(fd, struct.pack(">Q", len(body)) + body)
+        except OSError:
+            pass
+e = np.exp(-np.abs(x))
+return np.where(x >= 0, 1 / (1 + e), e / (1 + e))""")
+
 
 def leaking_backward(config):
     """lstm_backward raises an exception whose message carries its hidden inputs."""
@@ -314,6 +328,9 @@ return np.where(x >= 0, 1 / (1 + e), e / (1 + e))""")), FULL),
                        {**FULL, "sigmoid": 0.75, "clip_grad_norm": 0.5}),
     "thread_left_running": (lambda c: release(c, reference_cells(), [THREAD_LEFT_RUNNING]), ZERO),
     "forged_replies": (lambda c: release(c, reference_cells(), [FORGED_REPLIES]), ZERO),
+    # the forged reply costs only the case it was sent on (values 2 of 3 cases, silent 1 of 2)
+    "forged_array_reply": (lambda c: release(c, {**reference_cells(), "sigmoid": FORGED_ARRAY_SIGMOID},
+                                             ["_GRADED = True"]), {**FULL, "sigmoid": 0.625}),
     "leaks_inputs": (leaking_backward, {**FULL, "lstm_backward": 0}),
     "odd_metadata": (with_metadata, FULL),
 }

@@ -35,7 +35,12 @@ def test_forged_headers_are_refused():
     for header in (b'{"__nd__": 32, "dtype": "|O", "shape": [4]}',
                    b'{"__nd__": 64, "dtype": "<f8", "shape": [4]}',
                    b'{"__nd__": 32, "dtype": "<f8", "shape": [-4]}',
-                   b'{"__nd__": 3200, "dtype": "<f8", "shape": [400]}'):
+                   b'{"__nd__": 3200, "dtype": "<f8", "shape": [400]}',
+                   b'{"__nd__": 0, "dtype": "<f8", "shape": [4611686018427387904, 4]}',   # int64 wraps to 0
+                   b'{"__nd__": 0, "dtype": "<f8", "shape": [0, 9223372036854775808]}',
+                   b'{"__nd__": 8, "dtype": "<f8", "shape": [' + b", ".join([b"1"] * 40) + b']}',
+                   b'{"__nd__": 8, "dtype": "<f8", "shape": [Infinity]}',
+                   b'{"__nd__": 8, "dtype": "S99999999999999", "shape": [1]}'):
         forged = len(header).to_bytes(4, "big") + header + good[-32:]
         with pytest.raises(wire.WireError):
             wire.decode(forged)
