@@ -17,7 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE = "8aa1497"      # the last commit before the integrity work (issue 10)
-ROUNDS, PER_ROUND = 5, 6
+ROUNDS, PER_ROUND = 6, 8
 
 # Run in a tree's root: grade argv[2] copies of the tree's own solution notebook, written under
 # argv[1], one at a time; print seconds per submission.
