@@ -3,12 +3,13 @@
 Started by sandbox.py as ``python -I -S worker.py CTL_IN CTL_OUT REQUEST REPLY ARENA SITE...`` in
 a scratch copy of the release folder (SITE: the grader's site-packages folders, put on sys.path
 by hand: Python starts without `site`, and no .pth file runs). It imports numpy, installs the
-audit hook (guard.py), takes signal handlers away from the notebook, runs the notebook's cells ({"cells": [[index, source], ...],
-"cell_seconds": s} on the control channel) and becomes a *zygote*: each {"op": "open"} forks a
-session that serves calls until the grader ends it. No graded call ever runs in the zygote, so
-every session starts from the state the cells left, and nothing a student function saw or
-remembered in one session is there in the next: the grader grades in one session and opens a
-fresh one for every second opinion it asks of the student's code.
+audit hook (guard.py), takes signal handlers away from the notebook, runs the notebook's cells
+({"cells": [[index, source], ...], "cell_seconds": s} on the control channel) and becomes a
+*zygote*: each {"op": "open"} forks a session that serves calls until the grader ends it. No
+graded call ever runs in the zygote, so every session starts from the state the cells left, and
+nothing a student function saw or remembered in one session is there in the next: the grader
+grades in one session and opens a fresh one for every second opinion it asks of the student's
+code.
 
 Control channel (grader -> worker: framed marshal; worker -> grader: wire.py, checked there):
     {"cells": ..., "cell_seconds": s} -> {"cell_errors": [[index, type, message, line], ...], "threads": n}
