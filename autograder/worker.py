@@ -41,6 +41,7 @@ import marshal
 import mmap
 import os
 import sys
+import types
 
 sys.path.extend(sys.argv[6:])    # the grader's site-packages: started with -S, no .pth file runs here
 import numpy as np  # noqa: E402
@@ -168,7 +169,8 @@ def refuse_signal_handlers(_signal_module=_signal):
 
     for module in list(sys.modules.values()):
         for name, value in list(getattr(module, "__dict__", {}).items()):
-            if value is original or getattr(value, "__wrapped__", None) is original:
+            if value is original or (isinstance(value, types.FunctionType)      # functools.wraps
+                                     and value.__dict__.get("__wrapped__") is original):
                 setattr(module, name, refused)
     _signal_module.signal = refused
 

@@ -120,7 +120,7 @@ def numerical_notebook(config):
 
 def numerical_inputs_notebook(config):
     """lstm_backward with its weight gradients derived, but dx and dh0 by finite differences
-    (cheap where N, T and D are small: the cost case's batch of 64 makes it slow)."""
+    (cheap where N, T and D are small: the cost case's batch of 32 makes it slow)."""
     cells = reference_cells()
     cells["lstm_forward"] = forward_keeping_args("lstm_forward", cells["lstm_forward"])
     derived = cells["lstm_backward"].replace("def lstm_backward(", "def _derived_backward(", 1)

@@ -87,7 +87,7 @@ def test_hidden_cases_use_shapes_public_checks_never_use(config):
         assert shapes["one sample, one step"][:2] == (1, 1)
         assert shapes["hidden size 1"][3] == 1 and shapes["input size 1"][2] == 1
         assert all(n >= 5 and t >= 12 for n, t, _, _ in [shapes["a longer sequence"]])
-        assert shapes["large sizes"] == (64, 2, 32, 128) and seq["large sizes"]["cost"]
+        assert shapes["large sizes"] == (32, 2, 32, 128) and seq["large sizes"]["cost"]
         assert all(d != h for label, (_, _, d, h) in shapes.items() if 1 not in (d, h))
         assert all(np.abs(c["h0"]).max() > 0 for c in seq.values())                  # non-zero h0
         step = {c["label"]: c for c in exercises.step_cases(grader.rng(student, "lstm_gates"))}

@@ -3,7 +3,7 @@
 Hidden inputs use what the public checks never do: N = 1, T = 1, D = 1, H = 1, D != H, a
 non-zero initial state, saturated gates (weights large enough that many gates sit near 0 or 1)
 and a larger case. Sizes are drawn per student and per submitted notebook. The backward
-exercises also meet a "cost" case (a batch of N = 64, D = 32, H = 128: about 82,000 weights): a
+exercises also meet a "cost" case (a batch of N = 32, D = 32, H = 128: about 82,000 weights): a
 backward pass derived by hand takes milliseconds there, one computed by numerical
 differentiation of the forward pass (two forward passes over the batch per weight, or per
 entry of dx) cannot finish within the call limit, and earns nothing for the exercise.
@@ -35,7 +35,7 @@ CLOSE = 0.25            # relative error under which an upstream function counts
 GATES = ("i", "f", "g", "o")
 STEP_GRADS = ("dx", "dprev_h", "dprev_c", "dWx", "dWh", "db")
 SEQ_GRADS = ("dx", "dh0", "dWx", "dWh", "db")
-COST_SIZES = (64, 32, 128)     # N, D, H of the cost case
+COST_SIZES = (32, 32, 128)     # N, D, H of the cost case
 SLOW_BACKWARD = (2.0, 1000.0)  # seconds, and times the student's own forward: no derived backward is that slow
 
 
