@@ -4,8 +4,9 @@ The grader at BASELINE (from git history) and today's each grade PER_ROUND copie
 solution notebook (the release with the reference's answer cells, demo cells removed, as in
 bench_grader), one submission at a time, under the default sandbox, in alternating rounds of
 fresh processes so that both meet the same machine load. `python -c SCRIPT` run in a tree's
-root imports that tree's code, grading.yml and release. Printed: seconds per submission of each
-(median of the rounds, and their range) and the ratio.
+root imports that tree's code, grading.yml and release. Each submission is timed on its own;
+printed: the median seconds per submission of each over all rounds, their quartiles, and the
+ratio of the medians (a shared machine's hiccups move means, not medians).
 """
 import json
 import os
@@ -20,7 +21,7 @@ BASELINE = "8aa1497"      # the last commit before the integrity work (issue 10)
 ROUNDS, PER_ROUND = 6, 8
 
 # Run in a tree's root: grade argv[2] copies of the tree's own solution notebook, written under
-# argv[1], one at a time; print seconds per submission.
+# argv[1], one at a time; print the seconds each took.
 SCRIPT = """
 import json, sys, time
 sys.path.insert(0, ".")
@@ -36,10 +37,13 @@ for k in range(int(sys.argv[2])):
 submissions = find_submissions(sys.argv[1], config.name, config.notebook)
 grader = Grader.prepare(config)
 grade_all(grader, submissions[:1], jobs=1)              # warm up: imports, caches
-started = time.perf_counter()
-results = grade_all(grader, submissions, jobs=1)
-seconds = (time.perf_counter() - started) / len(submissions)
-print(json.dumps({"seconds": seconds, "full": all(r["score"] == r["max_score"] for r in results)}))
+seconds, full = [], True
+for submission in submissions:
+    started = time.perf_counter()
+    result, = grade_all(grader, [submission], jobs=1)
+    seconds.append(time.perf_counter() - started)
+    full = full and result["score"] == result["max_score"]
+print(json.dumps({"seconds": seconds, "full": full}))
 """
 
 
@@ -53,7 +57,7 @@ def baseline_tree(folder):
 
 
 def per_submission(tree):
-    """Seconds per submission of the grader in `tree`, in a fresh process."""
+    """[seconds] of each submission graded by the grader in `tree`, in a fresh process."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     with tempfile.TemporaryDirectory() as submitted:
         done = subprocess.run([sys.executable, "-c", SCRIPT, submitted, str(PER_ROUND)], cwd=tree, env=env,
@@ -75,11 +79,13 @@ def main():
             return
         ours, theirs = [], []
         for _ in range(ROUNDS):
-            theirs.append(per_submission(old))
-            ours.append(per_submission(REPO))
+            theirs += per_submission(old)
+            ours += per_submission(REPO)
     mine, base = statistics.median(ours), statistics.median(theirs)
-    print(f"today's grader   : {mine:.3f} s per submission (rounds {min(ours):.3f}-{max(ours):.3f})")
-    print(f"grader at {BASELINE}: {base:.3f} s per submission (rounds {min(theirs):.3f}-{max(theirs):.3f})")
+    for name, times in (("today's grader   ", ours), (f"grader at {BASELINE}", theirs)):
+        low, _, high = statistics.quantiles(times, n=4)
+        print(f"{name}: {statistics.median(times):.3f} s per submission (quartiles {low:.3f}-{high:.3f}, "
+              f"{len(times)} submissions)")
     print(f"ratio            : {mine / base:.2f}   (issue 10's goal: <= 1.2)")
     print(json.dumps({"ours_s": round(mine, 4), "baseline_s": round(base, 4), "ratio": round(mine / base, 3)}))
 
