@@ -4,4 +4,11 @@ An assignment (a module named in grading.yml, e.g. ``assignments.lstm``) supplie
 hidden-case generators, probes and misconceptions; this package runs each submission in an
 isolated process, calls the student's functions on hidden inputs, and judges the returned
 arrays in its own process.
+
+Here: the command line (cli), grading.yml (config, consistency), reading submissions (layout,
+notebook), grading one and many (grade) and building sample submissions (samples). By role:
+- process/: the student's process and its channel (sandbox, worker, guard, wire, channel, impl);
+- judging/: comparing, partial credit and diagnosis (compare, exercise, mutants);
+- outputs/: what grading writes (report, gradebook, scores, late, tables);
+- integrations/: Gradescope, and the LMS (lms/: collect, roster, export).
 """

@@ -6,11 +6,12 @@ import time
 from pathlib import Path
 
 from autograder import config as configuration
-from autograder import consistency, late, layout, report
-from autograder.lms.collect import CollectError
+from autograder import consistency, layout
+from autograder.outputs import late, report
+from autograder.integrations.lms.collect import CollectError
 from autograder.grade import Grader, grade_all
-from autograder.lms.roster import RosterError
-from autograder.sandbox import MODES, NOBODY, GraderError
+from autograder.integrations.lms.roster import RosterError
+from autograder.process.sandbox import MODES, NOBODY, GraderError
 
 
 def progress_bar(total, quiet=False, desc="grading"):
@@ -117,7 +118,7 @@ def annotate(config, root, result, student, path):
 def write_gradebook(config, results, submissions, db_path, quiet=False):
     """Record results in the gradebook at db_path, with a progress bar; print where it is, how to
     open formgrader, and the manual grades to look at again (returned)."""
-    from autograder import gradebook
+    from autograder.outputs import gradebook
     started = time.monotonic()
     bar, advance = progress_bar(len(results), quiet, "gradebook")
     try:
@@ -210,13 +211,13 @@ def main(argv=None):
             book = None if args.no_gradebook else (args.gradebook or Path(args.out) / "gradebook.db")
             grade_command(config, root, args.out, args.jobs, args.sandbox, book, unsandboxed=args.unsandboxed)
         elif args.command == "gradescope":
-            from autograder import gradescope
+            from autograder.integrations import gradescope
             try:
                 gradescope.main(config, args.out, configuration.REPO, args.notebook)
             except FileNotFoundError as exc:
                 raise GraderError(str(exc)) from None
         elif args.command == "mutants":
-            from autograder import mutants
+            from autograder.judging import mutants
             return mutants.main(config, args.jobs)
     except (configuration.ConfigError, GraderError, RosterError, CollectError, FileNotFoundError) as exc:
         print(f"autograder: {exc}", file=sys.stderr)
@@ -226,7 +227,7 @@ def main(argv=None):
 
 def collect_command(config, download, into, roster_path=None):
     """Place an LMS download under `into`; print what went where. Returns the exit status."""
-    from autograder.lms import collect, roster
+    from autograder.integrations.lms import collect, roster
     enrolled = roster.read(roster_path) if roster_path else None
     outcome = collect.collect(download, config.name, config.notebook, into, enrolled)
     print(outcome.text(into))
@@ -239,7 +240,7 @@ def collect_command(config, download, into, roster_path=None):
 
 def feedback_command(config, out, db_path):
     """Rebuild every feedback page under out with the TA's manual grades, comments and the final score."""
-    from autograder import scores
+    from autograder.outputs import scores
     finals = scores.settle(config, db_path)
     results = report.read_results(out)
     if not results:
@@ -258,8 +259,8 @@ def feedback_command(config, out, db_path):
 
 
 def export_command(config, fmt, out, db_path, roster_path=None):
-    from autograder import scores
-    from autograder.lms import export, roster
+    from autograder.outputs import scores
+    from autograder.integrations.lms import export, roster
     enrolled = roster.read(roster_path) if roster_path else None
     finals = scores.settle(config, db_path)
     count = export.export(config, finals, fmt, out, enrolled, roster_path)

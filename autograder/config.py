@@ -64,7 +64,7 @@ class AssignmentConfig:
 
 
 def _late_policy(section):
-    from autograder import late
+    from autograder.outputs import late
     try:
         return late.load(section)
     except late.PolicyError as exc:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder import sandbox
-from autograder.channel import ForkServer
-from autograder.exercise import Context, ExerciseResult, grade_exercise
-from autograder.impl import LocalImpl, StudentImpl
+from autograder.process import sandbox
+from autograder.process.channel import ForkServer
+from autograder.judging.exercise import Context, ExerciseResult, grade_exercise
+from autograder.process.impl import LocalImpl, StudentImpl
 from autograder.notebook import Unreadable, read_cells
 
 

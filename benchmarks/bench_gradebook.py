@@ -14,7 +14,7 @@ from pathlib import Path
 
 from assignments.lstm.samples import solved
 from autograder import config as configuration
-from autograder import gradebook, late
+from autograder.outputs import gradebook, late
 from autograder.grade import Grader, find_submissions, grade_all
 from autograder.samples import write_submission
 from benchmarks.bench_grader import without_demos

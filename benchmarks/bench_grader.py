@@ -18,9 +18,9 @@ from pathlib import Path
 
 from assignments.lstm.samples import solved
 from autograder import config as configuration
-from autograder.exercise import Context, grade_exercise
+from autograder.judging.exercise import Context, grade_exercise
 from autograder.grade import Grader, find_submissions, grade_all, notebook_digest
-from autograder.impl import LocalImpl
+from autograder.process.impl import LocalImpl
 from autograder.samples import write_submission
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """Mutation testing of the grader: the misconception catalogue graded as notebooks.
 
 Every entry of the catalogue (plus a reference-only control) is graded by the real grader,
-sandboxed and in parallel (autograder.mutants). Prints the detection rate (entries losing
+sandboxed and in parallel (autograder.judging.mutants). Prints the detection rate (entries losing
 points on exactly their AFFECTS), the diagnosis accuracy (affected exercises that name the
 entry), and how long the whole catalogue takes with 1 job and with every core.
 """
@@ -10,7 +10,7 @@ import os
 import time
 
 from autograder import config as configuration
-from autograder import mutants
+from autograder.judging import mutants
 from autograder.grade import Grader
 
 

@@ -13,10 +13,10 @@ import pytest
 import solutions.lstm as ref
 from assignments.lstm import exercises, explain
 from assignments.lstm.misconceptions import load_catalogue
-from autograder import mutants
-from autograder.exercise import Context, Exercise, ExerciseResult, Seen, grade_exercise
+from autograder.judging import mutants
+from autograder.judging.exercise import Context, Exercise, ExerciseResult, Seen, grade_exercise
 from autograder.grade import Grader, find_submissions, grade_all
-from autograder.impl import LocalImpl
+from autograder.process.impl import LocalImpl
 from autograder.samples import write_submission
 
 TOL = {"rtol": 1e-7, "sigmoid_rtol": 1e-12, "gradient_rtol": 1e-5, "gradient_step": 1e-5}

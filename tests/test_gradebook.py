@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from assignments.lstm.samples import SAMPLES
-from autograder.gradebook import course_id
+from autograder.outputs.gradebook import course_id
 from autograder.samples import write_submission
 from tests.conftest import REPO, run_cli
 

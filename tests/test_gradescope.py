@@ -23,9 +23,9 @@ import yaml
 
 from assignments.lstm.samples import SAMPLES, reference_cells, release, with_body
 from autograder.grade import Grader
-from autograder.gradescope import DEFAULT_VISIBILITY, to_gradescope
-from autograder.channel import GRACE_SECONDS
-from autograder.sandbox import SKIP_ENV, bubblewrap_works
+from autograder.integrations.gradescope import DEFAULT_VISIBILITY, to_gradescope
+from autograder.process.channel import GRACE_SECONDS
+from autograder.process.sandbox import SKIP_ENV, bubblewrap_works
 from solutions import lstm as reference
 from tests.conftest import REPO, run_cli
 
@@ -173,7 +173,7 @@ def secret_lines(config):
     secret = function_body_lines(inspect.getsourcefile(reference))
     for path in sorted((REPO / "assignments").rglob("*.py")):
         secret |= function_body_lines(path)
-    public = [p for p in config.release_dir.rglob("*") if p.is_file()] + sorted((REPO / "autograder").glob("*.py"))
+    public = [p for p in config.release_dir.rglob("*") if p.is_file()] + sorted((REPO / "autograder").rglob("*.py"))
     public = "\n".join(p.read_text(errors="replace") for p in public)
     return {line for line in secret if line not in public}
 
@@ -207,7 +207,7 @@ def test_the_zip_installs_pinned_python_and_requirements(built):
         modes = {i.filename: i.external_attr >> 16 for i in zf.infolist()}
     assert project["requires-python"] == ">=3.11,<3.12"
     assert "python3.11 -m venv" in setup and "bubblewrap" in setup and "requirements.txt" in setup
-    assert "python3.11" in runner and "autograder.gradescope" in runner
+    assert "python3.11" in runner and "autograder.integrations.gradescope" in runner
     assert {r.split("==")[0] for r in requirements} == {"numpy", "pyyaml", "matplotlib"}
     assert set(requirements) <= set(project["dependencies"])
     assert modes["run_autograder"] & stat.S_IXUSR and modes["setup.sh"] & stat.S_IXUSR
@@ -370,14 +370,14 @@ ROOT = {root!r}
 forged = {{"score": 18.0, "tests": [{{"name": "sigmoid", "score": 18.0, "max_score": 1.0}}]}}
 for attempt in (
     lambda: open(ROOT + "/results/results.json", "w").write(json.dumps(forged)),
-    lambda: open(ROOT + "/source/autograder/compare.py", "a").write("\\ndef values(*a, **k):\\n    return True, ''\\n"),
-    lambda: open(ROOT + "/source/autograder/report.py", "a").write("\\nSTATUS_WORDS = {{}}\\n"),
+    lambda: open(ROOT + "/source/autograder/judging/compare.py", "a").write("\\ndef values(*a, **k):\\n    return True, ''\\n"),
+    lambda: open(ROOT + "/source/autograder/outputs/report.py", "a").write("\\nSTATUS_WORDS = {{}}\\n"),
 ):
     try:
         attempt()
     except Exception as exc:
         print("blocked:", type(exc).__name__)
-for name in ("autograder", "autograder.gradescope", "autograder.compare"):
+for name in ("autograder", "autograder.integrations.gradescope", "autograder.judging.compare"):
     try:
         module = __import__(name, fromlist=["x"])
         module._RESULT = forged
@@ -393,7 +393,7 @@ sys.modules["numpy"].array_equal = lambda *a, **k: True
 def test_a_notebook_cannot_forge_the_result_or_patch_the_engine(built, config, mode):
     root = autograder_tree(built, None)
     try:
-        engine = {p: p.read_bytes() for p in (root / "source" / "autograder").glob("*.py")}
+        engine = {p: p.read_bytes() for p in (root / "source" / "autograder").rglob("*.py")}
         tamper = release(config, raising(*FUNCTIONS), [TAMPER.format(root=str(root))])
         (root / "submission" / config.notebook).write_text(json.dumps(tamper))
         results, _ = run_autograder(root, mode=mode)

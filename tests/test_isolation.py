@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import sandbox
-from autograder.channel import ForkServer
+from autograder.process import sandbox
+from autograder.process.channel import ForkServer
 from autograder.config import Limits
-from autograder.impl import Crashed, StudentFailure, StudentImpl, TimedOut
+from autograder.process.impl import Crashed, StudentFailure, StudentImpl, TimedOut
 
 REPO = Path(__file__).resolve().parent.parent
 BWRAP = pytest.mark.skipif(not sandbox.bubblewrap_works(), reason="bubblewrap does not work on this machine")

@@ -2,7 +2,7 @@
 
 Each entry of assignments/lstm/misconceptions becomes a submission: the release notebook with
 the reference in every answer cell, then the entry's functions pasted over theirs
-(autograder.mutants.entry_notebook). All of them go through Grader.grade (sandboxed student
+(autograder.judging.mutants.entry_notebook). All of them go through Grader.grade (sandboxed student
 processes) at once, each under two student ids, so with two sets of hidden inputs. Checked:
 
 - it loses points on exactly the exercises AFFECTS lists and keeps every other point;
@@ -17,7 +17,7 @@ import pytest
 
 from assignments.lstm.misconceptions import load_catalogue
 from assignments.lstm.styles import load_styles
-from autograder import mutants
+from autograder.judging import mutants
 from autograder.grade import Grader, find_submissions, grade_all
 from autograder.samples import write_submission
 

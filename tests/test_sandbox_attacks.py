@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from assignments.lstm.samples import FUNCTIONS, reference_cells, release, with_body
-from autograder import sandbox
+from autograder.process import sandbox
 from autograder.samples import write_submission
 from tests.conftest import REPO, run_cli
 

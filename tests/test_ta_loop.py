@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from assignments.lstm.samples import solved, with_body
-from autograder.gradebook import course_id
+from autograder.outputs.gradebook import course_id
 from tests.conftest import run_cli
 
 ANSWER = "The cell state is updated additively, so its gradient is not squashed at every step."
@@ -315,7 +315,7 @@ def test_zip_times_prefer_the_utc_extended_timestamp(tmp_path):
     """A zip entry's DOS time has no zone; the 'extended timestamp' field (0x5455) is UTC."""
     import struct
     from datetime import datetime, timezone
-    from autograder.lms.collect import zip_time
+    from autograder.integrations.lms.collect import zip_time
     moment = datetime(2026, 12, 12, 3, 4, 5, tzinfo=timezone.utc)
     info = zipfile.ZipInfo("a.ipynb", date_time=(2026, 12, 11, 22, 4, 4))    # a local time, five hours off
     info.extra = struct.pack("<HHBi", 0x5455, 5, 1, int(moment.timestamp()))

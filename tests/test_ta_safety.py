@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from autograder import consistency, tables
+from autograder import consistency
+from autograder.outputs import tables
 from solutions import lstm as reference
 from tests.conftest import REPO, run_cli
 from tools import release
@@ -78,7 +79,7 @@ def test_points_that_disagree_with_the_release_are_named(config):
 
 def test_grade_refuses_when_grading_yml_disagrees_with_the_release(tmp_path, monkeypatch, config):
     from autograder import cli
-    from autograder.sandbox import GraderError
+    from autograder.process.sandbox import GraderError
     (tmp_path / "root" / "a").mkdir(parents=True)
     changed = dataclasses.replace(config, points={**config.points, "sigmoid": 2.0})
     with pytest.raises(GraderError, match="check_sigmoid: 2 point"):

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from autograder import channel, wire
+from autograder.process import channel, wire
 
 
 def body(obj):

@@ -27,9 +27,9 @@ import hashlib
 
 import numpy as np
 
-from autograder import compare
-from autograder.exercise import Disqualified, Exercise
-from autograder.impl import StudentFailure, TimedOut, unpack
+from autograder.judging import compare
+from autograder.judging.exercise import Disqualified, Exercise
+from autograder.process.impl import StudentFailure, TimedOut, unpack
 
 CLOSE = 0.25            # relative error under which an upstream function counts as "close"
 GATES = ("i", "f", "g", "o")

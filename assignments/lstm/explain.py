@@ -1,6 +1,6 @@
 """Hidden feedback that names the mistake: the `explain` hook of the LSTM exercises.
 
-The engine (autograder.exercise) asks `explain(name, actual, expected, case, seen)` for a
+The engine (autograder.judging.exercise) asks `explain(name, actual, expected, case, seen)` for a
 better message whenever an output fails against the reference. This module answers in the
 terms of Section 3.4, with the same attribution the public checks give in the notebook (the
 functions `explain_outputs`, `relation`, `gate_blocks` of `seqlab/checks.py`, shipped to

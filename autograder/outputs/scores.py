@@ -42,7 +42,7 @@ def settle(config, db_path):
 
     The late penalty is recomputed from grading.yml's policy on the current auto + manual score
     and written back to nbgrader's late_submission_penalty, so `nbgrader export` agrees."""
-    from autograder.gradebook import course_id, open_gradebook
+    from autograder.outputs.gradebook import course_id, open_gradebook
     db_path = Path(db_path)
     if not db_path.is_file():
         raise FileNotFoundError(f"no gradebook at {db_path}: run `grade` first")

@@ -39,7 +39,7 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-from autograder import late, report, scores
+from autograder.outputs import late, report, scores
 from autograder.config import REPO
 
 NO_RESPONSE = "No response."

@@ -69,7 +69,7 @@ PYTHON="${{AUTOGRADER_PYTHON:-{venv}/bin/python}}"   # setup.sh's; AUTOGRADER_PY
 chmod 700 "$ROOT/source" "$ROOT/results"
 chmod -R go-rwx "$ROOT/source/grading.yml" "$ROOT/source/{catalogue}" {secret}
 [ -f "$ROOT/submission_metadata.json" ] && chmod 600 "$ROOT/submission_metadata.json"
-cd "$ROOT/source" && exec "$PYTHON" -E -s -m autograder.gradescope --assignment {assignment} "$ROOT"
+cd "$ROOT/source" && exec "$PYTHON" -E -s -m autograder.integrations.gradescope --assignment {assignment} "$ROOT"
 """
 
 
@@ -169,7 +169,7 @@ def build(config, out_dir, repo):
     exercises = inspect.getmodule(config.module.EXERCISES[0].probe).__name__
     with tempfile.TemporaryDirectory(prefix="gradescope-") as tmp:
         stage = Path(tmp)
-        shutil.copytree(Path(__file__).parent, stage / "autograder", ignore=shutil.ignore_patterns(
+        shutil.copytree(Path(__file__).resolve().parents[1], stage / "autograder", ignore=shutil.ignore_patterns(
             "__pycache__", "*.pyc"))
         compile_modules(imported_modules(exercises, package) | imported_modules(reference, reference.split(".")[0]),
                         repo, stage)
@@ -265,7 +265,7 @@ def written_answers(notebook, manual):
 
 def exercise_output(exercise):
     """The local feedback's words for one exercise: status, message, and a named mistake's hint."""
-    from autograder.report import STATUS_WORDS
+    from autograder.outputs.report import STATUS_WORDS
     words = STATUS_WORDS.get(exercise["status"], exercise["status"])
     text = words.capitalize() + "."
     if exercise["message"] and exercise["message"].lower() != words:
@@ -278,7 +278,7 @@ def exercise_output(exercise):
 
 def to_gradescope(result, settings, notes, answers, manual):
     """The local result dict -> Gradescope's results.json: one test per exercise."""
-    from autograder.report import fmt
+    from autograder.outputs.report import fmt
     tests = [{"name": e["id"], "score": e["points"], "max_score": e["max_points"],
               "status": "passed" if e["points"] >= e["max_points"] else "failed",
               "output": exercise_output(e), "visibility": settings["tests_visibility"]}
@@ -321,7 +321,7 @@ def sandbox_mode(root):
     """bubblewrap where its namespaces work, else the unprivileged uid (Gradescope's containers run
     as root without user namespaces) once it is checked that uid cannot read source/ or the
     metadata; never unsandboxed (GraderError: results.json then says why)."""
-    from autograder import sandbox
+    from autograder.process import sandbox
     return sandbox.choose_mode("auto", unsandboxed=False,
                                protected=[root / "source", root / "submission_metadata.json"])
 
@@ -350,7 +350,7 @@ def failure_results(reason):
 def run(argv=None):
     """run_autograder's entry point: grade, write ROOT/results/results.json, print a summary."""
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m autograder.gradescope")
+    parser = argparse.ArgumentParser(prog="python -m autograder.integrations.gradescope")
     parser.add_argument("--assignment", required=True)
     parser.add_argument("root", type=Path, help="Gradescope's /autograder folder")
     args = parser.parse_args(argv)

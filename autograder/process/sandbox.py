@@ -30,7 +30,7 @@ import time
 import uuid
 from pathlib import Path
 
-from autograder import guard
+from autograder.process import guard
 
 HERE = Path(__file__).resolve().parent
 SANDBOX_HOME = "/tmp/work"   # the student's working folder inside bubblewrap (in its /tmp tmpfs)

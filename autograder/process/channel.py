@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autograder import wire
-from autograder.sandbox import StudentProcess, exit_reason
+from autograder.process import wire
+from autograder.process.sandbox import StudentProcess, exit_reason
 
 GRACE_SECONDS = 2.0      # after a call's own limit, before the session is killed
 ALIGN = 64               # bytes: every array in the arena starts on such a boundary

@@ -16,9 +16,9 @@ The same probe runs against the student (sandboxed), the reference and each misc
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from autograder import compare
-from autograder.impl import StudentFailure
-from autograder.sandbox import GraderError
+from autograder.judging import compare
+from autograder.process.impl import StudentFailure
+from autograder.process.sandbox import GraderError
 
 
 class Disqualified(StudentFailure):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autograder.channel import ChannelClosed, ChannelTimeout, Opaque, fp_errors
+from autograder.process.channel import ChannelClosed, ChannelTimeout, Opaque, fp_errors
 
 
 class StudentFailure(Exception):

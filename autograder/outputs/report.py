@@ -44,7 +44,7 @@ def total(result):
 def write_csv(config, results, path):
     """grades.csv: student_id, one column per exercise, late_penalty (as a negative number, so
     the columns still add up to total), total, max_score."""
-    from autograder.tables import write_csv as write_table   # here: the Gradescope zip ships report.py alone
+    from autograder.outputs.tables import write_csv as write_table   # here: the Gradescope zip ships report.py alone
     rows = []
     for result in results:
         points = {e["id"]: e["points"] for e in result["exercises"]}

@@ -20,9 +20,9 @@ every student in the gradebook. Every cell goes through tables.safe (no CSV inje
 import csv
 from pathlib import Path
 
-from autograder import report
-from autograder.lms.roster import Student
-from autograder.tables import write_csv
+from autograder.outputs import report
+from autograder.integrations.lms.roster import Student
+from autograder.outputs.tables import write_csv
 
 FORMATS = ("canvas", "moodle", "csv")
 
