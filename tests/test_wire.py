@@ -56,6 +56,20 @@ def test_oversized_messages_are_refused():
     os.close(r), os.close(w)
 
 
+def test_an_announced_size_costs_memory_only_as_it_arrives():
+    """A reply that announces 200 MB and sends 3 MB: the reader holds at most twice what came."""
+    r, w = os.pipe()
+    reader = channel.Reader(r, wire.MAX_MESSAGE_BYTES)
+    os.write(w, (200 << 20).to_bytes(8, "big"))
+    assert reader.fill() and len(reader.body) == channel.READ_CHUNK
+    sent = 0
+    while sent < 3 << 20:
+        sent += os.write(w, bytes(1 << 16))
+        assert reader.fill() and reader.message(wire.decode) is None
+    assert reader.got == sent and len(reader.body) <= 2 * sent
+    os.close(r), os.close(w)
+
+
 def test_a_message_arriving_in_pieces_is_read_whole_and_alone():
     """The grader's reader: a message split anywhere, then the next one behind it."""
     first, second = wire.encode({"ok": True, "result": np.arange(5000.0)}), wire.encode({"ok": False})

@@ -31,6 +31,7 @@ STATUS_BYTES = 48        # nonce (16) | floating-point error flags (8) | dicts c
 FP_NAMES = {1: "divide by zero", 2: "overflow", 8: "invalid value"}
 TEXT_LIMIT = 120         # characters of student text a message may carry
 PIPE_BYTES = 1 << 20     # buffer of the session's pipes
+READ_CHUNK = 1 << 20     # bytes a message's buffer starts with
 
 
 class ChannelTimeout(Exception):
@@ -61,7 +62,9 @@ def frame(obj):
 
 class Reader:
     """Reads framed messages (8-byte big-endian length, then the body) from a non-blocking pipe,
-    each body straight into a buffer of its own size; at most `size_limit` bytes a message."""
+    each body straight into a buffer of its own, which grows with what arrives (at most twice
+    that, or READ_CHUNK: an announced size costs nothing until it is sent); at most `size_limit`
+    bytes a message."""
 
     def __init__(self, fd, size_limit):
         self.fd, self.size_limit = fd, size_limit
@@ -69,11 +72,11 @@ class Reader:
         self.clear()
 
     def clear(self):
-        self.head, self.body, self.got = b"", None, 0
+        self.head, self.body, self.got, self.size = b"", None, 0, 0
 
     def message(self, decode):
         """The message read completely, decoded (and forgotten), or None."""
-        if self.body is None or self.got < len(self.body):
+        if self.body is None or self.got < self.size:
             return None
         body = self.body
         self.clear()
@@ -82,18 +85,20 @@ class Reader:
     def fill(self):
         """Read what is available, up to the end of the current message; False at end of file."""
         try:
-            while self.body is None or self.got < len(self.body):
+            while self.body is None or self.got < self.size:
                 if self.body is None:
                     chunk = os.read(self.fd, 8 - len(self.head))
                     if not chunk:
                         return False
                     self.head += chunk
                     if len(self.head) == 8:
-                        size = int.from_bytes(self.head, "big")
-                        if size > self.size_limit:
-                            raise ChannelClosed(f"sent a message of {size} bytes (over the limit)")
-                        self.body = bytearray(size)
+                        self.size = int.from_bytes(self.head, "big")
+                        if self.size > self.size_limit:
+                            raise ChannelClosed(f"sent a message of {self.size} bytes (over the limit)")
+                        self.body = bytearray(min(self.size, READ_CHUNK))
                     continue
+                if self.got == len(self.body):   # full, and more is announced: double it
+                    self.body.extend(bytes(min(self.size - self.got, self.got)))
                 count = os.readv(self.fd, [memoryview(self.body)[self.got:]])
                 if not count:
                     return False
