@@ -66,10 +66,28 @@ def zeros_like_outputs(name):
     return with_body(name, bodies[name])
 
 
+# Notebook source: centered differences of loss() with respect to every entry of `a` (each
+# entry changed in place, then restored).
+CENTERED_DIFFERENCES = '''
+def _centered_differences(loss, a):
+    g = np.zeros_like(a)
+    flat, gflat = a.reshape(-1), g.reshape(-1)
+    for k in range(flat.size):
+        old = flat[k]
+        flat[k] = old + 1e-6
+        plus = loss()
+        flat[k] = old - 1e-6
+        minus = loss()
+        flat[k] = old
+        gflat[k] = (plus - minus) / 2e-6
+    return g
+'''
+
+
 def finite_differences(step_name, forward_name, outputs):
     """A backward pass by centered differences of a copy of the forward pass (renamed, so that
     names give nothing away)."""
-    return textwrap.dedent(f'''
+    return CENTERED_DIFFERENCES + textwrap.dedent(f'''
         def _copy_of_{forward_name}(*args):
             return {forward_name}(*args)
 
@@ -79,20 +97,7 @@ def finite_differences(step_name, forward_name, outputs):
             def loss():
                 outs = _copy_of_{forward_name}(*args)[:{outputs}]
                 return sum(float(np.sum(u * o)) for u, o in zip(upstream, outs))
-            grads = []
-            for a in args:
-                g = np.zeros_like(a)
-                flat, gflat = a.reshape(-1), g.reshape(-1)
-                for k in range(flat.size):
-                    old = flat[k]
-                    flat[k] = old + 1e-6
-                    plus = loss()
-                    flat[k] = old - 1e-6
-                    minus = loss()
-                    flat[k] = old
-                    gflat[k] = (plus - minus) / 2e-6
-                grads.append(g)
-            return tuple(grads)
+            return tuple(_centered_differences(loss, a) for a in args)
     ''')
 
 
@@ -124,27 +129,13 @@ def numerical_inputs_notebook(config):
     cells = reference_cells()
     cells["lstm_forward"] = forward_keeping_args("lstm_forward", cells["lstm_forward"])
     derived = cells["lstm_backward"].replace("def lstm_backward(", "def _derived_backward(", 1)
-    cells["lstm_backward"] = derived + textwrap.dedent('''
-
+    cells["lstm_backward"] = derived + CENTERED_DIFFERENCES + textwrap.dedent('''
         def lstm_backward(dh, cache):
             _, _, dWx, dWh, db = _derived_backward(dh, cache["inner"])
             x, h0, Wx, Wh, b = [a.copy() for a in cache["args"]]
             def loss():
                 return float(np.sum(dh * lstm_forward(x, h0, Wx, Wh, b)[0]))
-            grads = []
-            for a in (x, h0):
-                g = np.zeros_like(a)
-                flat, gflat = a.reshape(-1), g.reshape(-1)
-                for k in range(flat.size):
-                    old = flat[k]
-                    flat[k] = old + 1e-6
-                    plus = loss()
-                    flat[k] = old - 1e-6
-                    minus = loss()
-                    flat[k] = old
-                    gflat[k] = (plus - minus) / 2e-6
-                grads.append(g)
-            return grads[0], grads[1], dWx, dWh, db
+            return _centered_differences(loss, x), _centered_differences(loss, h0), dWx, dWh, db
     ''')
     return release(config, cells)
 
@@ -255,29 +246,30 @@ import threading, time
 threading.Thread(target=lambda: time.sleep(3600), daemon=True).start()
 '''
 
-# Writes forged messages where the grader might read them: every descriptor it can find.
-FORGED_REPLIES = '''
+# Notebook source: write a forged wire message (JSON header, no arrays) where the grader might
+# read it: every descriptor the process has.
+WRITE_EVERYWHERE = '''
 import os, json, struct
-header = json.dumps({"cell_errors": [[1, {"not": "text"}, None, "x"]], "threads": "none"}).encode()
-body = struct.pack(">I", len(header)) + header
-for fd in range(3, 40):
-    try:
-        os.write(fd, struct.pack(">Q", len(body)) + body)
-    except OSError:
-        pass
-'''
 
-# A sigmoid that, on the hidden 0-d case, first writes a reply of its own to every descriptor:
-# an array header whose shape overflows int64 (2**62 x 4 wraps to 0 elements).
-FORGED_ARRAY_SIGMOID = with_body("sigmoid", """if globals().get("_GRADED") and np.ndim(x) == 0:
-    import os, json, struct
-    header = json.dumps({"ok": True, "result": {"__nd__": 0, "dtype": "<f8", "shape": [2 ** 62, 4]}}).encode()
+def _write_everywhere(message):
+    header = json.dumps(message).encode()
     body = struct.pack(">I", len(header)) + header
     for fd in range(3, 40):
         try:
             os.write(fd, struct.pack(">Q", len(body)) + body)
         except OSError:
             pass
+'''
+
+# A forged report of the cells, written while they run.
+FORGED_REPLIES = WRITE_EVERYWHERE + '''
+_write_everywhere({"cell_errors": [[1, {"not": "text"}, None, "x"]], "threads": "none"})
+'''
+
+# A sigmoid that, on the hidden 0-d case, first writes a reply of its own to every descriptor:
+# an array header whose shape overflows int64 (2**62 x 4 wraps to 0 elements).
+FORGED_ARRAY_SIGMOID = with_body("sigmoid", """if globals().get("_GRADED") and np.ndim(x) == 0:
+    _write_everywhere({"ok": True, "result": {"__nd__": 0, "dtype": "<f8", "shape": [2 ** 62, 4]}})
 e = np.exp(-np.abs(x))
 return np.where(x >= 0, 1 / (1 + e), e / (1 + e))""")
 
@@ -330,7 +322,7 @@ return np.where(x >= 0, 1 / (1 + e), e / (1 + e))""")), FULL),
     "forged_replies": (lambda c: release(c, reference_cells(), [FORGED_REPLIES]), ZERO),
     # the forged reply costs only the case it was sent on (values 2 of 3 cases, silent 1 of 2)
     "forged_array_reply": (lambda c: release(c, {**reference_cells(), "sigmoid": FORGED_ARRAY_SIGMOID},
-                                             ["_GRADED = True"]), {**FULL, "sigmoid": 0.625}),
+                                             [WRITE_EVERYWHERE, "_GRADED = True"]), {**FULL, "sigmoid": 0.625}),
     "leaks_inputs": (leaking_backward, {**FULL, "lstm_backward": 0}),
     "odd_metadata": (with_metadata, FULL),
 }
