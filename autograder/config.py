@@ -20,6 +20,8 @@ class Limits:
     memory_mb: int        # address space of the student's process; with tmpfs_mb, its cgroup's memory
     tmpfs_mb: int = 256   # the student's tmpfs: bubblewrap's /tmp (working folder inside), else the working folder
     processes: int = 32   # processes and threads of one submission at a time
+    derive_factor: float = 50.0          # a derivation case's call may take this many times the reference's time,
+    derive_floor_seconds: float = 0.15   # and never less than this (README, "derivation cases")
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,9 @@ def load(assignment, path=REPO / "grading.yml"):
         name=assignment, notebook=section["notebook"], seed=int(section["seed"]),
         skip_cell_tags=tuple(section.get("skip_cell_tags", ())),
         limits=Limits(float(limits["wall_seconds"]), float(limits["call_seconds"]), int(limits["memory_mb"]),
-                      int(limits.get("tmpfs_mb", Limits.tmpfs_mb)), int(limits.get("processes", Limits.processes))),
+                      int(limits.get("tmpfs_mb", Limits.tmpfs_mb)), int(limits.get("processes", Limits.processes)),
+                      float(limits.get("derive_factor", Limits.derive_factor)),
+                      float(limits.get("derive_floor_seconds", Limits.derive_floor_seconds))),
         tolerance={k: float(v) for k, v in section["tolerance"].items()},
         input_modified_penalty=float(section.get("input_modified_penalty", 0.5)),
         points={k: float(v) for k, v in section["exercises"].items()},

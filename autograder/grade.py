@@ -2,12 +2,12 @@
 import concurrent.futures
 import hashlib
 import inspect
+import json
 import multiprocessing
 import os
 import shutil
 import time
 import traceback
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +45,9 @@ class Grader:
         the exercise and the submitted notebook's content (its sha256 `digest`), so regrading the
         same notebook gives the same inputs, classmates get different ones, and a changed notebook
         meets new ones (nothing harvested from one attempt answers the next)."""
-        words = (self.config.name, student_id, exercise_id, digest)
-        return np.random.default_rng([self.config.seed] + [zlib.crc32(w.encode()) for w in words])
+        words = (str(self.config.seed), self.config.name, student_id, exercise_id, digest)
+        entropy = hashlib.sha256(json.dumps(words).encode()).digest()   # every bit of every word, unambiguously
+        return np.random.default_rng(int.from_bytes(entropy, "big"))
 
     def grade(self, student_id, notebook_path):
         """One submission -> its result dict (results/<student>.json). Never raises: whatever
@@ -131,7 +132,7 @@ def grade_notebook(student_id, notebook_path, setting, graded, reference, miscon
     scratch = sandbox.make_scratch(setting.support_dir, setting.notebook)
     student = StudentImpl(lambda seconds: ForkServer(scratch, limits, setting.sandbox, cells, seconds),
                           setting.parameter_names, limits, time_left)
-    ctx = Context(student, reference, setting.tolerance, misconception_impls=misconception_impls)
+    ctx = Context(student, reference, setting.tolerance, limits, misconception_impls=misconception_impls)
     try:
         for exercise, cases in graded:
             outcome = grade_exercise(exercise, ctx, cases, setting.points[exercise.id], setting.input_penalty)

@@ -2,16 +2,17 @@
 
 Hidden inputs use what the public checks never do: N = 1, T = 1, D = 1, H = 1, D != H, a
 non-zero initial state, saturated gates (weights large enough that many gates sit near 0 or 1)
-and a larger case. Sizes are drawn per student and per submitted notebook. The backward
-exercises also meet a "cost" case (a batch of N = 32, D = 32, H = 128: about 82,000 weights): a
-backward pass derived by hand takes milliseconds there, one computed by numerical
-differentiation of the forward pass (two forward passes over the batch per weight, or per
-entry of dx) cannot finish within the call limit, and earns nothing for the exercise.
+and larger cases. Sizes are drawn per student and per submitted notebook.
 
-No double penalty: an output that differs from the reference is still right when it is
-right *given the student's own upstream function*, provided that function is itself close
-to correct on the very inputs used (within CLOSE of the reference there, or equal to the
-misconception already named on its exercise):
+Each function is judged on its own (autograder.judging.exercise): while it runs, the graded
+functions it calls by name (its `upstream`: lstm_gates calls sigmoid, lstm_step_forward calls
+lstm_gates, lstm_forward loops over lstm_step_forward, lstm_backward over lstm_step_backward)
+answer as the reference would, computed by the grader; a step's cache then stays with the
+grader, and the student's code holds a handle to it. One mistake upstream therefore costs only
+the function that holds it. An output that fails that way gets a second chance through the
+student's own chain, provided the student's upstream function is itself close to correct on the
+very inputs used (within CLOSE of the reference there, or equal to the misconception already
+named on its exercise):
 - lstm_step_forward is also judged with the student's lstm_gates,
 - lstm_forward with the student's lstm_step_forward,
 - lstm_step_backward and lstm_backward against centered differences of the student's own
@@ -19,24 +20,31 @@ misconception already named on its exercise):
   the gradients the student returned), and, when the student's forward behaves exactly like a
   misconception already named on a forward exercise, against that misconception's backward: a
   tanh forget gate costs lstm_gates and not also the backward exercises.
-Every such second opinion runs the student's code in a fresh session (worker.py): nothing a
-function saw or remembered while it was graded is there, and what it answers is verified on
-the spot. A forward pass whose differences vanish where the reference's do not gives none.
+Every such second opinion runs the student's code in a fresh session, and what it answers is
+verified on the spot. A forward pass whose differences vanish where the reference's do not
+gives none.
+
+The backward exercises' larger cases are derivation cases (drawn from the same ranges as the
+forward exercises' larger cases, T >= 4 so the recurrence mixes every unit): the student's
+backward call may take DERIVE limits (grading.yml) times the reference's time on the same
+inputs; a backward pass computed by numerical differentiation of a forward pass takes hundreds
+of times that. Too slow twice, or right on the small cases and wrong on a larger one, costs the
+whole exercise and flags it (autograder.judging.exercise).
 """
 import hashlib
 
 import numpy as np
 
 from autograder.judging import compare
-from autograder.judging.exercise import Disqualified, Exercise
+from autograder.judging.exercise import Exercise, TooSlow
 from autograder.process.impl import StudentFailure, TimedOut, unpack
 
 CLOSE = 0.25            # relative error under which an upstream function counts as "close"
 GATES = ("i", "f", "g", "o")
 STEP_GRADS = ("dx", "dprev_h", "dprev_c", "dWx", "dWh", "db")
 SEQ_GRADS = ("dx", "dh0", "dWx", "dWh", "db")
-COST_SIZES = (32, 32, 128)     # N, D, H of the cost case
-SLOW_BACKWARD = (2.0, 1000.0)  # seconds, and times the student's own forward: no derived backward is that slow
+LARGER = dict(n=(6, 10), d=(12, 24), h=(24, 40), t=(4, 6))   # ranges (inclusive) of the larger cases' sizes
+KEPT = {"lstm_step_forward": (2,), "lstm_forward": (1,)}      # results the reference keeps: its caches
 
 
 # ---------------------------------------------------------------- hidden inputs
@@ -55,65 +63,85 @@ def weights(rng, D, H, scale):
             rng.normal(0, 0.5 * scale, 4 * H))
 
 
-def cost_weights(rng, D, H, scale):
-    """weights() of the same spread, drawn uniformly: numpy draws uniform numbers about four
-    times faster than Gaussian ones, and the cost case needs 82,000 of them per exercise."""
-    def uniform(std, shape):
-        return (rng.random(shape) - 0.5) * (std * np.sqrt(12.0))
-    return uniform(scale / np.sqrt(D), (D, 4 * H)), uniform(scale / np.sqrt(H), (H, 4 * H)), uniform(0.5 * scale, 4 * H)
-
-
 STEP_SHAPES = [  # (label, N, D, H, scale)
     ("one sample", 1, None, None, 1.0),
     ("hidden size 1", None, None, 1, 1.0),
     ("input size 1, saturated gates", None, 1, None, 6.0),
-    ("a larger batch", 6, 9, 11, 1.0),
 ]
 SEQUENCE_SHAPES = [  # (label, N, T, D, H, scale)
     ("one sample, one step", 1, 1, None, None, 1.0),
     ("hidden size 1", None, 3, None, 1, 1.0),
     ("input size 1", None, 3, 1, None, 1.0),
     ("saturated gates", None, 4, None, None, 6.0),
-    ("a longer sequence", 5, 12, 8, 10, 1.0),
 ]
+LARGER_CASES = 3     # of each exercise, after the shapes above
 
 
-def step_case(rng, label, n, d, h, scale, draw_weights=weights):
+def larger_sizes(rng):
+    """(N, T, D, H) of a larger case, each drawn from LARGER's range, D != H."""
+    n, t, d = (int(rng.integers(lo, hi + 1)) for lo, hi in (LARGER["n"], LARGER["t"], LARGER["d"]))
+    h = int(rng.choice([k for k in range(LARGER["h"][0], LARGER["h"][1] + 1) if k != d]))
+    return n, t, d, h
+
+
+def step_case(rng, label, n, d, h, scale):
     N, D, H = sizes(rng, n, d, h)
-    Wx, Wh, b = draw_weights(rng, D, H, scale)
+    Wx, Wh, b = weights(rng, D, H, scale)
     return dict(label=label, x=rng.normal(size=(N, D)), prev_h=rng.normal(0, 0.5, (N, H)),
                 prev_c=rng.normal(size=(N, H)), Wx=Wx, Wh=Wh, b=b, dnext_h=rng.normal(size=(N, H)),
                 dnext_c=rng.normal(size=(N, H)), seed=int(rng.integers(2**31)))
 
 
-def sequence_case(rng, label, n, T, d, h, scale, draw_weights=weights):
+def sequence_case(rng, label, n, T, d, h, scale):
     N, D, H = sizes(rng, n, d, h)
-    Wx, Wh, b = draw_weights(rng, D, H, scale)
+    Wx, Wh, b = weights(rng, D, H, scale)
     return dict(label=label, x=rng.normal(size=(N, T, D)), h0=rng.normal(0, 0.5, (N, H)), Wx=Wx, Wh=Wh,
                 b=b, dh=rng.normal(size=(N, T, H)), seed=int(rng.integers(2**31)))
 
 
+def larger_step_cases(rng, derive):
+    cases = []
+    for _ in range(LARGER_CASES):
+        n, _, d, h = larger_sizes(rng)
+        cases.append(dict(step_case(rng, "a larger batch", n, d, h, 1.0), derive=derive))
+    return cases
+
+
+def larger_sequence_cases(rng, derive):
+    cases = []
+    for _ in range(LARGER_CASES):
+        n, t, d, h = larger_sizes(rng)
+        cases.append(dict(sequence_case(rng, "a longer sequence", n, t, d, h, 1.0), derive=derive))
+    return cases
+
+
 def step_cases(rng):
-    """One-step inputs: one sample, H = 1, D = 1 with saturated gates, a larger batch."""
-    return [step_case(rng, *shape) for shape in STEP_SHAPES]
+    """One-step inputs: one sample, H = 1, D = 1 with saturated gates, three larger batches."""
+    return [step_case(rng, *shape) for shape in STEP_SHAPES] + larger_step_cases(rng, derive=False)
 
 
 def step_backward_cases(rng):
-    """step_cases and the cost case."""
-    n, d, h = COST_SIZES
-    return step_cases(rng) + [dict(step_case(rng, "large sizes", n, d, h, 1.0, cost_weights), cost=True)]
+    """step_cases, the larger ones being derivation cases."""
+    return [step_case(rng, *shape) for shape in STEP_SHAPES] + larger_step_cases(rng, derive=True)
 
 
 def sequence_cases(rng):
-    """Sequences: N = T = 1, H = 1, D = 1, saturated gates, a longer sequence (batches of 2-4
-    samples unless said otherwise)."""
-    return [sequence_case(rng, *shape) for shape in SEQUENCE_SHAPES]
+    """Sequences: N = T = 1, H = 1, D = 1, saturated gates (batches of 2-4 samples unless said
+    otherwise), three longer sequences with larger batches."""
+    return [sequence_case(rng, *shape) for shape in SEQUENCE_SHAPES] + larger_sequence_cases(rng, derive=False)
 
 
 def backward_cases(rng):
-    """sequence_cases and the cost case (two steps)."""
-    n, d, h = COST_SIZES
-    return sequence_cases(rng) + [dict(sequence_case(rng, "large sizes", n, 2, d, h, 1.0, cost_weights), cost=True)]
+    """sequence_cases, the longer ones being derivation cases."""
+    return [sequence_case(rng, *shape) for shape in SEQUENCE_SHAPES] + larger_sequence_cases(rng, derive=True)
+
+
+def stand_in_budget(case):
+    """Calls of upstream stand-ins one call may make: one per sample and step, four times over
+    (a loop over the batch inside a loop over time, a forward pass recomputed in the backward)."""
+    x = case.get("x") if isinstance(case, dict) else None
+    shape = np.shape(x) if x is not None else ()
+    return 64 + 4 * (shape[0] if shape else 1) * (shape[1] if len(shape) == 3 else 1)
 
 
 def sigmoid_cases(rng):
@@ -170,28 +198,31 @@ def probe_forward(impl, case):
 
 
 def timed_backward(impl, case, fn, *args):
-    """Call a backward function; on the cost case, one that cannot be a derived backward pass
-    (it timed out, or took SLOW_BACKWARD where the forward pass just took milliseconds) earns
-    nothing for the exercise."""
+    """Call a backward function; on a derivation case (case["seconds"]: the grader's limit from
+    the reference's own time), a call slower than that raises TooSlow."""
     forward_seconds = impl.log[-1].seconds
+    limit = case.get("seconds")
     try:
-        grads = impl.call(fn, *args)
+        grads = impl.call(fn, *args, seconds=limit)
     except TimedOut:
-        if not case.get("cost"):
+        if limit is None:
             raise
-        grads, seconds = None, float("inf")
-    else:
-        seconds = impl.log[-1].seconds
-    if case.get("cost") and seconds > max(SLOW_BACKWARD[0], SLOW_BACKWARD[1] * forward_seconds):
-        numerical = forward_seconds < 0.05
-        raise Disqualified(fn, (
-            f"took {'longer than the time limit' if grads is None else f'{seconds:.1f} s'} on a case with "
-            f"large sizes (N, D, H = {', '.join(map(str, COST_SIZES))}) where your forward pass took "
-            f"{forward_seconds * 1000:.0f} ms and a backward pass derived by hand takes milliseconds. "
-            + ("A backward pass computed by numerical differentiation of the forward pass earns no points: "
-               "the exercise is to derive it." if numerical else "Make it faster (vectorise with numpy).")),
-            "numerical_gradient" if numerical else "too_slow")
+        raise TooSlow(fn, "did not finish in time", None, forward_seconds) from None
+    seconds = impl.log[-1].seconds
+    if limit is not None and seconds > limit:
+        raise TooSlow(fn, f"took {seconds:.2f} s", seconds, forward_seconds)
     return grads
+
+
+def slow_message(case, slow, numerical):
+    """What a student reads when a backward pass was too slow on a derivation case."""
+    N, H = np.shape(case["x"])[0], np.shape(case["Wh"])[0]
+    took = "longer than the time limit" if slow.seconds is None else f"{slow.seconds:.2f} s"
+    return (f"{slow.fn} took {took} on a larger hidden case (N = {N}, H = {H}), where a backward pass "
+            f"derived by hand takes about a millisecond (the limit was {case['seconds']:.2f} s, twice). "
+            + ("A backward pass computed by numerical differentiation of the forward pass earns no points: "
+               "the exercise is to derive it." if numerical else
+               "Your forward pass is slow too: make both faster (vectorise over the batch with numpy)."))
 
 
 def probe_step_backward(impl, case):
@@ -326,6 +357,8 @@ def judge_forward(ctx, exercise, case, student_out, expected_out):
                 step = dict(x=x[:, t], prev_h=prev_h, prev_c=prev_c, Wx=Wx, Wh=Wh, b=b)
                 inputs.append(step)
                 prev_h, prev_c, _ = step_forward(ctx.student, step)
+                if np.shape(prev_h) != h0.shape or np.shape(prev_c) != h0.shape:
+                    return None     # states of the wrong shape (of any size) go no further
                 steps += [prev_h, prev_c]
                 prev_h, prev_c = np.asarray(prev_h, float), np.asarray(prev_c, float)
         if not trusted_upstream(ctx, ("lstm_gates", "lstm_step_forward"), steps,
@@ -423,15 +456,27 @@ def explain(name, actual, expected, case, seen):
     return lstm_explain.explain(name, actual, expected, case, seen)
 
 
+UPSTREAM = {   # the graded functions each may call by name, which the grader stands in for
+    "lstm_gates": ("sigmoid",),
+    "lstm_step_forward": ("sigmoid", "lstm_gates"),
+    "lstm_forward": ("sigmoid", "lstm_gates", "lstm_step_forward"),
+    "lstm_step_backward": ("sigmoid", "lstm_gates"),
+    "lstm_backward": ("sigmoid", "lstm_gates", "lstm_step_forward", "lstm_step_backward"),
+}
+ON_ITS_OWN = dict(kept=KEPT, budget=stand_in_budget)
+
 EXERCISES = [
     Exercise("sigmoid", sigmoid_cases, probe_sigmoid, {"values": 3, "silent": 1}, elementwise=True),
-    Exercise("lstm_gates", step_cases, probe_gates, dict.fromkeys(GATES, 1), explain=explain),
+    Exercise("lstm_gates", step_cases, probe_gates, dict.fromkeys(GATES, 1), explain=explain,
+             upstream=UPSTREAM["lstm_gates"], **ON_ITS_OWN),
     Exercise("lstm_step_forward", step_cases, probe_step_forward, {"next_h": 1, "next_c": 1}, judge_step_forward,
-             explain=explain),
-    Exercise("lstm_forward", sequence_cases, probe_forward, {"h": 1}, judge_forward, explain=explain),
+             explain=explain, upstream=UPSTREAM["lstm_step_forward"], **ON_ITS_OWN),
+    Exercise("lstm_forward", sequence_cases, probe_forward, {"h": 1}, judge_forward, explain=explain,
+             upstream=UPSTREAM["lstm_forward"], **ON_ITS_OWN),
     Exercise("lstm_step_backward", step_backward_cases, probe_step_backward, dict.fromkeys(STEP_GRADS, 1),
-             judge_step_backward, explain=explain),
+             judge_step_backward, explain=explain, upstream=UPSTREAM["lstm_step_backward"],
+             slow_message=slow_message, **ON_ITS_OWN),
     Exercise("lstm_backward", backward_cases, probe_backward, dict.fromkeys(SEQ_GRADS, 1), judge_backward,
-             explain=explain),
+             explain=explain, upstream=UPSTREAM["lstm_backward"], slow_message=slow_message, **ON_ITS_OWN),
     Exercise("clip_grad_norm", clip_cases, probe_clip, {"clipped": 2, "total_norm": 1}, explain=explain),
 ]

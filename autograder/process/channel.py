@@ -246,12 +246,25 @@ def decode_reply(body):
 
 # ---------------------------------------------------------------- the fork server
 
+def checked_upcall(message):
+    """A stand-in's request during a call, validated: (function name, arguments), or None when
+    the message is not one."""
+    if (isinstance(message, dict) and set(message) == {"upcall", "args"} and is_text(message["upcall"])
+            and isinstance(message["args"], list)):
+        return message["upcall"], message["args"]
+    return None
+
+
+REFUSED_UPCALL = {"ok": False, "type": "RuntimeError", "message": "no stand-in answers here"}
+
+
 @dataclass
 class CallOutcome:
     reply: dict
     modified: list          # argument positions changed in place
     fp_errors: list         # numpy floating-point errors the call raised
-    seconds: float
+    seconds: float          # the call's time, less the grader's own time answering its stand-ins
+    upcalls: int = 0        # calls of stand-ins the grader answered
 
 
 class ForkServer:
@@ -371,27 +384,42 @@ class ForkServer:
         self.replies.drain()
         raise ChannelClosed(session_exit_reason(code if type(code) is int else None, doing))
 
-    def call(self, fn, args, opaque, seconds):
-        """Call `fn` in the open session; -> CallOutcome (reply validated, arguments read back)."""
+    def call(self, fn, args, opaque, seconds, stubs=None, answer=None):
+        """Call `fn` in the open session; -> CallOutcome (reply validated, arguments read back).
+
+        stubs: {name: parameter names} of the functions the grader stands in for during the call;
+        answer(name, args) -> the marshal answer to a stand-in's request (computed in this
+        process; its time is not the student's)."""
         specs, placed = self.arena.place(args)
         request = {"op": "call", "fn": fn, "args": specs, "opaque": list(opaque), "status": 0,
-                   "base": placed.base, "length": placed.length, "nonce": placed.nonce}
+                   "base": placed.base, "length": placed.length, "nonce": placed.nonce, "stubs": stubs or {}}
         started = time.monotonic()
+        deadline, answering, upcalls = started + seconds, 0.0, 0
         self._send(self.req, request)
         try:
-            reply = checked_call_reply(self._wait_reply(seconds, "while running it"))
+            while True:
+                message = self._wait_reply(max(deadline - time.monotonic(), 0.0), "while running it")
+                upcall = checked_upcall(message)
+                if upcall is None:
+                    break
+                begun = time.monotonic()
+                self._send(self.req, answer(*upcall) if answer and stubs else REFUSED_UPCALL)
+                answering += time.monotonic() - begun
+                deadline += time.monotonic() - begun
+                upcalls += 1
+            reply = checked_call_reply(message)
         except ChannelClosed:   # a malformed or forged reply: the session's next words cannot be trusted either
             self.close_session()
             raise
-        elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - started - answering
         if not reply["ok"]:
-            return CallOutcome(reply, [], [], elapsed)
+            return CallOutcome(reply, [], [], elapsed, upcalls)
         try:
             modified, flags = self.arena.read_back(placed, self.key)
         except ChannelClosed:
             self.close_session()
             raise
-        return CallOutcome(reply, modified, fp_errors(flags), elapsed)
+        return CallOutcome(reply, modified, fp_errors(flags), elapsed, upcalls)
 
     def alive(self):
         return self.process is not None and self.process.process.poll() is None

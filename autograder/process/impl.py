@@ -24,13 +24,8 @@ class StudentFailure(Exception):
 
     def __init__(self, fn, message, error=None):
         super().__init__(f"{fn}: {message}")
-        self.fn, self.message = fn, message
-        self.error = error or {}      # the worker's validated report: type, message, where, functions
-
-    @property
-    def signature(self):
-        """What identifies this failure across exercises: (exception type, message)."""
-        return (self.error.get("type"), self.error.get("message")) if self.error else (self.status, self.message)
+        self.fn, self.message = fn, message   # fn: the function the grader called (its own fact)
+        self.error = error or {}      # the worker's validated report, shown to the student, never evidence
 
 
 class NotImplementedYet(StudentFailure):
@@ -52,11 +47,13 @@ class Crashed(StudentFailure):
 @dataclass
 class CallRecord:
     """What one call did besides returning: arguments it changed, floating-point errors it
-    raised (numpy's divide, overflow, invalid), and how long it took."""
+    raised (numpy's divide, overflow, invalid), how long it took (less the grader's time
+    answering its stand-ins) and how many stand-in calls it made."""
     fn: str
     modified: list = field(default_factory=list)
     fp_errors: list = field(default_factory=list)
     seconds: float = 0.0
+    upcalls: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,6 +91,99 @@ class Impl:
         """Calls inside see nothing of earlier calls (the student's: a new session)."""
         yield
 
+    @contextlib.contextmanager
+    def substituted(self, names, reference, opaque, budget):
+        """Calls inside find `reference`'s functions `names` where they call those functions by
+        name (each judged on its own: its upstream answers as the reference would). opaque: fn ->
+        positions of its results that stay with the reference (a cache); budget: calls of those
+        functions one call may make. This base class stands in for nothing."""
+        yield
+
+
+class StandIns:
+    """The grader's side of the stand-ins in a student's session: each request a stand-in sends
+    (worker.stand_in) is checked and answered with `reference`'s values, computed here.
+
+    A request is data from the student's process: its function must be one of `names`, it may
+    make at most `budget` of them in one call, its arrays must be real numbers of at most
+    `max_elements` each, and a handle must be one this object gave out. Caches and other values
+    listed in `opaque` stay here; the student's code gets their keys."""
+
+    def __init__(self, reference, names, parameter_names, opaque, budget):
+        self.reference, self.names, self.opaque, self.budget = reference, tuple(names), opaque, budget
+        self.stubs = {name: [list(parameter_names[name]), list(opaque.get(name, ()))] for name in self.names}
+        self.kept = []                # handles of values the reference keeps (its caches)
+        self.calls, self.max_elements = 0, 0
+
+    def begin(self, args):
+        """A new call of the student's, with these arguments: its stand-ins' count starts again,
+        and their arrays may be four times the size of its largest argument."""
+        sizes = [np.size(a) for a in flatten(args) if isinstance(a, np.ndarray)]
+        self.calls, self.max_elements = 0, 4 * max(sizes, default=1) + 1024
+
+    def answer(self, name, args):
+        """A stand-in's request -> its marshal answer."""
+        if name not in self.names:
+            return refusal("TypeError", f"the grader does not stand in for {name[:40]} here")
+        self.calls += 1
+        if self.calls > self.budget:
+            return refusal("ValueError", f"the grader's stand-in for {name} answers at most {self.budget} calls "
+                                         "of one function call")
+        try:
+            values = [self.argument(a) for a in args]
+        except ValueError as exc:
+            return refusal("ValueError", f"{name}: {exc}")
+        try:
+            result = self.reference.call(name, *values, opaque=self.opaque.get(name, ()))
+        except (ArithmeticError, LookupError, TypeError, ValueError) as exc:   # wrong arguments
+            return refusal(type(exc).__name__ if isinstance(exc, TypeError) else "ValueError",
+                           f"{name}: {str(exc)[:120]}")
+        return {"ok": True, "result": self.encoded(result)}
+
+    def argument(self, value):
+        """One argument a stand-in sent -> the value the reference is called with."""
+        if isinstance(value, dict) and set(value) == {"grader_value"}:
+            key = value["grader_value"]
+            if type(key) is not int or not 0 <= key < len(self.kept):
+                raise ValueError("got a value the grader did not give out")
+            return self.kept[key]
+        if isinstance(value, (bool, int, float)) or value is None:
+            return value
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError):   # ragged lists
+            raise ValueError("got an argument that is not an array") from None
+        if array.dtype.kind not in "biuf" or array.size > self.max_elements:
+            raise ValueError(f"got an array of dtype {array.dtype} and shape {array.shape}")
+        return array
+
+    def encoded(self, value):
+        """The reference's result -> marshal data worker.decoded reads (arrays as bytes)."""
+        if isinstance(value, Handle):
+            self.kept.append(value)
+            return ("r", len(self.kept) - 1)
+        if isinstance(value, tuple):
+            return ("t", [self.encoded(v) for v in value])
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            array = np.ascontiguousarray(value)
+            return ("a", array.tobytes(), array.dtype.str, list(array.shape))
+        return ("v", value.item() if isinstance(value, np.generic) else value)
+
+
+def refusal(kind, message):
+    return {"ok": False, "type": kind, "message": message}
+
+
+def flatten(values):
+    """Arrays and other leaves of nested tuples, lists and dicts."""
+    for value in values:
+        if isinstance(value, (list, tuple)):
+            yield from flatten(value)
+        elif isinstance(value, dict):
+            yield from flatten(value.values())
+        else:
+            yield value
+
 
 class LocalImpl(Impl):
     """Functions from a namespace in this process: the reference or a misconception.
@@ -106,7 +196,22 @@ class LocalImpl(Impl):
         super().__init__(parameter_names)
         self.namespace, self.watch_inputs = namespace, watch_inputs
 
-    def call(self, fn, *args, opaque=()):
+    @contextlib.contextmanager
+    def substituted(self, names, reference, opaque, budget):
+        """The reference's functions put in this namespace for the block (a misconception's
+        functions then call the reference's upstream, as the student's do)."""
+        if not isinstance(reference, LocalImpl) or reference.namespace is self.namespace:
+            yield
+            return
+        own = {name: self.namespace.get(name) for name in names}
+        self.namespace.update({name: reference.namespace[name] for name in names})
+        try:
+            yield
+        finally:
+            self.namespace.update(own)
+
+    def call(self, fn, *args, opaque=(), seconds=None):
+        """fn(*args) here (`seconds`, a time limit, is the student's only)."""
         handles = [isinstance(a, Handle) for a in args]
         args = [a.key if handle else a for a, handle in zip(args, handles)]
         work = [a if handle or not self.watch_inputs else copy.deepcopy(a) for a, handle in zip(args, handles)]
@@ -141,6 +246,7 @@ class StudentImpl(Impl):
         self.server, self.sessions, self.run_reply = None, 0, None
         self.failed_start = None      # the notebook's cells could not run: the same again next time
         self.fresh_depth = 0
+        self.stand_ins = None         # StandIns while a block of calls is judged with them
 
     def open(self):
         if self.failed_start is not None:
@@ -179,7 +285,19 @@ class StudentImpl(Impl):
             if self.server is not None:
                 self.server.close_session()
 
-    def call(self, fn, *args, opaque=()):
+    @contextlib.contextmanager
+    def substituted(self, names, reference, opaque, budget):
+        """During the block, the student's code that calls `names` by name calls the grader's
+        stand-ins, which answer with `reference`'s values (StandIns); nothing of the reference
+        enters the student's process."""
+        self.stand_ins = StandIns(reference, names, self.parameter_names, opaque, budget)
+        try:
+            yield
+        finally:
+            self.stand_ins = None
+
+    def call(self, fn, *args, opaque=(), seconds=None):
+        """fn(*args) in the session, within `seconds` (else the call limit of grading.yml)."""
         if self.server is None or not self.server.session_open:
             self.open()
         wire_args = []
@@ -189,18 +307,23 @@ class StudentImpl(Impl):
                     raise Crashed(fn, "its input came from a process that has since been restarted")
                 a = Opaque(a.key)
             wire_args.append(a)
-        seconds = min(self.limits.call_seconds, self.time_left())
+        seconds = min(self.limits.call_seconds, self.time_left(), seconds or float("inf"))
         if seconds <= 0:
             raise TimedOut(fn, "the submission used up its total time limit")
+        stand_ins = self.stand_ins
+        if stand_ins is not None:
+            stand_ins.begin(args)
         try:
-            outcome = self.server.call(fn, wire_args, opaque, seconds)
+            outcome = self.server.call(fn, wire_args, opaque, seconds, stand_ins and stand_ins.stubs,
+                                       stand_ins and stand_ins.answer)
         except ChannelTimeout:
             raise TimedOut(fn, f"did not return within {seconds:g} s") from None
         except ChannelClosed as exc:
             raise Crashed(fn, f"{exc}") from None
         if not outcome.reply["ok"]:
             raise failure(fn, outcome.reply["error"])
-        self.log.append(CallRecord(fn, self.names(fn, outcome.modified), outcome.fp_errors, outcome.seconds))
+        self.log.append(CallRecord(fn, self.names(fn, outcome.modified), outcome.fp_errors, outcome.seconds,
+                                   outcome.upcalls))
         result = outcome.reply["result"]
         if opaque:
             if not isinstance(result, list) or any(not (isinstance(result[k], dict) and set(result[k]) == {"handle"}
@@ -250,5 +373,5 @@ def to_arrays(value):
     return np.asarray(value)
 
 
-__all__ = ["Impl", "LocalImpl", "StudentImpl", "Handle", "StudentFailure", "NotImplementedYet",
+__all__ = ["Impl", "LocalImpl", "StudentImpl", "StandIns", "Handle", "StudentFailure", "NotImplementedYet",
            "NotDefined", "TimedOut", "Crashed"]

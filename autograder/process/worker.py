@@ -18,8 +18,13 @@ Control channel (grader -> worker: framed marshal; worker -> grader: wire.py, ch
     and, unasked, {"exited": status} when the session dies on its own.
 Session channel (grader -> session: marshal; session -> grader: wire.py, numbers only):
     first, unasked, {"key": hex}: the key that signs this session's status slots
-    {"op": "call", "fn", "args", "opaque", "status", "base", "length", "nonce"}
+    {"op": "call", "fn", "args", "opaque", "status", "base", "length", "nonce", "stubs"}
         -> {"ok": true, "result": ...} or {"ok": false, "error": {"type", "message", "where", "functions"}}
+    During a call, each function named in "stubs" ({name: [parameter names, kept positions]}) is a stand-in: the
+    student's code that calls it sends {"upcall": name, "args": [...]} and gets the grader's
+    answer, {"ok": true, "result": encoded} or {"ok": false, "type", "message"} (marshal), computed
+    by the grader (the reference's values: no line of the reference is in this process). Values
+    the grader keeps for itself (a reference's cache) reach the student as `GraderValue` handles.
 
 What decides points never comes from the student's word: arguments arrive as arrays over the
 shared ARENA (a memfd the grader reads back itself: an argument changed in place is seen there),
@@ -66,6 +71,31 @@ def _traceback():
 TRACEBACK = _traceback()          # its type is the one real tracebacks have
 
 
+class GraderValue:
+    """A value the grader keeps on its side (say the reference's cache of a step), handed to the
+    student's code by a stand-in and given back to another stand-in; opaque here."""
+    __slots__ = ("key",)
+
+    def __init__(self, key):
+        self.key = key
+
+    def __repr__(self):
+        return "<a value kept by the grader>"
+
+
+def decoded(value, _frombuffer=np.frombuffer, _dtype=np.dtype, _tuple=tuple):
+    """A stand-in's answer (marshal data from the grader) -> arrays, numbers, tuples, handles."""
+    kind = value[0]
+    if kind == "a":
+        _, data, dtype, shape = value
+        return _frombuffer(data, dtype=_dtype(dtype)).reshape(shape).copy()
+    if kind == "t":
+        return _tuple(decoded(v) for v in value[1])
+    if kind == "r":
+        return GraderValue(value[1])
+    return value[1]
+
+
 class StudentTimeout(BaseException):
     """Raised inside a cell when its time is up (BaseException: a bare except: still catches
     it, and then the grader's hard kill takes over)."""
@@ -105,6 +135,54 @@ def put(fd, data, _write=os.write):
     """Write all of `data` to `fd`."""
     while data:
         data = data[_write(fd, data):]
+
+
+def stand_in(name, parameters, kept, own, request_fd, reply_fd, handles, _read=read, _send=wire.send,
+             _plain=wire.plain, _decoded=decoded, _exit=os._exit, _type=type, _list=list, _len=len, _id=id,
+             _value=GraderValue, _ndarray=np.ndarray, _copy=np.array, _callable=callable, _exception=Exception):
+    """The grader's stand-in for the student's function `name` during one call: it sends its
+    arguments to the grader and returns what the grader answers.
+
+    Results at the positions `kept` (a cache) stay with the grader. The student's code gets the
+    cache of its own function `own`, run on copies of the same arguments, so that code reading
+    its own cache's layout still works; `handles` (id -> (that cache, the grader's key), kept for
+    the session) turns it back into the grader's key when it is passed to another stand-in."""
+    def sent(value):
+        if _type(value) is _value:
+            return {"grader_value": value.key}
+        known = handles.get(_id(value))
+        if known is not None and known[0] is value:
+            return {"grader_value": known[1]}
+        return _plain(value)
+
+    def stub(*args, **kwargs):
+        args = _list(args)
+        for parameter in parameters[_len(args):]:
+            if parameter not in kwargs:
+                break
+            args.append(kwargs.pop(parameter))
+        if kwargs or _len(args) != _len(parameters):
+            raise TypeError(f"{name}() takes the arguments ({', '.join(parameters)})")
+        _send(reply_fd, {"upcall": name, "args": [sent(a) for a in args]})
+        answer = _read(request_fd)
+        if answer is None:
+            _exit(0)
+        if not answer["ok"]:
+            raise (TypeError if answer["type"] == "TypeError" else ValueError)(answer["message"])
+        result = _decoded(answer["result"])
+        if kept and _callable(own):
+            try:
+                mine = own(*[_copy(a) if _type(a) is _ndarray else a for a in args])
+                result = _list(result)
+                for k in kept:
+                    handles[_id(mine[k])] = (mine[k], result[k].key)
+                    result[k] = mine[k]
+                result = tuple(result)
+            except _exception:      # its own function fails: the student's code gets the handle itself
+                result = tuple(result)
+        return result
+    stub.__name__ = stub.__qualname__ = name
+    return stub
 
 
 def runnable(source):
@@ -227,7 +305,8 @@ def session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader, key,
             _make_extobj=_ufunc_config._make_extobj, _extobj=_ufunc_config._extobj_contextvar,
             _exit=os._exit, _plain=wire.plain, _to_bytes=int.to_bytes, _callable=callable,
             _dict=dict, _len=len, _all=all, _zip=zip, _enumerate=enumerate, _list=list,
-            _mac=_blake2.blake2b, _reported=FP_REPORTED, _exception=BaseException, _name_error=NameError):
+            _mac=_blake2.blake2b, _reported=FP_REPORTED, _exception=BaseException, _name_error=NameError,
+            _stand_in=stand_in, _missing=object()):
     """A forked session: serves calls until the grader sends anything but a call, or kills it.
 
     Everything the call path needs is bound as a default argument above, before any student
@@ -236,6 +315,7 @@ def session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader, key,
     which the grader got from this session before any student code ran in it: whatever a
     notebook does to the rest of this process, it cannot sign a status of its own."""
     handles = []
+    kept_handles = {}    # the stand-ins' caches, for the session (stand_in)
     flags = [0]
 
     def _map(fd, length, offset):
@@ -269,6 +349,10 @@ def session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader, key,
         except _exception as exc:
             _send(reply_fd, {"ok": False, "error": explain(exc)})
             continue
+        stubs = request["stubs"]
+        own = {name: namespace.get(name, _missing) for name in stubs}
+        for name, (parameters, kept) in stubs.items():
+            namespace[name] = _stand_in(name, parameters, kept, own[name], request_fd, reply_fd, kept_handles)
         flags[0] = 0
         token = _extobj.set(_make_extobj(all="call", under="ignore", call=on_fp_error))
         _sigmask(_setmask, [])
@@ -278,6 +362,11 @@ def session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader, key,
             result, error = None, exc
         _sigmask(_block, _all_signals)
         _extobj.reset(token)
+        for name, value in own.items():    # the student's own functions again, for the next call
+            if value is _missing:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = value
         if _threads():
             _exit(86)   # a thread was alive: it could rewrite what follows, so the call is void
         changed = 0
