@@ -175,18 +175,21 @@ SAMPLES = [
                for name in FUNCTIONS}, [STEAL]), ZERO),
     Sample("crash_only_at_n1", "lstm_step_forward crashes when N = 1 or H = 1 (np.squeeze); the forward "
            "and backward passes that call it lose nothing more for that crash",
-           solved(**SQUEEZES), {**FULL, "lstm_step_forward": 1.0}),
+           # the crash costs 2 of its 6 hidden cases (N = 1, H = 1)
+           solved(**SQUEEZES), {**FULL, "lstm_step_forward": round(2 * 4 / 6, 4)}),
     Sample("bug_forget_gate_tanh", "forget gate through tanh: costs f in lstm_gates, once; the forward and "
            "backward passes built on those gates are right for them and keep their points",
            misconception("forget_gate_tanh"), {**FULL, "lstm_gates": 1.5}),
     Sample("bug_drops_dnext_c", "both backward passes ignore the gradient arriving on the cell state",
            misconception("backward_drops_dnext_c"),
-           # lstm_backward is right on the one hidden case with a single step (no cell gradient to drop)
-           {**FULL, "lstm_step_backward": 0, "lstm_backward": round(5 / 6, 4)}),
+           # lstm_backward is right only on the hidden case with a single step (no cell gradient to
+           # drop): an output wrong on the larger (derivation) cases earns nothing
+           {**FULL, "lstm_step_backward": 0, "lstm_backward": 0}),
     Sample("bug_last_step_weights", "BPTT keeps only the last step's weight gradients",
            misconception("bptt_weight_grads_last_step_only"),
-           # dx and dh0 right everywhere; dWx, dWh, db right only on the single-step case (1 of 6)
-           {**FULL, "lstm_backward": round(2 + 3 / 6, 4)}),
+           # dx and dh0 right everywhere; dWx, dWh, db right only on the single-step case, wrong on
+           # the larger (derivation) cases: they earn nothing
+           {**FULL, "lstm_backward": 2.0}),
     Sample("bug_naive_sigmoid", "1/(1+exp(-x)): right values, but overflow warnings",
            misconception("sigmoid_naive"), {**FULL, "sigmoid": 0.75}),
     Sample("bug_clip_in_place", "clip_grad_norm scales the caller's arrays in place",

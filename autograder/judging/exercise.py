@@ -132,8 +132,16 @@ def first_of_each(failures):
     """[(case index, failure)] -> the first case of each distinct failure, in order."""
     seen = {}
     for k, failure in failures:
-        seen.setdefault((type(failure), failure.message), (k, failure))
+        seen.setdefault((type(failure), failure.fn, failure.message), (k, failure))
     return list(seen.values())
+
+
+def failure_text(exercise, failure):
+    """A failure in words, naming the function when the grader's call that failed was of another
+    graded function (the forward pass whose cache a backward probe needs)."""
+    if failure.fn == exercise.id:
+        return failure.message
+    return f"{failure.fn} (called by the grader to make the inputs of {exercise.id}) {failure.message}"
 
 
 def label(case, k):
@@ -310,12 +318,13 @@ def score(exercise, ctx, cases, max_points, input_penalty, attempts, expected):
     fraction = sum(p.weight * p.credit for p in parts) / sum(p.weight for p in parts)
     modified = sorted({n for record in ctx.student.log if record.fn == exercise.id for n in record.modified})
     points = round(max_points * fraction * ((1 - input_penalty) if modified else 1.0), 4)
-    signatures = {(type(failure), failure.message) for _, failure in charged}
-    if charged and len(charged) == len(cases) and len(signatures) == 1:
-        status, messages = charged[0][1].status, [charged[0][1].message]
+    signatures = {(type(failure), failure.fn, failure.message) for _, failure in charged}
+    if charged and all(v is None for v in judged) and len(signatures) == 1:
+        status, messages = charged[0][1].status, [failure_text(exercise, charged[0][1])]
     else:
         status = "passed" if points == max_points else ("partial" if points > 0 else "failed")
-        messages = [f"on {label(cases[k], k)}: {failure.message}" for k, failure in first_of_each(charged)[:2]]
+        messages = [f"on {label(cases[k], k)}: {failure_text(exercise, failure)}"
+                    for k, failure in first_of_each(charged)[:2]]
         messages += list(dict.fromkeys(p.message for p in parts if p.message))
     if modified:
         messages.append(f"modified its input(s) {', '.join(modified)}: a graded function must "
@@ -349,6 +358,8 @@ def diagnose(exercise, ctx, cases, attempts, modified):
     rtol = ctx.tolerance["sigmoid_rtol"] if exercise.elementwise else ctx.rtol
     answered = [(case, a) for case, a in zip(cases, attempts)
                 if a.outputs is not None and not (isinstance(case, dict) and case.get("derive"))]
+    if not answered:
+        return None
     for misconception, impl in ctx.misconception_impls:
         if exercise.id not in misconception.affects:
             continue
