@@ -161,6 +161,114 @@ def shipped_gradcheck_notebook(config):
     return release(config, cells)
 
 
+# A sigmoid that raises on a 0-d array (its hidden 0-d case costs it that case); the functions
+# below raise the very same error, through a frame named `sigmoid`, on the cases they do not
+# want judged, hoping they are excused as "already charged upstream".
+LAUNDERING_SIGMOID = with_body("sigmoid", """if np.ndim(x) == 0:
+    raise FloatingPointError("sigmoid guard: scalar input")
+e = np.exp(-np.abs(x))
+return np.where(x >= 0, 1 / (1 + e), e / (1 + e))""")
+RAISE_LIKE_SIGMOID = "sigmoid(np.array(0.0))"
+LARGE = "dnext_h.shape[1] >= 8"        # the larger hidden cases, told apart by their hidden size
+
+
+def numerical_unless_large(config, on_large):
+    """Every forward function right; both backward passes by finite differences on the small
+    cases and `on_large` (statements, indented by 8) on the larger ones."""
+    cells = reference_cells()
+    cells["lstm_step_forward"] = forward_keeping_args("lstm_step_forward", cells["lstm_step_forward"])
+    cells["lstm_forward"] = forward_keeping_args("lstm_forward", cells["lstm_forward"])
+    cells["lstm_step_backward"] = textwrap.dedent(f'''
+        def lstm_step_backward(dnext_h, dnext_c, cache):
+            if {LARGE}:
+                x, prev_h, prev_c, Wx, Wh, b = cache["args"]
+        {on_large["step"]}
+            return _numerical_step(dnext_h, dnext_c, cache)
+    ''') + finite_differences("_numerical_step", "lstm_step_forward", 2)
+    cells["lstm_backward"] = textwrap.dedent(f'''
+        def lstm_backward(dh, cache):
+            if {LARGE.replace("dnext_h", "dh").replace("[1]", "[2]")}:
+                x, h0, Wx, Wh, b = cache["args"]
+        {on_large["sequence"]}
+            return _numerical_sequence(dh, cache)
+    ''') + finite_differences("_numerical_sequence", "lstm_forward", 1)
+    return cells
+
+
+def laundered_crashes(config):
+    """Numerical backward passes that raise sigmoid's own error on the larger cases."""
+    raise_it = {"step": f"        {RAISE_LIKE_SIGMOID}", "sequence": f"        {RAISE_LIKE_SIGMOID}"}
+    return release(config, {**numerical_unless_large(config, raise_it), "sigmoid": LAUNDERING_SIGMOID})
+
+
+def zeros_on_large(config):
+    """Numerical backward passes that answer zeros at once on the larger cases."""
+    zeros = {"step": "        return tuple(np.zeros_like(a) for a in (x, prev_h, prev_c, Wx, Wh, b))",
+             "sequence": "        return tuple(np.zeros_like(a) for a in (x, h0, Wx, Wh, b))"}
+    return release(config, numerical_unless_large(config, zeros))
+
+
+def sleepy_forward(config):
+    """Numerical backward passes, and a forward pass that sleeps on the larger cases (which
+    raised the old limit, a multiple of the student's own forward time)."""
+    cells = numerical_notebook(config)
+    for cell in cells["cells"]:
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if "def _lstm_forward_inner(" in source or "def _lstm_step_forward_inner(" in source:
+            cell["source"] = source.replace("def _lstm_forward_inner(x, h0, Wx, Wh, b):\n",
+                                            "def _lstm_forward_inner(x, h0, Wx, Wh, b):\n"
+                                            "    import time\n    time.sleep(0.02 if h0.shape[1] >= 8 else 0)\n")
+    return cells
+
+
+# lstm_backward with the pre-activations' gradient by centered differences (every sample at
+# once: samples are independent), then exact matrix products: no gate derivative, no BPTT.
+PRE_ACTIVATION_DIFFERENCES = '''def lstm_backward(dh, cache):
+    x, h0, Wx, Wh, b = cache["args"]
+    N, T, D = x.shape
+    H = h0.shape[1]
+
+    def run(step, push):
+        prev_h, prev_c, loss, inputs = h0, np.zeros((N, H)), np.zeros(N), []
+        for t in range(T):
+            inputs.append(prev_h)
+            a = x[:, t] @ Wx + prev_h @ Wh + b + (push if t == step else 0.0)
+            s = 0.5 * (1 + np.tanh(a / 2))
+            prev_c = s[:, H:2 * H] * prev_c + s[:, :H] * np.tanh(a[:, 2 * H:3 * H])
+            prev_h = s[:, 3 * H:] * np.tanh(prev_c)
+            loss += np.sum(dh[:, t] * prev_h, axis=1)
+        return loss, np.stack(inputs, axis=1)
+    da, eps = np.zeros((N, T, 4 * H)), 1e-6
+    for t in range(T):
+        for k in range(4 * H):
+            push = np.zeros((N, 4 * H))
+            push[:, k] = eps
+            da[:, t, k] = (run(t, push)[0] - run(t, -push)[0]) / (2 * eps)
+    rows = da.reshape(N * T, 4 * H)
+    prev_h = run(-1, 0.0)[1]
+    return (da @ Wx.T, da[:, 0] @ Wh.T, x.reshape(N * T, D).T @ rows,
+            prev_h.reshape(N * T, H).T @ rows, rows.sum(axis=0))
+'''
+
+
+def pre_activation_differences(config):
+    cells = reference_cells()
+    cells["lstm_forward"] = forward_keeping_args("lstm_forward", cells["lstm_forward"])
+    cells["lstm_backward"] = PRE_ACTIVATION_DIFFERENCES
+    return release(config, cells)
+
+
+def no_time_loop(config):
+    """lstm_forward computes one step only; on longer sequences it raises sigmoid's own error."""
+    body = f"""if x.shape[1] > 1:
+    {RAISE_LIKE_SIGMOID}
+next_h, _, cache = lstm_step_forward(x[:, 0], h0, np.zeros_like(h0), Wx, Wh, b)
+return next_h[:, None], cache"""
+    return release(config, {**reference_cells(), "sigmoid": LAUNDERING_SIGMOID,
+                            "lstm_forward": with_body("lstm_forward", body),
+                            "lstm_backward": with_body("lstm_backward", "raise NotImplementedError")})
+
+
 ZERO_GRADIENTS = {
     # zeros of the right shapes, read off the reference's caches: right only where the
     # numerical gradient of a forward pass that remembers its inputs is zero as well
@@ -324,6 +432,13 @@ return np.where(x >= 0, 1 / (1 + e), e / (1 + e))""")), FULL),
     "forged_array_reply": (lambda c: release(c, {**reference_cells(), "sigmoid": FORGED_ARRAY_SIGMOID},
                                              [WRITE_EVERYWHERE, "_GRADED = True"]), {**FULL, "sigmoid": 0.625}),
     "leaks_inputs": (leaking_backward, {**FULL, "lstm_backward": 0}),
+    # issue 18: crashes laundered through "not charged twice", answers that dodge the larger
+    # cases, numerical differentiation that is cheaper or hides behind a slow forward pass
+    "laundered_crashes": (laundered_crashes, {**FULL, "sigmoid": 0.625, "lstm_step_backward": 0, "lstm_backward": 0}),
+    "zeros_on_large": (zeros_on_large, {**FULL, "lstm_step_backward": 0, "lstm_backward": 0}),
+    "sleepy_forward": (sleepy_forward, {**FULL, "lstm_step_backward": 0, "lstm_backward": 0}),
+    "pre_activation_differences": (pre_activation_differences, {**FULL, "lstm_backward": 0}),
+    "no_time_loop": (no_time_loop, {**FULL, "sigmoid": 0.625, "lstm_forward": round(3 / 7, 4), "lstm_backward": 0}),
     "odd_metadata": (with_metadata, FULL),
 }
 
@@ -372,12 +487,16 @@ def test_each_attacker_gets_at_most_what_it_implements(class_run, student):
 def test_numerical_differentiation_is_flagged_and_honest_slow_work_is_not(class_run):
     _, done, results = class_run
     for student, exercises in (("finite_differences", BACKWARD), ("shipped_gradcheck", BACKWARD[:1]),
-                               ("numerical_inputs", BACKWARD[1:])):
+                               ("numerical_inputs", BACKWARD[1:]), ("laundered_crashes", BACKWARD),
+                               ("zeros_on_large", BACKWARD), ("sleepy_forward", BACKWARD),
+                               ("pre_activation_differences", BACKWARD[1:])):
         flagged = {e["id"]: e for e in results[student]["exercises"] if e["flags"]}
         assert set(flagged) == set(exercises), student
         for e in flagged.values():
-            assert e["flags"] == ["numerical_gradient"] and e["status"] == "flagged"
-            assert "numerical differentiation" in e["message"]
+            # a forward pass that sleeps looks slow itself: either flag costs the exercise
+            allowed = (["numerical_gradient"], ["too_slow"]) if student == "sleepy_forward" else (["numerical_gradient"],)
+            assert e["flags"] in allowed and e["status"] == "flagged", (student, e)
+            assert "numerical differentiation" in e["message"] or e["flags"] == ["too_slow"]
     for student in ("honest", "honest_slow"):
         assert not any(e["flags"] for e in results[student]["exercises"])
     assert "numerical_gradient" in done.stdout      # the TA's summary names the flag

@@ -372,8 +372,8 @@ class ForkServer:
             self._control({"op": "close"}, "closed")
             self.replies.drain()
 
-    def _wait_reply(self, seconds, doing):
-        kind, message = self._await(seconds + GRACE_SECONDS, want_reply=True)
+    def _wait_reply(self, seconds, doing, grace=GRACE_SECONDS):
+        kind, message = self._await(seconds + grace, want_reply=True)
         if kind == "reply":
             return message
         self.session_open = kind == "timeout"
@@ -384,8 +384,9 @@ class ForkServer:
         self.replies.drain()
         raise ChannelClosed(session_exit_reason(code if type(code) is int else None, doing))
 
-    def call(self, fn, args, opaque, seconds, stubs=None, answer=None):
+    def call(self, fn, args, opaque, seconds, stubs=None, answer=None, grace=GRACE_SECONDS):
         """Call `fn` in the open session; -> CallOutcome (reply validated, arguments read back).
+        The session is killed `grace` seconds after `seconds`.
 
         stubs: {name: parameter names} of the functions the grader stands in for during the call;
         answer(name, args) -> the marshal answer to a stand-in's request (computed in this
@@ -398,7 +399,7 @@ class ForkServer:
         self._send(self.req, request)
         try:
             while True:
-                message = self._wait_reply(max(deadline - time.monotonic(), 0.0), "while running it")
+                message = self._wait_reply(max(deadline - time.monotonic(), 0.0), "while running it", grace)
                 upcall = checked_upcall(message)
                 if upcall is None:
                     break

@@ -307,6 +307,7 @@ class StudentImpl(Impl):
                     raise Crashed(fn, "its input came from a process that has since been restarted")
                 a = Opaque(a.key)
             wire_args.append(a)
+        strict = seconds is not None and seconds < self.limits.call_seconds   # a limit of the judge's: no grace
         seconds = min(self.limits.call_seconds, self.time_left(), seconds or float("inf"))
         if seconds <= 0:
             raise TimedOut(fn, "the submission used up its total time limit")
@@ -315,7 +316,7 @@ class StudentImpl(Impl):
             stand_ins.begin(args)
         try:
             outcome = self.server.call(fn, wire_args, opaque, seconds, stand_ins and stand_ins.stubs,
-                                       stand_ins and stand_ins.answer)
+                                       stand_ins and stand_ins.answer, **({"grace": 0.0} if strict else {}))
         except ChannelTimeout:
             raise TimedOut(fn, f"did not return within {seconds:g} s") from None
         except ChannelClosed as exc:
