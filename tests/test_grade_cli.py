@@ -77,22 +77,42 @@ def test_hidden_inputs_are_seeded_per_student_and_assignment(config):
     assert any(a["x"].shape != b["x"].shape or not np.array_equal(a["x"], b["x"]) for a, b in zip(first, other))
 
 
-def test_hidden_cases_use_shapes_public_checks_never_use(config):
-    """N = 1, T = 1, D = 1, H = 1, D != H otherwise, a non-zero h0, saturated gates, a larger case,
-    and for the backward passes the cost case."""
+def test_hidden_inputs_are_seeded_by_every_bit_of_the_notebook(config):
+    """No 32-bit hash on the way (a crc32 of the notebook's digest was collidable offline): the
+    generator's entropy is the whole sha256 of grading.yml's seed, assignment, student, exercise
+    and notebook digest."""
     grader = Grader(config, sandbox="none", misconceptions=[])
+    entropy = grader.rng("ada", "lstm_gates", "ab" * 32).bit_generator.seed_seq.entropy
+    assert entropy.bit_length() > 224
+    assert entropy != grader.rng("ada", "lstm_gates", "ab" * 31 + "ac").bit_generator.seed_seq.entropy
+
+
+def test_hidden_cases_use_shapes_public_checks_never_use(config):
+    """N = 1, T = 1, D = 1, H = 1, D != H otherwise, a non-zero h0, saturated gates, and three
+    larger cases drawn from one range; the backward passes' larger cases are derivation cases,
+    with shapes from the same range as the forward passes' (nothing tells them apart)."""
+    grader = Grader(config, sandbox="none", misconceptions=[])
+    larger = exercises.LARGER
     for student in ("a", "b", "c"):
-        seq = {c["label"]: c for c in exercises.backward_cases(grader.rng(student, "lstm_backward"))}
+        cases = exercises.backward_cases(grader.rng(student, "lstm_backward"))
+        seq = {c["label"]: c for c in cases}
         shapes = {label: c["x"].shape + c["h0"].shape[1:] for label, c in seq.items()}   # N, T, D, H
         assert shapes["one sample, one step"][:2] == (1, 1)
         assert shapes["hidden size 1"][3] == 1 and shapes["input size 1"][2] == 1
-        assert all(n >= 5 and t >= 12 for n, t, _, _ in [shapes["a longer sequence"]])
-        assert shapes["large sizes"] == (32, 2, 32, 128) and seq["large sizes"]["cost"]
-        assert all(d != h for label, (_, _, d, h) in shapes.items() if 1 not in (d, h))
-        assert all(np.abs(c["h0"]).max() > 0 for c in seq.values())                  # non-zero h0
+        derive = [c for c in cases if c.get("derive")]
+        assert len(derive) == exercises.LARGER_CASES and all(c["label"] == "a longer sequence" for c in derive)
+        for c in derive + [c for c in exercises.sequence_cases(grader.rng(student, "lstm_forward"))
+                           if c["label"] == "a longer sequence"]:
+            (n, t, d), h = c["x"].shape, c["h0"].shape[1]
+            assert all(lo <= v <= hi for v, (lo, hi) in zip((n, t, d, h), (larger[k] for k in "ntdh")))
+            assert t >= 4 and d != h
+        assert not any(c.get("derive") for c in exercises.sequence_cases(grader.rng(student, "lstm_forward")))
+        assert all(d != h for (_, _, d, h) in (c["x"].shape + c["h0"].shape[1:] for c in cases) if 1 not in (d, h))
+        assert all(np.abs(c["h0"]).max() > 0 for c in cases)                         # non-zero h0
         step = {c["label"]: c for c in exercises.step_cases(grader.rng(student, "lstm_gates"))}
         assert step["one sample"]["x"].shape[0] == 1 and step["input size 1, saturated gates"]["x"].shape[1] == 1
         assert step["hidden size 1"]["prev_h"].shape[1] == 1 and step["a larger batch"]["x"].shape[0] >= 6
+        assert sum(c.get("derive", False) for c in exercises.step_backward_cases(grader.rng(student, "s"))) == 3
         c = step["input size 1, saturated gates"]
         a = c["x"] @ c["Wx"] + c["prev_h"] @ c["Wh"] + c["b"]
         assert np.mean(np.abs(a) > 4) > 0.3                                          # saturated gates
