@@ -13,8 +13,11 @@ students and read here from the source folder):
   shifted in time, or has a wrong axis;
 - outputs judged in the order that isolates a cause: dprev_c and db before dx and dprev_h,
   the time steps of dx before the weights in lstm_backward;
-- when an exercise this one is built on already lost points (ctx.results), that the errors
-  most likely come from there ("your lstm_step_backward (Exercise 5) already loses points").
+- when the forward exercise whose cache a backward pass reads already lost points
+  (ctx.results), that part of the errors may come from there ("your lstm_step_forward
+  (Exercise 3) already loses points, and lstm_step_backward works on its cache"): every other
+  function is judged on its own (the grader stands in for the functions it calls), so its
+  errors are its own.
 
 Messages name exercises as the notebook does and use the names of the judged function's
 arguments and outputs; they never contain input values or reference code. Every output of
@@ -25,11 +28,9 @@ from pathlib import Path
 
 SEQLAB_CHECKS = Path(__file__).resolve().parents[2] / "source" / "lstm" / "seqlab" / "checks.py"
 LSTM_EXERCISES = ("lstm_gates", "lstm_step_forward", "lstm_forward", "lstm_step_backward", "lstm_backward")
-BUILT_ON = {   # exercise -> the graded function it is usually written with, and how
-    "lstm_step_forward": ("lstm_gates", "if lstm_step_forward calls it"),
-    "lstm_forward": ("lstm_step_forward", "if lstm_forward calls it"),
+BUILT_ON = {   # backward exercise -> the forward function whose cache it reads (the grader cannot stand in for it)
     "lstm_step_backward": ("lstm_step_forward", "lstm_step_backward works on its cache"),
-    "lstm_backward": ("lstm_step_backward", "if lstm_backward calls it"),
+    "lstm_backward": ("lstm_forward", "lstm_backward works on its cache"),
 }
 _loaded = {}
 
@@ -53,10 +54,6 @@ def upstream_note(exercise, results):
     if earlier is None or earlier.status == "passed":
         return ""
     label = f"Exercise {attribution().EXERCISE_NUMBER[upstream]}"
-    where = (" rather than from the time loop" if exercise in ("lstm_forward", "lstm_backward") else "")
-    if why.startswith("if "):
-        return (f"Your {upstream} ({label}) already loses points: {why}, these errors most likely come "
-                f"from there{where}, so fix {label} first. ")
     return (f"Your {upstream} ({label}) already loses points, and {why}: part of these errors may come "
             f"from there, so fix {label} first. ")
 
