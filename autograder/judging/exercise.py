@@ -221,22 +221,23 @@ def better(first, second):
 
 
 def run_case(exercise, ctx, case, expected_out, on_its_own, explained):
-    """One case's attempt; on a derivation case a probe too slow is tried again once in a fresh
+    """One case's attempt; on a derivation case a probe too slow is tried again once in a new
     session (a loaded machine), then raised."""
     try:
         return attempt(exercise, ctx, case, expected_out, on_its_own, explained)
     except TooSlow:
         if not case.get("derive"):
             raise
-    with ctx.student.fresh():
-        return attempt(exercise, ctx, case, expected_out, on_its_own, explained)
+    ctx.student.new_session()
+    return attempt(exercise, ctx, case, expected_out, on_its_own, explained)
 
 
 def grade_exercise(exercise, ctx, cases, max_points, input_penalty):
     """Run the exercise's probe on every hidden case and judge it; credit is per case: an
     output earns its weight times the share of the cases it passed, and a crash or timeout on
     one case costs that case only. An exercise with `upstream` is judged on its own first; its
-    failing cases are judged again through the student's own chain, in one fresh session."""
+    failing cases are judged again through the student's own chain, in a new session (each of
+    their second opinions in one of its own)."""
     ctx.student.log.clear()
     on_its_own = bool(exercise.upstream)
     expected = []
@@ -255,11 +256,11 @@ def grade_exercise(exercise, ctx, cases, max_points, input_penalty):
                 attempts[current] = Attempt(failure=slow, on_its_own=True)   # its own chain may be faster
         if on_its_own and not all(a.passed for a in attempts):
             own_chain = set()
-            with ctx.student.fresh():
-                for current, case in enumerate(cases):
-                    if not attempts[current].passed:
-                        second = run_case(exercise, ctx, case, expected[current], False, own_chain)
-                        attempts[current] = better(attempts[current], second)
+            ctx.student.new_session()   # (not a fresh() block: each second opinion needs a session of its own)
+            for current, case in enumerate(cases):
+                if not attempts[current].passed:
+                    second = run_case(exercise, ctx, case, expected[current], False, own_chain)
+                    attempts[current] = better(attempts[current], second)
     except Disqualified as flagged:
         return disqualified(exercise, max_points, len(cases), flagged.message, flagged.flag)
     except TooSlow as slow:

@@ -91,6 +91,9 @@ class Impl:
         """Calls inside see nothing of earlier calls (the student's: a new session)."""
         yield
 
+    def new_session(self):
+        """The next call sees nothing of earlier calls (the student's: it opens a new session)."""
+
     @contextlib.contextmanager
     def substituted(self, names, reference, opaque, budget):
         """Calls inside find `reference`'s functions `names` where they call those functions by
@@ -269,6 +272,10 @@ class StudentImpl(Impl):
                 self.failed_start = failure
             raise failure from None
         self.sessions += 1
+
+    def new_session(self):
+        if self.server is not None and not self.fresh_depth:
+            self.server.close_session()
 
     @contextlib.contextmanager
     def fresh(self):
