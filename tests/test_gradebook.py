@@ -108,10 +108,10 @@ def test_check_cells_show_the_graders_verdict(course):
     cell = next(c for c in notebook["cells"]
                 if c["metadata"].get("nbgrader", {}).get("grade_id") == "check_lstm_backward")
     text = "".join("".join(o.get("text", "")) for o in cell["outputs"])
-    assert "partly correct, 2.5 / 5" in text and "dWx" in text
+    assert "partly correct, 2 / 5" in text and "dWx" in text
     with gradebook(folder) as gb:
         comment = gb.find_comment("lstm_backward", "lstm", "lstm", "bug_last_step_weights")
-        assert comment.auto_comment.startswith("Autograder: partly correct (2.5 / 5).")
+        assert comment.auto_comment.startswith("Autograder: partly correct (2 / 5).")
 
 
 def test_nbgrader_export_totals_are_auto_plus_manual(course, config):
