@@ -1,6 +1,6 @@
-"""Grading throughput against the grader before the integrity work (issue 10), same run.
+"""Grading throughput against earlier graders, same run.
 
-The grader at BASELINE (from git history) and today's each grade PER_ROUND copies of their own
+Each grader of BASELINES (from git history) and today's each grade PER_ROUND copies of their own
 solution notebook (the release with the reference's answer cells, demo cells removed, as in
 bench_grader), one submission at a time, under the default sandbox, in alternating rounds of
 fresh processes so that both meet the same machine load. `python -c SCRIPT` run in a tree's
@@ -17,7 +17,10 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-BASELINE = "8aa1497"      # the last commit before the integrity work (issue 10)
+BASELINES = {   # commit -> what it was, and the goal of today's grader against it
+    "8aa1497": ("before the integrity work (issue 10)", 1.2),
+    "f9c3313": ("before sessions of their own and stand-ins (issues 18, 19)", 1.1),
+}
 ROUNDS, PER_ROUND = 6, 8
 
 # Run in a tree's root: grade argv[2] copies of the tree's own solution notebook, written under
@@ -47,9 +50,9 @@ print(json.dumps({"seconds": seconds, "full": full}))
 """
 
 
-def baseline_tree(folder):
-    """The repository at BASELINE, unpacked into `folder`; None where the history lacks it."""
-    archive = subprocess.run(["git", "archive", BASELINE], cwd=REPO, capture_output=True)
+def baseline_tree(commit, folder):
+    """The repository at `commit`, unpacked into `folder`; None where the history lacks it."""
+    archive = subprocess.run(["git", "archive", commit], cwd=REPO, capture_output=True)
     if archive.returncode != 0:
         return None
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
@@ -71,23 +74,33 @@ def per_submission(tree):
 
 
 def main():
-    print(f"\n== Grading throughput: today's grader vs the grader at {BASELINE} (before issue 10), 1 job ==")
+    print(f"\n== Grading throughput: today's grader vs {', '.join(BASELINES)}, 1 job, alternating rounds ==")
     with tempfile.TemporaryDirectory() as tmp:
-        old = baseline_tree(Path(tmp))
-        if old is None:
-            print(f"skipped: commit {BASELINE} is not in this clone's history")
-            return
-        ours, theirs = [], []
+        trees = {}
+        for commit in BASELINES:
+            folder = Path(tmp) / commit
+            folder.mkdir()
+            if baseline_tree(commit, folder) is None:
+                print(f"skipped: commit {commit} is not in this clone's history")
+            else:
+                trees[commit] = folder
+        times = {"today": [], **{commit: [] for commit in trees}}
         for _ in range(ROUNDS):
-            theirs += per_submission(old)
-            ours += per_submission(REPO)
-    mine, base = statistics.median(ours), statistics.median(theirs)
-    for name, times in (("today's grader   ", ours), (f"grader at {BASELINE}", theirs)):
-        low, _, high = statistics.quantiles(times, n=4)
-        print(f"{name}: {statistics.median(times):.3f} s per submission (quartiles {low:.3f}-{high:.3f}, "
-              f"{len(times)} submissions)")
-    print(f"ratio            : {mine / base:.2f}   (issue 10's goal: <= 1.2)")
-    print(json.dumps({"ours_s": round(mine, 4), "baseline_s": round(base, 4), "ratio": round(mine / base, 3)}))
+            for commit, tree in trees.items():
+                times[commit] += per_submission(tree)
+            times["today"] += per_submission(REPO)
+    mine = statistics.median(times["today"])
+    for name, seconds in times.items():
+        low, _, high = statistics.quantiles(seconds, n=4)
+        label = "today's grader" if name == "today" else f"grader at {name}"
+        print(f"{label:20s}: {statistics.median(seconds):.3f} s per submission (quartiles {low:.3f}-{high:.3f}, "
+              f"{len(seconds)} submissions)")
+    for commit in trees:
+        what, goal = BASELINES[commit]
+        ratio = mine / statistics.median(times[commit])
+        print(f"ratio to {commit}   : {ratio:.2f}   ({what}; goal <= {goal})")
+        print(json.dumps({"baseline": commit, "ours_s": round(mine, 4),
+                          "baseline_s": round(statistics.median(times[commit]), 4), "ratio": round(ratio, 3)}))
 
 
 if __name__ == "__main__":
