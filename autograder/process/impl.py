@@ -77,6 +77,7 @@ def same_value(before, after):
 
 class Impl:
     """Common bookkeeping: the call log a probe's caller reads."""
+    enforces_limits = False     # True for the student's: a call's `seconds` is a limit it must meet
 
     def __init__(self, parameter_names):
         self.parameter_names = parameter_names   # fn -> tuple of argument names
@@ -242,6 +243,8 @@ class StudentImpl(Impl):
     demand, and again after a timeout or a crash, so a hang costs only the call it stopped.
     `fresh()` gives a block of calls a session of its own, which no earlier call has touched. A
     worker that died is started again (the cells run again)."""
+
+    enforces_limits = True
 
     def __init__(self, start_server, parameter_names, limits, time_left):
         super().__init__(parameter_names)
