@@ -14,7 +14,7 @@ case here passes by a mutation that changed nothing.
 import pytest
 
 from assignments.lstm.misconceptions import load_catalogue
-from assignments.lstm.samples import reference_cells, with_body
+from assignments.lstm.samples import OTHER_STYLE, reference_cells, with_body
 from assignments.lstm.styles import load_styles
 from autograder.grade import Grader, find_submissions, grade_all
 from autograder.judging import mutants
@@ -82,26 +82,7 @@ def mutated(style, fn, old, new):
 
 # Sequence passes as loops over whatever step functions the notebook has (they never read a
 # step's cache themselves), for the catalogue's entries, whose step caches are the reference's.
-SEQUENCE_LOOPS = {
-    "lstm_forward": '''def lstm_forward(x, h0, Wx, Wh, b):
-    h, c, caches = [], np.zeros_like(h0), []
-    prev_h = h0
-    for t in range(x.shape[1]):
-        prev_h, c, step_cache = lstm_step_forward(x[:, t, :], prev_h, c, Wx, Wh, b)
-        h.append(prev_h)
-        caches.append(step_cache)
-    return np.stack(h, axis=1), caches
-''',
-    "lstm_backward": '''def lstm_backward(dh, cache):
-    N, T, H = dh.shape
-    dxs, dWx, dWh, db = [None] * T, 0.0, 0.0, 0.0
-    dprev_h, dprev_c = np.zeros((N, H)), np.zeros((N, H))
-    for t in reversed(range(T)):
-        dxs[t], dprev_h, dprev_c, dWx_t, dWh_t, db_t = lstm_step_backward(dh[:, t] + dprev_h, dprev_c, cache[t])
-        dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t
-    return np.stack(dxs, axis=1), dprev_h, dWx, dWh, db
-''',
-}
+SEQUENCE_LOOPS = {name: OTHER_STYLE[name] for name in ("lstm_forward", "lstm_backward")}
 
 
 def loop_variant(entry):
