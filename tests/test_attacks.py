@@ -269,6 +269,24 @@ return next_h[:, None], cache"""
                             "lstm_backward": with_body("lstm_backward", "raise NotImplementedError")})
 
 
+# lstm_forward that first asks the grader's stand-in for a step with an input a million long:
+# had the grader answered, it answers garbage; refused, it loops over its steps as it should.
+# Its own lstm_step_forward is zeros, so only the grader's stand-ins can earn lstm_forward's points.
+STAND_IN_ABUSE = '''def lstm_forward(x, h0, Wx, Wh, b):
+    try:
+        lstm_step_forward(np.ones((1, 10 ** 6)), h0, h0, Wx, Wh, b)
+        return np.zeros((1,)), None
+    except ValueError:
+        pass
+    h, c, caches, prev_h = [], np.zeros_like(h0), [], h0
+    for t in range(x.shape[1]):
+        prev_h, c, step = lstm_step_forward(x[:, t], prev_h, c, Wx, Wh, b)
+        h.append(prev_h)
+        caches.append(step)
+    return np.stack(h, axis=1), caches
+'''
+
+
 ZERO_GRADIENTS = {
     # zeros of the right shapes, read off the reference's caches: right only where the
     # numerical gradient of a forward pass that remembers its inputs is zero as well
@@ -438,6 +456,9 @@ return np.where(x >= 0, 1 / (1 + e), e / (1 + e))""")), FULL),
     "zeros_on_large": (zeros_on_large, {**FULL, "lstm_step_backward": 0, "lstm_backward": 0}),
     "sleepy_forward": (sleepy_forward, {**FULL, "lstm_step_backward": 0, "lstm_backward": 0}),
     "pre_activation_differences": (pre_activation_differences, {**FULL, "lstm_backward": 0}),
+    "stand_in_abuse": (solved(lstm_forward=STAND_IN_ABUSE, lstm_step_forward=zeros_like_outputs("lstm_step_forward"),
+                              lstm_backward=with_body("lstm_backward", "raise NotImplementedError")),
+                       {**FULL, "lstm_step_forward": 0, "lstm_step_backward": 0, "lstm_backward": 0}),
     "no_time_loop": (no_time_loop, {**FULL, "sigmoid": 0.625, "lstm_forward": round(3 / 7, 4), "lstm_backward": 0}),
     "odd_metadata": (with_metadata, FULL),
 }

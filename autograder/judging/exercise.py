@@ -269,7 +269,7 @@ def grade_exercise(exercise, ctx, cases, max_points, input_penalty):
         message = exercise.slow_message(case, slow, numerical) if exercise.slow_message else slow.message
         return disqualified(exercise, max_points, len(cases), message,
                             "numerical_gradient" if numerical else "too_slow")
-    return score(exercise, ctx, cases, max_points, input_penalty, attempts, expected)
+    return score(exercise, ctx, cases, max_points, input_penalty, attempts)
 
 
 def disqualified(exercise, max_points, count, message, flag):
@@ -290,7 +290,7 @@ def upstream_failure(exercise, ctx, case, failure):
             and not case.get("derive"))
 
 
-def score(exercise, ctx, cases, max_points, input_penalty, attempts, expected):
+def score(exercise, ctx, cases, max_points, input_penalty, attempts):
     """Per-case attempts -> the ExerciseResult (points, parts, messages, diagnosis)."""
     judged = [a.verdicts for a in attempts]
     states = ["passed" if a.passed else "failed" if a.verdicts is not None else "crashed" for a in attempts]

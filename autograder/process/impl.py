@@ -109,21 +109,22 @@ class StandIns:
     (worker.stand_in) is checked and answered with `reference`'s values, computed here.
 
     A request is data from the student's process: its function must be one of `names`, it may
-    make at most `budget` of them in one call, its arrays must be real numbers of at most
-    `max_elements` each, and a handle must be one this object gave out. Caches and other values
-    listed in `opaque` stay here; the student's code gets their keys."""
+    make at most `budget` of them in one call, its arrays must be real numbers with at most three
+    axes, none longer than the longest axis of the arrays the grader itself passed in this block
+    (so whatever the reference computes stays the size of the case), and a handle must be one this
+    object gave out. Caches and other values listed in `opaque` stay here; the student's code gets
+    their keys."""
 
     def __init__(self, reference, names, parameter_names, opaque, budget):
         self.reference, self.names, self.opaque, self.budget = reference, tuple(names), opaque, budget
         self.stubs = {name: [list(parameter_names[name]), list(opaque.get(name, ()))] for name in self.names}
         self.kept = []                # handles of values the reference keeps (its caches)
-        self.calls, self.max_elements = 0, 0
+        self.calls, self.longest = 0, 1
 
     def begin(self, args):
-        """A new call of the student's, with these arguments: its stand-ins' count starts again,
-        and their arrays may be four times the size of its largest argument."""
-        sizes = [np.size(a) for a in flatten(args) if isinstance(a, np.ndarray)]
-        self.calls, self.max_elements = 0, 4 * max(sizes, default=1) + 1024
+        """A new call of the student's, with these arguments: its stand-ins' count starts again."""
+        shapes = [np.shape(a) for a in flatten(args) if isinstance(a, np.ndarray)]
+        self.calls, self.longest = 0, max([self.longest] + [n for shape in shapes for n in shape])
 
     def answer(self, name, args):
         """A stand-in's request -> its marshal answer."""
@@ -157,7 +158,7 @@ class StandIns:
             array = np.asarray(value)
         except (TypeError, ValueError):   # ragged lists
             raise ValueError("got an argument that is not an array") from None
-        if array.dtype.kind not in "biuf" or array.size > self.max_elements:
+        if array.dtype.kind not in "biuf" or array.ndim > 3 or max(array.shape, default=0) > self.longest:
             raise ValueError(f"got an array of dtype {array.dtype} and shape {array.shape}")
         return array
 

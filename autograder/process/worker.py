@@ -175,8 +175,9 @@ def stand_in(name, parameters, kept, own, request_fd, reply_fd, handles, _read=r
                 mine = own(*[_copy(a) if _type(a) is _ndarray else a for a in args])
                 result = _list(result)
                 for k in kept:
-                    handles[_id(mine[k])] = (mine[k], result[k].key)
-                    result[k] = mine[k]
+                    if mine[k] is not None:     # (None is everybody's: it stays the grader's handle)
+                        handles[_id(mine[k])] = (mine[k], result[k].key)
+                        result[k] = mine[k]
                 result = tuple(result)
             except _exception:      # its own function fails: the student's code gets the handle itself
                 result = tuple(result)
