@@ -1,15 +1,17 @@
 """python -m autograder {collect,grade,feedback,export,samples,demo,mutants,gradescope} ... (see README, "For TAs")."""
 import argparse
 import os
+import signal
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 from autograder import config as configuration
 from autograder import consistency, layout
-from autograder.outputs import late, report
+from autograder.outputs import late, report, scores, staging
 from autograder.integrations.lms.collect import CollectError
-from autograder.grade import Grader, grade_all
+from autograder.grade import Grader, Interrupted, grade_all, held, interruptible
 from autograder.integrations.lms.roster import RosterError
 from autograder.process.sandbox import MODES, NOBODY, GraderError
 
@@ -37,14 +39,20 @@ UNSANDBOXED_WARNING = """
 
 
 def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=False, student=None,
-                  allow_missing=False, unsandboxed=False):
+                  allow_missing=False, unsandboxed=False, other_students=False):
     """Grade every submission under root into out (with `student`, that one only, into the class
     outputs already in out); with `gradebook` (a path to gradebook.db), also record the grades
-    there for formgrader and `nbgrader export`. The output folder is created closed to other
-    users (the "uid" sandbox checks that its student cannot read it)."""
+    there for formgrader and `nbgrader export`, and build the feedback pages with the manual
+    grades it holds. The output folder is created closed to other users (the "uid" sandbox
+    checks that its student cannot read it).
+
+    One run is one transaction (outputs.staging): grades.csv, results/, feedback/, the
+    gradebook and autograded/ change together at the end, or not at all when it is interrupted
+    (Ctrl-C, SIGTERM: staging.Interrupted, after every worker and student process is ended).
+    One output folder and gradebook hold one class: a run refuses outputs that hold students
+    the submissions do not (other_students: keep them, in every output)."""
     root = Path(root)
-    if not root.is_dir():
-        raise GraderError(f"{root} is not a folder of submissions")
+    check_root(config, root)
     problems = consistency.mismatches(config)
     if problems:
         raise GraderError("grading.yml and the release notebook disagree (fix one, then `make release`):\n  "
@@ -60,38 +68,114 @@ def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=F
         except layout.LayoutError as exc:
             raise GraderError(str(exc)) from None
     Path(out).mkdir(mode=0o700, parents=True, exist_ok=True)
-    protected = [root, Path(out)] + ([Path(gradebook)] if gradebook is not None else [])
-    grader = Grader.prepare(config, sandbox_mode, unsandboxed, protected)
-    if grader.sandbox == "none":
-        print(UNSANDBOXED_WARNING, file=sys.stderr)
+    with staging.locked(staging.lock_files(out, gradebook)):
+        kept = [] if student is not None else one_class(config, root, out, gradebook, submissions, other_students)
+        protected = [root, Path(out)] + ([Path(gradebook)] if gradebook is not None else [])
+        grader = Grader.prepare(config, sandbox_mode, unsandboxed, protected)
+        if grader.sandbox == "none":
+            print(UNSANDBOXED_WARNING, file=sys.stderr)
+        if not quiet:
+            where = {"bubblewrap": "a bubblewrap sandbox", "uid": f"processes of the unprivileged uid {NOBODY}",
+                     "none": "plain processes, UNSANDBOXED"}[grader.sandbox]
+            print(f"Grading {len(submissions)} submission(s) of '{config.name}' in {where}, "
+                  f"{jobs or os.cpu_count()} at a time.", file=sys.stderr)
+        stage = None
+        try:
+            with interruptible():
+                started = time.monotonic()
+                bar, advance = progress_bar(len(submissions), quiet)
+                with bar:
+                    results = grade_all(grader, submissions, jobs, advance)
+                paths = dict(submissions)
+                for result in results:
+                    annotate(config, root, result, result["student_id"], paths[result["student_id"]])
+                graded_seconds = time.monotonic() - started
+                everyone = sorted(kept + results, key=lambda r: r["student_id"])
+                if student is not None:
+                    everyone = sorted([r for r in report.read_results(out) if r["student_id"] != student] + results,
+                                      key=lambda r: r["student_id"])
+                stage = staging.Stage(out, gradebook)
+                flags, manuals = [], {}
+                if gradebook is not None:
+                    flags = write_gradebook(config, results, submissions, stage.gradebook, quiet, stage.autograded)
+                    manuals = {s: f.for_feedback(config) for s, f in scores.settle(config, stage.gradebook).items()}
+                report.write_all(config, everyone, stage.files, only={r["student_id"] for r in results},
+                                 manuals=manuals)
+                with held():
+                    stage.commit(config.name, [r["student_id"] for r in results])
+        except Interrupted:
+            if stage is not None and stage.committed:
+                print("interrupted: this run's outputs were complete and are kept (grades.csv, results/, "
+                      "feedback/" + (", the gradebook" if gradebook is not None else "") + ")", file=sys.stderr)
+            else:
+                print("interrupted: nothing written, rerun grade", file=sys.stderr)
+            raise
+        finally:
+            if stage is not None and not stage.committed:
+                stage.discard()
     if not quiet:
-        where = {"bubblewrap": "a bubblewrap sandbox", "uid": f"processes of the unprivileged uid {NOBODY}",
-                 "none": "plain processes, UNSANDBOXED"}[grader.sandbox]
-        print(f"Grading {len(submissions)} submission(s) of '{config.name}' in {where}, "
-              f"{jobs or os.cpu_count()} at a time.", file=sys.stderr)
-    started = time.monotonic()
-    bar, advance = progress_bar(len(submissions), quiet)
-    with bar:
-        results = grade_all(grader, submissions, jobs, advance)
-    paths = dict(submissions)
-    for result in results:
-        annotate(config, root, result, result["student_id"], paths[result["student_id"]])
-    graded_seconds = time.monotonic() - started
-    everyone = results
-    if student is not None:
-        everyone = sorted([r for r in report.read_results(out) if r["student_id"] != student] + results,
-                          key=lambda r: r["student_id"])
-    report.write_all(config, everyone, out, only={r["student_id"] for r in results})
-    if not quiet:
-        print(report.table(config, everyone))
+        shown = results if student is not None else everyone
+        print(report.table(config, shown))
         for line in integrity_flags(results):
             print(line)
         print(f"\n{len(results)} graded in {graded_seconds:.1f} s ({report.status_counts(results)}). "
               f"Grades: {Path(out) / 'grades.csv'}; feedback: {Path(out) / 'feedback'}/; "
               f"details: {Path(out) / 'results'}/")
-    if gradebook is not None:
-        write_gradebook(config, results, submissions, gradebook, quiet)
+        if gradebook is not None:
+            gradebook_lines(gradebook, flags, manuals)
     return results
+
+
+def check_root(config, root):
+    """Refuse, saying what it is and what to run, a ROOT that cannot be a folder of submissions:
+    an LMS download (a zip: `collect`), an output folder of `grade`, or nothing at all."""
+    if root.is_file() and zipfile.is_zipfile(root):
+        raise GraderError(f"{root} is a zip file, not a folder of submissions: run `python -m autograder collect "
+                          f"{root} --assignment {config.name} --into ROOT` first, then grade ROOT")
+    if not root.is_dir():
+        raise GraderError(f"{root} is not a folder of submissions")
+    if (root / "grades.csv").is_file() and (root / "results").is_dir():
+        raise GraderError(f"{root} is an output folder of `grade` (it holds grades.csv and results/), not "
+                          "submissions: grade the folder `collect` filled (its --into), with this one as --out")
+
+
+def one_class(config, root, out, gradebook, submissions, other_students):
+    """The results already in `out` of students not under `root` (kept when other_students, so
+    that grades.csv, results, feedback and the gradebook still agree); else GraderError when `out`
+    or the gradebook holds any: one output folder and gradebook hold one class."""
+    here = {s for s, _ in submissions}
+    kept = [r for r in report.read_results(out) if r["student_id"] not in here]
+    foreign = {r["student_id"] for r in kept}
+    in_book = set()
+    if gradebook is not None and Path(gradebook).is_file():
+        in_book = scores.students(config, gradebook) - here
+    if (foreign or in_book) and not other_students:
+        where = ([f"{out} holds results of {len(foreign)}"] if foreign else []) + (
+            [f"the gradebook {gradebook} holds {len(in_book)}"] if in_book else [])
+        example = ", ".join(sorted(foreign | in_book)[:5])
+        raise GraderError(f"{' and '.join(where)} student(s) with no folder under {root} ({example}): one output "
+                          "folder and gradebook hold one class. Grade another class with its own --out and "
+                          "--gradebook; pass --other-students to keep them (a class whose folder lost students)")
+    return kept
+
+
+def gradebook_lines(db_path, flags, manuals):
+    """The gradebook's last lines: where it is, how to open formgrader, the manual grades to look
+    at again, and that the feedback pages hold the manual grades."""
+    from autograder.outputs import gradebook
+    count, waiting = gradebook.summary(db_path)
+    here = Path.cwd().resolve()
+    folder = Path(db_path).resolve().parent
+    print(f"Gradebook: {gradebook.shown(Path(db_path).resolve(), here)} ({count} submission(s), {waiting} "
+          f"answer(s) waiting for a manual grade); autograded notebooks: "
+          f"{gradebook.shown(folder / 'autograded', here)}/\n"
+          f"Formgrader: {gradebook.formgrader_hint(folder)}")
+    print(f"Feedback pages hold the gradebook's manual grades as they are now ({len(manuals)} student(s)); "
+          "after grading by hand, run `feedback` to rebuild them.")
+    if flags:
+        print(f"Manual grades to look at again ({len(flags)}), flagged in formgrader:")
+        for student, cell, why in flags:
+            print(f"  {student} {cell}: {why}")
 
 
 def integrity_flags(results):
@@ -115,28 +199,16 @@ def annotate(config, root, result, student, path):
     late.annotate(result, config.late, submitted, config.full_points)
 
 
-def write_gradebook(config, results, submissions, db_path, quiet=False):
-    """Record results in the gradebook at db_path, with a progress bar; print where it is, how to
-    open formgrader, and the manual grades to look at again (returned)."""
+def write_gradebook(config, results, submissions, db_path, quiet=False, staged=None):
+    """Record results in the gradebook at db_path (autograded notebooks under `staged`, see
+    gradebook.write), with a progress bar; returns the manual grades to look at again."""
     from autograder.outputs import gradebook
-    started = time.monotonic()
     bar, advance = progress_bar(len(results), quiet, "gradebook")
     try:
         with bar:
-            folder, flags = gradebook.write(config, results, submissions, db_path, quiet, advance)
+            _, flags = gradebook.write(config, results, submissions, db_path, quiet, advance, staged)
     except Exception as exc:
         raise GraderError(f"could not write the gradebook {db_path}: {type(exc).__name__}: {exc}") from exc
-    if not quiet:
-        count, waiting = gradebook.summary(db_path)
-        here = Path.cwd().resolve()
-        print(f"Gradebook: {gradebook.shown(Path(db_path).resolve(), here)} ({count} submission(s), {waiting} "
-              f"answer(s) waiting for a manual grade; {time.monotonic() - started:.1f} s); autograded "
-              f"notebooks: {gradebook.shown(Path(folder) / 'autograded', here)}/\n"
-              f"Formgrader: {gradebook.formgrader_hint(folder)}")
-        if flags:
-            print(f"Manual grades to look at again ({len(flags)}), flagged in formgrader:")
-            for student, cell, why in flags:
-                print(f"  {student} {cell}: {why}")
     return flags
 
 
@@ -169,6 +241,9 @@ def main(argv=None):
     grade.add_argument("--student", metavar="ID", help="regrade this student only, into the class outputs in OUT")
     grade.add_argument("--allow-missing", action="store_true",
                        help="grade even when most student folders hold no notebook")
+    grade.add_argument("--other-students", action="store_true",
+                       help="grade even when OUT or the gradebook holds students with no folder under ROOT "
+                            "(they are kept in every output); one output folder and gradebook hold one class")
     collect = sub.add_parser("collect", help="an LMS download (zip or folder) -> ROOT in nbgrader's layout")
     collect.add_argument("download", help="Canvas or Moodle zip or folder, flat <student>.ipynb, or nbgrader layout")
     collect.add_argument("--assignment", required=True)
@@ -183,6 +258,13 @@ def main(argv=None):
     export.add_argument("--format", required=True, choices=("canvas", "moodle", "csv"))
     export.add_argument("--out", required=True, metavar="FILE")
     export.add_argument("--roster", metavar="CSV", help="every enrolled student gets a row; names and sections")
+    export.add_argument("--column", metavar="NAME", help="canvas: the assignment's column, as Canvas names it "
+                        "(default: the roster's column ending in the assignment's Canvas id, else the assignment)")
+    export.add_argument("--allow-unlisted", action="store_true",
+                        help="write students of the gradebook who are not on the roster (without names)")
+    export.add_argument("--any-roster", action="store_true",
+                        help="accept a roster that is not the format's own (Canvas's gradebook export, "
+                             "Moodle's grading worksheet)")
     scope = sub.add_parser("gradescope", help="write the Gradescope autograder zip")
     scope.add_argument("--assignment", required=True)
     scope.add_argument("--out", required=True, help="folder for <assignment>-gradescope.zip")
@@ -194,14 +276,15 @@ def main(argv=None):
         if args.command == "grade":
             book = None if args.no_gradebook else (args.gradebook or configuration.REPO / "gradebook.db")
             grade_command(config, args.root, args.out, args.jobs, args.sandbox, book, student=args.student,
-                          allow_missing=args.allow_missing, unsandboxed=args.unsandboxed)
+                          allow_missing=args.allow_missing, unsandboxed=args.unsandboxed,
+                          other_students=args.other_students)
         elif args.command == "collect":
             return collect_command(config, args.download, args.into, args.roster)
         elif args.command == "feedback":
             feedback_command(config, args.out, args.gradebook or configuration.REPO / "gradebook.db")
         elif args.command == "export":
             export_command(config, args.format, args.out, args.gradebook or configuration.REPO / "gradebook.db",
-                           args.roster)
+                           args.roster, args.column, args.allow_unlisted, args.any_roster)
         elif args.command == "samples":
             write_samples(config, Path(args.out))
         elif args.command == "demo":
@@ -219,9 +302,12 @@ def main(argv=None):
         elif args.command == "mutants":
             from autograder.judging import mutants
             return mutants.main(config, args.jobs)
-    except (configuration.ConfigError, GraderError, RosterError, CollectError, FileNotFoundError) as exc:
+    except (configuration.ConfigError, GraderError, RosterError, CollectError, FileNotFoundError,
+            staging.Busy) as exc:
         print(f"autograder: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:     # grade_command said what it kept
+        return 128 + signal.Signals[str(exc)].value
     return 0
 
 
@@ -239,34 +325,65 @@ def collect_command(config, download, into, roster_path=None):
 
 
 def feedback_command(config, out, db_path):
-    """Rebuild every feedback page under out with the TA's manual grades, comments and the final score."""
-    from autograder.outputs import scores
-    finals = scores.settle(config, db_path)
+    """Rebuild every feedback page under out with the TA's manual grades, comments and the final
+    score; refused when the gradebook lacks students graded in out (the wrong gradebook)."""
     results = report.read_results(out)
     if not results:
         raise GraderError(f"no results under {Path(out) / 'results'}: run `grade` first")
-    for result in results:
-        final = finals.get(result["student_id"])
-        manual = None
-        if final is not None:
-            manual = {"questions": [{"id": q, "score": final.cells.get(q), "max_score": final.max_cells.get(q, p),
-                                     "comment": final.comments.get(q)} for q, p in config.manual.items()],
-                      "late_penalty": final.penalty, "final": final.total, "max_score": config.full_points}
-        (Path(out) / "feedback" / f"{result['student_id']}.html").write_text(report.feedback_html(result, manual))
+    with staging.locked(staging.lock_files(out, db_path)):
+        finals = scores.settle(config, db_path)
+        absent = sorted({r["student_id"] for r in results} - set(finals))
+        if absent:
+            raise GraderError(f"the gradebook {db_path} has no submission of {len(absent)} of the {len(results)} "
+                              f"student(s) graded in {out} ({', '.join(absent[:5])}): is it the gradebook `grade` "
+                              "wrote for this class? Give it with --gradebook")
+        for result in results:
+            page = Path(out) / "feedback" / f"{result['student_id']}.html"
+            page.with_suffix(".incoming").write_text(
+                report.feedback_html(result, finals[result["student_id"]].for_feedback(config)))
+            os.replace(page.with_suffix(".incoming"), page)
     waiting = sorted(s for s, f in finals.items() if f.waiting)
     print(f"Rebuilt {len(results)} feedback page(s) in {Path(out) / 'feedback'}/ with the manual grades."
           + (f" Still waiting for a manual grade: {', '.join(waiting)}" if waiting else ""))
 
 
-def export_command(config, fmt, out, db_path, roster_path=None):
-    from autograder.outputs import scores
+def export_command(config, fmt, out, db_path, roster_path=None, column=None, allow_unlisted=False,
+                   any_roster=False):
+    """Write the final grades for the LMS. Refused (unless allow_unlisted, any_roster) when the
+    gradebook holds students the roster does not list, or the roster is not the format's own."""
     from autograder.integrations.lms import export, roster
     enrolled = roster.read(roster_path) if roster_path else None
     finals = scores.settle(config, db_path)
-    count = export.export(config, finals, fmt, out, enrolled, roster_path)
+    notes = []
+    if enrolled is not None:
+        found, wanted = roster.kind(roster_path), {"canvas": "canvas", "moodle": "moodle"}.get(fmt)
+        if wanted and found != wanted:
+            what = {"canvas": "Canvas's gradebook export (Student, ID, ...)",
+                    "moodle": "Moodle's grading worksheet (Identifier, Full name, ...)"}
+            problem = (f"the roster {roster_path} is not {what[wanted]}"
+                       + (f"; it looks like {what[found]}" if found in what else ""))
+            if not any_roster:
+                raise RosterError(f"{problem}: give the {fmt} roster, or pass --any-roster")
+            notes.append(problem)
+        unlisted = sorted(set(finals) - {s.id for s in enrolled})
+        if unlisted:
+            problem = (f"{len(unlisted)} student(s) of the gradebook are not on the roster "
+                       f"({', '.join(unlisted[:10])}{', ...' if len(unlisted) > 10 else ''})")
+            if not allow_unlisted:
+                raise RosterError(f"{problem}: is it this class's roster and gradebook? Pass --allow-unlisted "
+                                  "to write them anyway (without names)")
+            notes.append(problem + ": written without names")
+    count = export.export(config, finals, fmt, out, enrolled, roster_path, column)
     waiting = sorted(s for s, f in finals.items() if f.waiting)
     print(f"Wrote {count} row(s) to {out} ({fmt})."
           + (f" Waiting for a manual grade (counted as 0): {', '.join(waiting)}" if waiting else ""))
+    if fmt == "canvas":
+        name = export.canvas_column(config, roster_path, column)
+        print(f"Canvas column: {name}" + ("" if column or name != config.name else
+                                          " (no column of the roster is this assignment: Canvas will create a "
+                                          "new assignment; give the roster's column with --column)"))
+    for note in notes:
+        print(f"Note: {note}")
 
 
 def write_samples(config, root):

@@ -38,6 +38,7 @@ class AssignmentConfig:
     module: object         # the assignment module: EXERCISES, CATALOGUE, SAMPLES
     reference: object      # the reference module
     late: object = None    # late.LatePolicy from grading.yml's `late:`, or None
+    canvas_id: str = None  # grading.yml `canvas_id`: the assignment's id in Canvas (export finds its column)
 
     @property
     def release_dir(self):
@@ -95,7 +96,8 @@ def load(assignment, path=REPO / "grading.yml"):
         points={k: float(v) for k, v in section["exercises"].items()},
         manual={k: float(v) for k, v in (section.get("manual") or {}).items()},
         module=module, reference=importlib.import_module(section["reference"]),
-        late=_late_policy(section.get("late")))
+        late=_late_policy(section.get("late")),
+        canvas_id=str(section["canvas_id"]) if section.get("canvas_id") else None)
     missing = set(config.points) - {e.id for e in module.EXERCISES}
     if missing:
         raise ConfigError(f"grading.yml names exercises {sorted(missing)} that {section['module']} does not define")

@@ -1,11 +1,13 @@
 """Grading one submission, and a class of them in parallel."""
 import concurrent.futures
+import contextlib
 import hashlib
 import inspect
 import json
 import multiprocessing
 import os
 import shutil
+import signal
 import time
 import traceback
 from dataclasses import dataclass
@@ -158,10 +160,95 @@ def find_submissions(root, assignment, notebook):
 
 
 _GRADER = None   # set in the parent before forking; read by the pool's workers
+_BUSY = False    # a pool worker is grading a submission (its student's process may be running)
+
+
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM reached the grader. A BaseException, so that no `except Exception` of
+    the grading stops it, and every `finally` on the way out (a student's process and its cgroup
+    killed, a staged output discarded) runs."""
+
+
+_HOLDING = {"on": False, "pending": None}   # held(): a signal that arrived is kept here
+
+
+@contextlib.contextmanager
+def interruptible():
+    """During the block, SIGINT (Ctrl-C) and SIGTERM raise Interrupted in this process (the CLI's
+    main thread), wherever it stands, except inside held()."""
+    def stop(signum, frame):
+        if _HOLDING["on"]:
+            _HOLDING["pending"] = signal.Signals(signum).name
+        else:
+            raise Interrupted(signal.Signals(signum).name)
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def held():
+    """Inside interruptible(): a signal arriving during the block (the commit of a run's outputs)
+    waits for its end, then raises Interrupted."""
+    _HOLDING.update(on=True, pending=None)
+    try:
+        yield
+    finally:
+        _HOLDING["on"] = False
+    if _HOLDING["pending"]:
+        raise Interrupted(_HOLDING["pending"])
+
+
+def quiet_worker():
+    """Initializer of a pool worker that holds no student process: Ctrl-C at the terminal reaches
+    the whole process group, and the parent alone decides what it means (it ends the pool)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _grading_worker():
+    """Initializer of a grading worker: SIGINT is the parent's to handle; the parent's SIGTERM
+    ends the submission in hand (Interrupted unwinds through its `finally`, which kills the
+    student's process) and then the worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_stop)
+
+
+def _worker_stop(signum, frame):
+    if _BUSY:
+        raise Interrupted("SIGTERM")
+    os._exit(1)
 
 
 def _grade_one(item):
-    return _GRADER.grade(*item)
+    global _BUSY
+    _BUSY = True
+    try:
+        return _GRADER.grade(*item)
+    except Interrupted:
+        os._exit(1)       # the student's process is gone; nothing of this worker is wanted any more
+    finally:
+        _BUSY = False
+
+
+def stop_pool(pool, grace=10.0):
+    """End a ProcessPoolExecutor now: cancel what it has not started, SIGTERM each worker (a
+    grading worker then kills its student's process), SIGKILL those still there after `grace`
+    seconds. (shutdown() alone waits for every queued job.)"""
+    processes = list((pool._processes or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def grade_all(grader, submissions, jobs=None, progress=None):
@@ -169,7 +256,8 @@ def grade_all(grader, submissions, jobs=None, progress=None):
 
     progress(result) is called as each finishes; returns results sorted by student id. A
     grading process that dies (the machine killed it) costs only the submissions it held: they
-    get a row saying so, and the others are graded in a new pool."""
+    get a row saying so, and the others are graded in a new pool. Any BaseException here (the
+    CLI's Interrupted) stops the pool at once, workers and student processes included."""
     global _GRADER
     _GRADER = grader
     jobs = jobs or os.cpu_count() or 1
@@ -180,11 +268,12 @@ def grade_all(grader, submissions, jobs=None, progress=None):
         progress and progress(result)
     if jobs == 1:
         for item in todo:
-            done(_grade_one(item))
+            done(grader.grade(*item))
         return sorted(results, key=lambda r: r["student_id"])
     context = multiprocessing.get_context("fork")
     broken = []
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_grading_worker)
+    try:
         futures = {pool.submit(_grade_one, item): item for item in todo}
         for future in concurrent.futures.as_completed(futures):
             try:
@@ -195,10 +284,16 @@ def grade_all(grader, submissions, jobs=None, progress=None):
                 raise
             except Exception as exc:
                 done(failed_result(futures[future][0], grader.config, exc))
-    for item in broken:   # each alone now, so that only the one that kills its process loses
-        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        pool.shutdown()
+        for item in broken:   # each alone now, so that only the one that kills its process loses
+            pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context,
+                                                          initializer=_grading_worker)
             try:
                 done(pool.submit(_grade_one, item).result())
             except concurrent.futures.process.BrokenProcessPool:
                 done(failed_result(item[0], grader.config, RuntimeError("the grading process was killed")))
+            pool.shutdown()
+    except BaseException:
+        stop_pool(pool)
+        raise
     return sorted(results, key=lambda r: r["student_id"])

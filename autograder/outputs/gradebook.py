@@ -285,19 +285,22 @@ def record(gb, release_cells, config, notebook_id, student, result, nb, previous
     return submission, flags
 
 
-def write(config, results, submissions, db_path, quiet=False, progress=None):
+def write(config, results, submissions, db_path, quiet=False, progress=None, staged=None):
     """Write every result into the gradebook at db_path (created when missing).
 
     results: the grader's result dicts; submissions: [(student, notebook path or None)];
-    progress(student) is called after each. Returns (the course folder, which is db_path's
-    folder, and [(student, cell, why)] of manual grades a TA should look at again)."""
+    progress(student) is called after each; staged: a folder that receives the autograded
+    notebooks (`<student>/<assignment>/`) instead of the course's autograded/ (the CLI moves
+    them there when the run is complete; answers changed since are still compared with the
+    course's). Returns (the course folder, which is db_path's folder, and [(student, cell,
+    why)] of manual grades a TA should look at again)."""
     with warnings.catch_warnings():
         # nbformat and SQLAlchemy warn about old notebooks and nbgrader's own session use
         warnings.simplefilter("ignore")
-        return _write(config, results, submissions, db_path, quiet, progress)
+        return _write(config, results, submissions, db_path, quiet, progress, staged)
 
 
-def _write(config, results, submissions, db_path, quiet, progress):
+def _write(config, results, submissions, db_path, quiet, progress, staged=None):
     db_path = Path(db_path).resolve()
     folder = db_path.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -328,7 +331,7 @@ def _write(config, results, submissions, db_path, quiet, progress):
             if problem and not quiet:
                 print(f"gradebook: {result['student_id']}'s notebook cannot be shown in formgrader ({problem})",
                       file=sys.stderr)
-            flags += write_one(gb, release_cells, config, notebook_id, folder, result, path, nb)
+            flags += write_one(gb, release_cells, config, notebook_id, folder, result, path, nb, staged)
             progress and progress(result["student_id"])
         gb.db.commit()
     return folder, flags
@@ -358,13 +361,20 @@ def prepared(release_cells, assignment, notebook_id, work):
     if jobs == 1:
         yield from map(_prepare_one, work)
         return
+    from autograder.grade import quiet_worker, stop_pool
     context = multiprocessing.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=quiet_worker)
+    try:
         yield from pool.map(_prepare_one, work, chunksize=4)
+    except BaseException:   # an interrupt (or the generator closed early): end the pool now
+        stop_pool(pool)
+        raise
+    pool.shutdown()
 
 
-def write_one(gb, release_cells, config, notebook_id, folder, result, path, nb):
-    """One student's submission, autograded notebook nb (or None), scores, comments and late penalty."""
+def write_one(gb, release_cells, config, notebook_id, folder, result, path, nb, staged=None):
+    """One student's submission, autograded notebook nb (or None), scores, comments and late penalty
+    (the notebook written under `staged` when given, see write())."""
     student = result["student_id"]
     submitted = late.read_timestamp(path.parent) if path else None
     gb.update_or_create_student(student)
@@ -376,10 +386,14 @@ def write_one(gb, release_cells, config, notebook_id, folder, result, path, nb):
     submission.late_submission_penalty = (
         config.late.penalty(submitted, scores.notebook_score(submission), config.full_points) if config.late else 0.0)
     if nb is not None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        write_feedback_files(target.parent, submitted)
-    elif target.parent.exists():
+        written = target if staged is None else Path(staged) / student / config.name / config.notebook
+        written.parent.mkdir(parents=True, exist_ok=True)
+        written.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        for kept in ("submission_secret.txt", late.TIMESTAMP_FILE):   # the secret and first time stay
+            if written != target and (target.parent / kept).is_file():
+                shutil.copy2(target.parent / kept, written.parent)
+        write_feedback_files(written.parent, submitted)
+    elif staged is None and target.parent.exists():
         shutil.rmtree(target.parent)
     return flags
 

@@ -13,9 +13,10 @@ STATUS_WORDS = {
 }
 
 
-def write_all(config, results, out, only=None):
+def write_all(config, results, out, only=None, manuals=None):
     """Write grades.csv for `results` (sorted by student id) under `out`, and the result JSON and
-    feedback page of each student in `only` (default: all of them)."""
+    feedback page of each student in `only` (default: all of them); manuals: {student: what the
+    gradebook holds for the page (scores.Final.for_feedback)}, for the students it has."""
     out = Path(out)
     (out / "results").mkdir(parents=True, exist_ok=True)
     (out / "feedback").mkdir(parents=True, exist_ok=True)
@@ -23,7 +24,8 @@ def write_all(config, results, out, only=None):
     for result in results:
         if only is None or result["student_id"] in only:
             (out / "results" / f"{result['student_id']}.json").write_text(json.dumps(result, indent=1) + "\n")
-            (out / "feedback" / f"{result['student_id']}.html").write_text(feedback_html(result))
+            (out / "feedback" / f"{result['student_id']}.html").write_text(
+                feedback_html(result, (manuals or {}).get(result["student_id"])))
 
 
 def read_results(out):
@@ -65,34 +67,53 @@ def fmt(number):
     return "0" if text == "-0" else text
 
 
-def late_html(result):
+def late_html(result, penalty=None):
+    """The late paragraph: when, how late, and the penalty (`penalty`: the gradebook's, on auto +
+    written points, when the page shows them; else the auto-graded score's). Times to the minute."""
     late = result.get("late") or {}
-    if not late.get("penalty") and not late.get("seconds_late"):
+    penalty = (late.get("penalty") or 0.0) if penalty is None else penalty
+    if not penalty and not late.get("seconds_late"):
         return ""
     hours = late["seconds_late"] / 3600
-    return (f"<p class='late'><b>Late:</b> submitted {html.escape(str(late['submitted']))}, {hours:.1f} h after the "
-            f"due date; late penalty {fmt(late['penalty'])} point(s). {html.escape(late.get('policy', ''))}</p>")
+    submitted = f"{str(late['submitted'])[:16]} UTC" if late.get("submitted") else "at an unknown time"
+    return (f"<p class='late'><b>Late:</b> submitted {html.escape(submitted)}, {hours:.1f} h after the "
+            f"due date; late penalty {fmt(penalty)} point(s). {html.escape(late.get('policy', ''))}</p>")
 
 
 def manual_html(manual):
-    """The written answers as graded by a TA: manual = {"questions": [{id, score, max_score,
-    comment}], "late_penalty", "final", "max_score"} (gradebook.manual_grades)."""
+    """The written answers as graded by a TA, and the final score: manual = {"questions": [{id,
+    score, max_score, comment, pending}], "exercises", "auto", "written", "late_penalty",
+    "final", "max_score", "pending"} (scores.Final.for_feedback)."""
     if not manual:
         return ""
     e = html.escape
-    rows = "".join(
-        f"<tr><td><code>{e(q['id'])}</code></td><td>{'not graded yet' if q['score'] is None else fmt(q['score'])}"
-        f" / {fmt(q['max_score'])}</td><td>{e(q['comment'] or '')}</td></tr>" for q in manual["questions"])
-    return (f"<h2>Written answers</h2><table><tr><th>Question</th><th>Points</th><th>Comment from your TA</th></tr>"
-            f"{rows}</table><p class='final'><b>Final score: {fmt(manual['final'])} / {fmt(manual['max_score'])}</b> "
-            f"(auto-graded exercises + written answers{' - late penalty' if manual['late_penalty'] else ''}).</p>")
+    rows = []
+    for q in manual["questions"]:
+        points = "not graded yet" if q["score"] is None else fmt(q["score"])
+        if q.get("pending") and q["score"] is not None:
+            points += " (pending regrade: your answer changed since it was graded)"
+        rows.append(f"<tr><td><code>{e(q['id'])}</code></td><td>{points} / {fmt(q['max_score'])}</td>"
+                    f"<td>{e(q['comment'] or '')}</td></tr>")
+    pending = manual.get("pending") or []
+    return (f"<h2>Written answers</h2><table class='written'><tr><th>Question</th><th>Points</th>"
+            f"<th>Comment from your TA</th></tr>{''.join(rows)}</table><p class='final'><b>Final score: "
+            f"{fmt(manual['final'])} / {fmt(manual['max_score'])}</b> ({breakdown(manual)})."
+            + (f" Provisional: {len(pending)} grade(s) wait for a TA." if pending else "") + "</p>")
+
+
+def breakdown(manual):
+    """'auto-graded 18 + written answers 3 - late penalty 21': how the final score is made."""
+    text = f"auto-graded exercises {fmt(manual['auto'])} + written answers {fmt(manual['written'])}"
+    return text + (f" - late penalty {fmt(manual['late_penalty'])}" if manual["late_penalty"] else "")
 
 
 def feedback_html(result, manual=None):
-    """The student's page; with `manual` (after manual grading), the written answers and the
-    final score too."""
+    """The student's page; with `manual` (what the gradebook holds: the TA's points and comments,
+    overrides, the late penalty on auto + written points), the written answers and the final
+    score too. Its header, exercise table, late paragraph and last line show the same numbers."""
     e = html.escape
     rows = []
+    overrides = (manual or {}).get("exercises") or {}
     for ex in result["exercises"]:
         words = STATUS_WORDS.get(ex["status"], ex["status"])
         detail = e(ex["message"]) if ex["message"] else ""
@@ -100,27 +121,36 @@ def feedback_html(result, manual=None):
             m = ex["misconception"]
             detail += (f"<div class='hint'><b>This looks like a known mistake: {e(m['title'])}.</b> "
                        f"{e(m['hint'])} <i>See Section {e(m['section'])}.</i></div>")
+        points = fmt(overrides.get(ex["id"], ex["points"]))
+        if overrides.get(ex["id"], ex["points"]) != ex["points"]:
+            points += f" (set by your TA; the grader gave {fmt(ex['points'])})"
         rows.append(f"<tr class='{e(ex['status'])}'><td><code>{e(ex['id'])}</code></td>"
-                    f"<td>{fmt(ex['points'])} / {fmt(ex['max_points'])}</td><td>{e(words)}</td><td>{detail}</td></tr>")
+                    f"<td>{points} / {fmt(ex['max_points'])}</td><td>{e(words)}</td><td>{detail}</td></tr>")
     notes = "".join(f"<p class='note'><b>Note:</b> {e(n)}</p>" for n in result.get("notes") or ())
-    notes += late_html(result)
+    notes += late_html(result, manual["late_penalty"] if manual else None)
     if result.get("reason"):
         notes += f"<p class='reason'><b>Your submission could not be graded:</b> {e(result['reason'])}</p>"
     if result.get("cell_errors"):
         items = "".join(f"<li>cell {c['cell']}: {e(c['error'])}</li>" for c in result["cell_errors"])
         notes += f"<p>Some cells of your notebook raised errors while it ran (the grader went on):</p><ul>{items}</ul>"
+    if manual:
+        score = f"<b>Score: {fmt(manual['final'])} / {fmt(manual['max_score'])}</b> ({breakdown(manual)})."
+    else:
+        score = (f"<b>Score: {fmt(total(result))} / {fmt(result['max_score'])}</b> (auto-graded exercises"
+                 f"{f', after a late penalty of {fmt(late_penalty(result))}' if late_penalty(result) else ''}; "
+                 "written answers are graded by hand).")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Feedback: {e(result['assignment'])}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #222; }}
 table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px solid #ddd; padding: .4rem; text-align: left; vertical-align: top; }}
-tr.passed td:nth-child(3) {{ color: #176a2c; }} tr:not(.passed) td:nth-child(3) {{ color: #a4161a; }}
+table.exercises tr.passed td:nth-child(3) {{ color: #176a2c; }} table.exercises tr:not(.passed) td:nth-child(3) {{ color: #a4161a; }}
 .hint {{ margin-top: .3rem; padding: .4rem; background: #fff6d6; border-left: 3px solid #e0b000; }}
 </style></head><body>
 <h1>Feedback: {e(result['assignment'])}, {e(result['student_id'])}</h1>
-<p><b>Score: {fmt(total(result))} / {fmt(result['max_score'])}</b> (auto-graded exercises{', after the late penalty' if late_penalty(result) else ''}; written answers are graded by hand).</p>
+<p>{score}</p>
 {notes}
-<table><tr><th>Exercise</th><th>Points</th><th>Result</th><th>What to look at</th></tr>
+<table class='exercises'><tr><th>Exercise</th><th>Points</th><th>Result</th><th>What to look at</th></tr>
 {''.join(rows)}
 </table>
 {manual_html(manual)}

@@ -23,6 +23,19 @@ class Final:
     def total(self):
         return round(max(0.0, self.score - self.penalty), 4)
 
+    def for_feedback(self, config):
+        """What the student's feedback page shows of the gradebook (report.feedback_html's
+        `manual`): each written answer (points, comment, a pending regrade), the exercises' points
+        as counted (a TA's override included), and the final score's parts, which add up."""
+        written = round(sum(self.cells.get(q) or 0.0 for q in config.manual), 4)
+        return {"questions": [{"id": q, "score": self.cells.get(q), "max_score": self.max_cells.get(q, p),
+                               "comment": self.comments.get(q), "pending": q in self.waiting}
+                              for q, p in config.manual.items()],
+                "exercises": {e: self.cells[f"check_{e}"] for e in config.points
+                              if self.cells.get(f"check_{e}") is not None},
+                "auto": round(self.score - written, 4), "written": written, "late_penalty": self.penalty,
+                "final": self.total, "max_score": config.full_points, "pending": list(self.waiting)}
+
 
 def points(grade):
     """A grade's points as nbgrader counts them: the manual score when given, else the auto score."""
@@ -71,3 +84,14 @@ def settle(config, db_path):
             finals[final.student] = final
         gb.db.commit()
     return finals
+
+
+def students(config, db_path):
+    """The students with a submission of the assignment in the gradebook at db_path."""
+    from nbgrader.api import MissingEntry
+    from autograder.outputs.gradebook import course_id, open_gradebook
+    with open_gradebook(Path(db_path), course_id(Path(db_path).parent)) as gb:
+        try:
+            return {s.student.id for s in gb.find_assignment(config.name).submissions}
+        except MissingEntry:
+            return set()

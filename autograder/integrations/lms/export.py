@@ -4,9 +4,9 @@ manual - late penalty, from the gradebook) as a file an LMS imports (CONTRACT se
 - canvas: Canvas's gradebook import CSV (Grades > Import): `Student`, `ID`, `SIS User ID`,
   `SIS Login ID`, `Section`, then one column for the assignment, holding points, after a
   "Points Possible" row as in Canvas's own export. `ID` is the Canvas user id (the student id
-  `collect` took from the download). The assignment column is named as in the roster when the
-  roster is Canvas's gradebook export and has it (`lstm (12345)`: Canvas then updates that
-  assignment); otherwise it is the assignment's name and Canvas creates a new assignment.
+  `collect` took from the download). The assignment column is `--column`, else the roster's
+  column for the assignment (canvas_column: Canvas then updates that assignment), else the
+  assignment's name (Canvas then creates a new assignment).
 - moodle: Moodle's offline grading worksheet (Assignment > "Upload grading worksheet", with the
   assignment's "Offline grading worksheet" feedback type on): `Identifier` ("Participant
   <participant id>", the id `collect` took from the download), `Full name`, `Email address`,
@@ -17,11 +17,11 @@ manual - late penalty, from the gradebook) as a file an LMS imports (CONTRACT se
 With a roster every enrolled student gets a row (0 when nothing was submitted); without one,
 every student in the gradebook. Every cell goes through tables.safe (no CSV injection).
 """
-import csv
+import re
 from pathlib import Path
 
 from autograder.outputs import report
-from autograder.integrations.lms.roster import Student
+from autograder.integrations.lms.roster import RosterError, Student, header
 from autograder.outputs.tables import write_csv
 
 FORMATS = ("canvas", "moodle", "csv")
@@ -34,24 +34,39 @@ def students(finals, roster):
     return list(roster) + [Student(s) for s in sorted(set(finals) - {r.id for r in roster})]
 
 
-def canvas_column(config, roster_path):
-    """The roster's own column for this assignment (`lstm (12345)`), else the assignment's name."""
-    if roster_path:
-        with open(roster_path, newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), [])
-        for name in header:
-            if name == config.name or name.startswith(f"{config.name} ("):
-                return name
-    return config.name
+def canvas_column(config, roster_path=None, column=None):
+    """The Canvas column of the assignment: `column` when given; else the roster's column whose
+    name ends in the assignment's Canvas id (grading.yml `canvas_id`: "Chapter 3: LSTM (48213)"),
+    or without an id the one column named after the assignment with an id ("lstm (12345)");
+    else the assignment's name (Canvas then creates a new assignment). RosterError when the
+    roster lacks the id's column or has several candidates."""
+    if column:
+        return column
+    if not roster_path:
+        return config.name
+    names = header(roster_path)
+    if config.canvas_id:
+        found = [n for n in names if n.rstrip().endswith(f"({config.canvas_id})")]
+        if not found:
+            raise RosterError(f"the roster {roster_path} has no column for the assignment's Canvas id "
+                              f"{config.canvas_id} (grading.yml canvas_id): is it this course's gradebook export? "
+                              "Name the column with --column")
+        return found[0]
+    found = [n for n in names if re.fullmatch(rf".*\b{re.escape(config.name)}\b.*\(\d+\)\s*", n, re.IGNORECASE)]
+    if len(found) > 1:
+        raise RosterError(f"the roster {roster_path} has several columns that may be '{config.name}' "
+                          f"({'; '.join(found)}): name one with --column, or set canvas_id in grading.yml")
+    return found[0] if found else config.name
 
 
-def export(config, finals, fmt, out, roster=None, roster_path=None):
-    """Write finals ({student: scores.Final}) in format fmt to out; returns the number of rows."""
+def export(config, finals, fmt, out, roster=None, roster_path=None, column=None):
+    """Write finals ({student: scores.Final}) in format fmt to out (canvas: the assignment's
+    column as canvas_column finds it); returns the number of rows."""
     people = students(finals, roster)
     full = config.full_points
     total = {p.id: finals[p.id].total if p.id in finals else 0.0 for p in people}
     if fmt == "canvas":
-        header = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", canvas_column(config, roster_path)]
+        header = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", canvas_column(config, roster_path, column)]
         rows = [["    Points Possible", "", "", "", "", report.fmt(full)]]
         rows += [[p.name, p.id, p.sis_user_id, p.sis_login_id, p.section, report.fmt(total[p.id])] for p in people]
     elif fmt == "moodle":

@@ -54,3 +54,21 @@ def read(path):
         students.append(Student(sid, _cell(row, "Student", "Full name", "name"), _cell(row, "SIS User ID"),
                                 _cell(row, "SIS Login ID"), _cell(row, "Section"), _cell(row, "Email address")))
     return students
+
+
+def kind(path):
+    """Which LMS file the roster is, from its header: "canvas" (Canvas's gradebook export:
+    `Student` and `ID`), "moodle" (Moodle's grading worksheet: `Identifier`), else "plain"."""
+    columns = header(path)
+    if "Student" in columns and "ID" in columns:
+        return "canvas"
+    return "moodle" if "Identifier" in columns else "plain"
+
+
+def header(path):
+    """The roster's column names."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            return next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise RosterError(f"cannot read the roster {path}: {exc}") from None
