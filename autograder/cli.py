@@ -105,10 +105,10 @@ def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=F
                     stage.commit(config.name, [r["student_id"] for r in results])
         except Interrupted:
             if stage is not None and stage.committed:
-                print("interrupted: this run's outputs were complete and are kept (grades.csv, results/, "
+                print("\ninterrupted: this run's outputs were complete and are kept (grades.csv, results/, "
                       "feedback/" + (", the gradebook" if gradebook is not None else "") + ")", file=sys.stderr)
             else:
-                print("interrupted: nothing written, rerun grade", file=sys.stderr)
+                print("\ninterrupted: nothing written, rerun grade", file=sys.stderr)
             raise
         finally:
             if stage is not None and not stage.committed:

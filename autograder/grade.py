@@ -234,6 +234,17 @@ def _grade_one(item):
         _BUSY = False
 
 
+def as_completed(futures, poll=0.2):
+    """concurrent.futures.as_completed, waking every `poll` seconds: a signal another thread of
+    this process received runs its handler (an interrupt) within that time, not after the next
+    result."""
+    pending = set(futures)
+    while pending:
+        finished, pending = concurrent.futures.wait(pending, timeout=poll,
+                                                    return_when=concurrent.futures.FIRST_COMPLETED)
+        yield from finished
+
+
 def stop_pool(pool, grace=10.0):
     """End a ProcessPoolExecutor now: cancel what it has not started, SIGTERM each worker (a
     grading worker then kills its student's process), SIGKILL those still there after `grace`
@@ -275,7 +286,7 @@ def grade_all(grader, submissions, jobs=None, progress=None):
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_grading_worker)
     try:
         futures = {pool.submit(_grade_one, item): item for item in todo}
-        for future in concurrent.futures.as_completed(futures):
+        for future in as_completed(futures):
             try:
                 done(future.result())
             except concurrent.futures.process.BrokenProcessPool:
@@ -289,7 +300,7 @@ def grade_all(grader, submissions, jobs=None, progress=None):
             pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context,
                                                           initializer=_grading_worker)
             try:
-                done(pool.submit(_grade_one, item).result())
+                done(next(as_completed([pool.submit(_grade_one, item)])).result())
             except concurrent.futures.process.BrokenProcessPool:
                 done(failed_result(item[0], grader.config, RuntimeError("the grading process was killed")))
             pool.shutdown()

@@ -361,11 +361,12 @@ def prepared(release_cells, assignment, notebook_id, work):
     if jobs == 1:
         yield from map(_prepare_one, work)
         return
-    from autograder.grade import quiet_worker, stop_pool
+    from autograder.grade import as_completed, quiet_worker, stop_pool
     context = multiprocessing.get_context("fork")
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=quiet_worker)
     try:
-        yield from pool.map(_prepare_one, work, chunksize=4)
+        for future in [pool.submit(_prepare_one, item) for item in work]:
+            yield next(as_completed([future])).result()     # in order; an interrupt is seen while waiting
     except BaseException:   # an interrupt (or the generator closed early): end the pool now
         stop_pool(pool)
         raise

@@ -1,0 +1,281 @@
+"""The TA's loop off the happy path (issue 22), through the CLI: a run interrupted by a signal
+at a point the test chooses, two runs at once, two classes into one output folder, a regrade
+after manual grading then `feedback`, a late student past zero_after. After each, grades.csv,
+results/, feedback/ and the gradebook must agree with each other (agree()), and the CLI must
+have said what happened."""
+import csv
+import fcntl
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from assignments.lstm.samples import release, reference_cells, solved, with_body
+from autograder.outputs.gradebook import course_id
+from autograder.outputs.late import format_time
+from tests.conftest import REPO, run_cli
+from tests.test_ta_loop import answered
+
+LATE = "200"          # submitted after zero_after: every point goes to the late penalty
+
+
+def gradebook(db):
+    from nbgrader.api import Gradebook
+    return Gradebook(f"sqlite:///{db}", course_id(db.parent))
+
+
+def write(root, student, notebook, when=None):
+    folder = root / student / "lstm"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lstm.ipynb").write_text(json.dumps(notebook))
+    if when is not None:
+        (folder / "timestamp.txt").write_text(format_time(when) + "\n")
+
+
+def snapshot(out, db):
+    """Every byte of the outputs a run may change (lock files aside)."""
+    files = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*"))
+             if p.is_file() and not p.name.endswith(".lock")}
+    return files, db.read_bytes()
+
+
+def feedback_numbers(page):
+    """(header score, final line score or None, late penalty shown or None) of a feedback page."""
+    header = re.search(r"<b>Score: ([\d.]+) / ([\d.]+)</b>", page)
+    final = re.search(r"Final score: ([\d.]+) / ([\d.]+)", page)
+    late = re.search(r"late penalty ([\d.]+) point", page)
+    return (header.groups(), final.groups() if final else None, late.group(1) if late else None)
+
+
+def agree(config, out, db):
+    """grades.csv, results/, feedback/ and the gradebook hold the same students and the same
+    numbers; each feedback page's header, late paragraph and final line agree."""
+    table = {r["student_id"]: r for r in csv.DictReader((out / "grades.csv").open())}
+    results = {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
+    pages = {p.stem: p.read_text() for p in (out / "feedback").glob("*.html")}
+    with gradebook(db) as gb:
+        book = {s.student.id: s for s in gb.find_assignment("lstm").submissions}
+        auto = {sid: sum(g.auto_score or 0 for n in s.notebooks for g in n.grades if g.cell.name.startswith("check_"))
+                for sid, s in book.items()}
+        manual = {sid: sum(float(g.manual_score if g.manual_score is not None else g.auto_score or 0)
+                           for n in s.notebooks for g in n.grades if g.cell.name in config.manual)
+                  for sid, s in book.items()}
+        penalty = {sid: float(s.late_submission_penalty or 0) for sid, s in book.items()}
+    assert set(table) == set(results) == set(pages) == set(book)
+    for student, row in table.items():
+        result = results[student]
+        assert float(row["total"]) == pytest.approx(result["score"] - result["late"]["penalty"]), student
+        assert auto[student] == pytest.approx(result["score"]), student
+        (score, full), final, late = feedback_numbers(pages[student])
+        expected = max(0.0, auto[student] + manual[student] - penalty[student])
+        assert float(score) == pytest.approx(expected) and float(full) == config.full_points, student
+        assert final is not None and float(final[0]) == pytest.approx(expected), student
+        assert (late is None and not penalty[student]) or float(late) == pytest.approx(penalty[student]), student
+    return table, results, pages
+
+
+@pytest.fixture(scope="module")
+def klass(tmp_path_factory, config):
+    """A class of two, graded once: 100 on time with an answer, 200 past zero_after."""
+    tmp = tmp_path_factory.mktemp("offpath")
+    root, out, db = tmp / "submitted", tmp / "grades", tmp / "course" / "gradebook.db"
+    write(root, "100", answered(solved()(config)), config.late.due - timedelta(days=1))
+    write(root, LATE, answered(solved()(config)), config.late.zero_after + timedelta(hours=2))
+    done = run_cli("grade", str(root), "--assignment", "lstm", "--out", str(out), "--gradebook", str(db),
+                   "--jobs", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return tmp, root, out, db
+
+
+def grade_args(root, out, db, *more):
+    return ["grade", str(root), "--assignment", "lstm", "--out", str(out), "--gradebook", str(db), *more]
+
+
+def descendants(pid):
+    """Every live process below pid (student processes in their own sessions included)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def interrupt(args, when, signum):
+    """Run the CLI, send it `signum` as soon as its stderr shows every text of `when` (the
+    progress bar names each student whose result is in); returns (exit status,
+    stderr, seconds from the signal to the exit, the processes below it at the signal)."""
+    process = subprocess.Popen([sys.executable, "-m", "autograder", *args], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    seen = bytearray()
+    reader = threading.Thread(target=lambda: [seen.extend(chunk) for chunk in iter(lambda: process.stderr.read1(4096), b"")])
+    reader.start()
+    stdout = []
+    threading.Thread(target=lambda: stdout.append(process.stdout.read())).start()
+    deadline = time.monotonic() + 300
+    while not all(text in seen.decode(errors="replace") for text in when):
+        assert process.poll() is None and time.monotonic() < deadline, seen.decode(errors="replace")
+        time.sleep(0.05)
+    below = descendants(process.pid)
+    process.send_signal(signum)
+    sent = time.monotonic()
+    code = process.wait(timeout=120)
+    took = time.monotonic() - sent
+    reader.join()
+    return code, seen.decode(errors="replace"), took, below
+
+
+def slow(config, cells=12):
+    """A notebook whose top-level cells each loop until their time limit: a minute of grading."""
+    return release(config, reference_cells(), ["while True:\n    pass"] * cells)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_while_grading_stops_everything_and_writes_nothing(klass, config, signum):
+    tmp, root, out, db = klass
+    before = snapshot(out, db)
+    write(root, "300", slow(config))                 # still running when the others are done
+    try:
+        code, stderr, took, below = interrupt(grade_args(root, out, db, "--jobs", "2"), ["100: 18/18", f"{LATE}: 18/18"], signum)
+        assert code == 128 + signum, stderr
+        assert stderr.rstrip().splitlines()[-1] == "interrupted: nothing written, rerun grade"
+        assert "Traceback" not in stderr
+        assert took < 30, took                       # not the slow notebook's minute
+        assert below, stderr                         # workers and student processes were running ...
+        time.sleep(1)
+        assert not [pid for pid in below if alive(pid)]   # ... and none outlives the run
+        assert snapshot(out, db) == before           # grades.csv, results, feedback, gradebook: as they were
+        assert not list(out.glob(".incoming")) and not list(db.parent.glob("*.incoming"))
+    finally:
+        import shutil
+        shutil.rmtree(root / "300")
+    agree(config, out, db)
+
+
+def test_interrupt_in_the_gradebook_phase_keeps_outputs_in_step(klass, config):
+    """Whenever the signal lands after grading, the outputs are either all the previous run's
+    or all this run's, and the last line says which."""
+    tmp, root, out, db = klass
+    before = snapshot(out, db)
+    changed = solved(lstm_backward=with_body("lstm_backward", "raise NotImplementedError()"))(config)
+    old = (root / "100" / "lstm" / "lstm.ipynb").read_text()
+    write(root, "100", answered(changed), config.late.due - timedelta(days=1))
+    try:
+        code, stderr, _, _ = interrupt(grade_args(root, out, db, "--jobs", "2"), ["gradebook:"], signal.SIGINT)
+        last = stderr.rstrip().splitlines()[-1]
+        assert code == 130 and "Traceback" not in stderr, stderr
+        table, _, _ = agree(config, out, db)
+        if last == "interrupted: nothing written, rerun grade":
+            assert snapshot(out, db) == before
+        else:
+            assert last.startswith("interrupted: this run's outputs were complete and are kept")
+            assert float(table["100"]["lstm_backward"]) == 0
+    finally:
+        (root / "100" / "lstm" / "lstm.ipynb").write_text(old)
+    done = run_cli(*grade_args(root, out, db, "--jobs", "2"))
+    assert done.returncode == 0, done.stderr
+    assert float(agree(config, out, db)[0]["100"]["lstm_backward"]) == 5
+
+
+def test_a_second_run_on_the_same_outputs_is_refused(klass, config):
+    tmp, root, out, db = klass
+    before = snapshot(out, db)
+    for lock in (out / ".autograder.lock", db.with_name(db.name + ".lock")):
+        with open(lock, "a") as handle:          # as a run in progress holds it
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            done = run_cli(*grade_args(root, out, db))
+        assert done.returncode == 2 and "another run is writing to" in done.stderr, done.stderr
+        assert snapshot(out, db) == before
+
+
+def test_a_second_class_into_the_same_outputs_is_refused(klass, config, tmp_path):
+    tmp, root, out, db = klass
+    before = snapshot(out, db)
+    other = tmp_path / "moodle-class"
+    write(other, "900001", solved()(config))
+    done = run_cli(*grade_args(other, out, db))
+    assert done.returncode == 2
+    assert f"{out} holds results of 2" in done.stderr and "the gradebook" in done.stderr
+    assert "one output folder and gradebook hold one class" in done.stderr
+    done = run_cli(*grade_args(other, tmp_path / "own-out", db))            # its own folder, the same gradebook
+    assert done.returncode == 2 and f"the gradebook {db} holds 2" in done.stderr, done.stderr
+    assert snapshot(out, db) == before
+    # its own folder and gradebook: graded; and the flag keeps the other students in every output
+    done = run_cli(*grade_args(other, tmp_path / "own-out", tmp_path / "own" / "gradebook.db"))
+    assert done.returncode == 0, done.stderr
+    kept = tmp_path / "kept"
+    import shutil
+    shutil.copytree(out, kept)
+    shutil.copy(db, tmp_path / "kept.db")
+    done = run_cli(*grade_args(other, kept, tmp_path / "kept.db", "--other-students"))
+    assert done.returncode == 0, done.stderr
+    table, _, _ = agree(config, kept, tmp_path / "kept.db")
+    assert sorted(table) == ["100", "900001", LATE]
+
+
+def test_regrade_after_manual_grading_keeps_manual_grades_in_feedback(klass, config):
+    tmp, root, out, db = klass
+    with gradebook(db) as gb:
+        for student in ("100", LATE):
+            grade = gb.find_grade("q_cell_state", "lstm", "lstm", student)
+            grade.manual_score, grade.needs_manual_grade = 2.0, False
+            gb.find_comment("q_cell_state", "lstm", "lstm", student).manual_comment = "Right: additive."
+        gb.db.commit()
+    done = run_cli(*grade_args(root, out, db, "--jobs", "2"))       # a full regrade
+    assert done.returncode == 0, done.stderr
+    assert "run `feedback` to rebuild them" in done.stdout
+    _, _, pages = agree(config, out, db)
+    assert "Right: additive." in pages["100"] and "Final score: 20 / 24" in pages["100"]
+    assert "Score: 20 / 24</b> (auto-graded exercises 18 + written answers 2)" in pages["100"]
+    # past zero_after: the penalty is the whole score, in the header, the late paragraph and the last line
+    page = pages[LATE]
+    assert "Score: 0 / 24</b> (auto-graded exercises 18 + written answers 2 - late penalty 20)" in page
+    assert "late penalty 20 point(s)" in page and "Final score: 0 / 24" in page
+    assert re.search(r"submitted \d{4}-\d\d-\d\d \d\d:\d\d UTC,", page)       # to the minute
+    # the TA's comments are not in the colour of a failure
+    assert "table.exercises tr:not(.passed)" in page and "\ntr:not(.passed)" not in page
+    # a changed answer: its manual grade is pending, and the page says so
+    write(root, "100", answered(solved()(config), "A new answer."), config.late.due - timedelta(days=1))
+    done = run_cli(*grade_args(root, out, db, "--jobs", "2"))
+    assert done.returncode == 0, done.stderr
+    done = run_cli("feedback", "--assignment", "lstm", "--out", str(out), "--gradebook", str(db))
+    assert done.returncode == 0, done.stderr
+    _, _, pages = agree(config, out, db)
+    assert "2 (pending regrade: your answer changed since it was graded) / 2" in pages["100"]
+    assert "Provisional: 1 grade(s) wait for a TA." in pages["100"]
+
+
+def test_feedback_refuses_a_gradebook_without_the_graded_students(klass, config, tmp_path):
+    tmp, root, out, db = klass
+    other = tmp_path / "other"
+    write(other, "555", solved()(config))
+    done = run_cli(*grade_args(other, tmp_path / "other-out", tmp_path / "other.db"))
+    assert done.returncode == 0, done.stderr
+    pages = {p: p.read_bytes() for p in (out / "feedback").iterdir()}
+    done = run_cli("feedback", "--assignment", "lstm", "--out", str(out), "--gradebook", str(tmp_path / "other.db"))
+    assert done.returncode == 2
+    assert f"the gradebook {tmp_path / 'other.db'} has no submission of 2 of the 2 student(s)" in done.stderr
+    assert {p: p.read_bytes() for p in (out / "feedback").iterdir()} == pages
