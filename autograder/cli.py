@@ -1,6 +1,7 @@
 """python -m autograder {collect,grade,feedback,export,samples,demo,mutants,gradescope} ... (see README, "For TAs")."""
 import argparse
 import os
+import shutil
 import signal
 import sys
 import time
@@ -55,8 +56,10 @@ def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=F
     check_root(config, root)
     problems = consistency.mismatches(config)
     if problems:
-        raise GraderError("grading.yml and the release notebook disagree (fix one, then `make release`):\n  "
-                          + "\n  ".join(problems))
+        raise GraderError("grading.yml and the release notebook disagree:\n  " + "\n  ".join(problems) +
+                          f"\nA cell's points live in the source notebook's cell metadata (source/{config.name}/"
+                          f"{config.notebook}, the cell's nbgrader \"points\"), which the release and the gradebook "
+                          "are made from: change them there and in grading.yml together, then `make release`")
     submissions = layout.find_submissions(root, config.name, config.notebook)
     if student is not None:
         submissions = [s for s in submissions if s[0] == student]
@@ -97,7 +100,8 @@ def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=F
                 stage = staging.Stage(out, gradebook)
                 flags, manuals = [], {}
                 if gradebook is not None:
-                    flags = write_gradebook(config, results, submissions, stage.gradebook, quiet, stage.autograded)
+                    flags = write_gradebook(config, results, submissions, stage.gradebook, quiet, stage.autograded,
+                                            roster_names(root))
                     manuals = {s: f.for_feedback(config) for s, f in scores.settle(config, stage.gradebook).items()}
                 report.write_all(config, everyone, stage.files, only={r["student_id"] for r in results},
                                  manuals=manuals)
@@ -188,10 +192,14 @@ def integrity_flags(results):
 
 
 def annotate(config, root, result, student, path):
-    """What grading the notebook itself cannot know: how the folder was read (a renamed
+    """What grading the notebook itself cannot know: what `collect` found (a notebook renamed or
+    unpacked from a .zip, files that are not a notebook), how the folder was read (a renamed
     notebook, what is there instead of one) and the late penalty from timestamp.txt."""
-    note = layout.note(root, student, config.name, config.notebook, path)
-    if note:
+    from autograder.integrations.lms.collect import NOTES_FILE
+    found = Path(root) / student / config.name / NOTES_FILE
+    notes = found.read_text(encoding="utf-8").splitlines() if found.is_file() else []
+    notes += [n for n in [layout.note(root, student, config.name, config.notebook, path)] if n]
+    for note in notes:
         result.setdefault("notes", []).append(note)
         if result["status"] == "missing":
             result["reason"] = f"{result['reason']}: {note}"
@@ -199,14 +207,22 @@ def annotate(config, root, result, student, path):
     late.annotate(result, config.late, submitted, config.full_points)
 
 
-def write_gradebook(config, results, submissions, db_path, quiet=False, staged=None):
-    """Record results in the gradebook at db_path (autograded notebooks under `staged`, see
-    gradebook.write), with a progress bar; returns the manual grades to look at again."""
+def roster_names(root):
+    """{student: names for the gradebook} from the roster `collect --roster` kept in root, or {}."""
+    from autograder.integrations.lms import roster
+    saved = Path(root) / roster.SAVED
+    return {s.id: roster.gradebook_names(s) for s in roster.read(saved)} if saved.is_file() else {}
+
+
+def write_gradebook(config, results, submissions, db_path, quiet=False, staged=None, names=None):
+    """Record results in the gradebook at db_path (autograded notebooks under `staged`, names of
+    the students, see gradebook.write), with a progress bar; returns the manual grades to look at
+    again."""
     from autograder.outputs import gradebook
     bar, advance = progress_bar(len(results), quiet, "gradebook")
     try:
         with bar:
-            _, flags = gradebook.write(config, results, submissions, db_path, quiet, advance, staged)
+            _, flags = gradebook.write(config, results, submissions, db_path, quiet, advance, staged, names)
     except Exception as exc:
         raise GraderError(f"could not write the gradebook {db_path}: {type(exc).__name__}: {exc}") from exc
     return flags
@@ -320,7 +336,12 @@ def collect_command(config, download, into, roster_path=None):
     if not outcome.placed:
         print(f"autograder: no notebook of {download} could be placed", file=sys.stderr)
         return 1
-    print(f"\nNext: python -m autograder grade {into} --assignment {config.name} --out grades")
+    if roster_path:
+        shutil.copyfile(roster_path, Path(into) / roster.SAVED)   # `grade` gives the gradebook their names
+    out = Path(into).with_name(Path(into).name + "-grades")
+    print(f"\nNext: python -m autograder grade {into} --assignment {config.name} --out {out} "
+          f"--gradebook {out / 'gradebook.db'}\n(one output folder and gradebook per class: give each download "
+          "its own --into, and grade it into its own --out and --gradebook)")
     return 0
 
 

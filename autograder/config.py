@@ -77,11 +77,13 @@ def _late_policy(section):
 def load(assignment, path=REPO / "grading.yml"):
     """Read one assignment's section of grading.yml and import what it names."""
     try:
-        section = yaml.safe_load(Path(path).read_text())["assignments"][assignment]
+        known = (yaml.safe_load(Path(path).read_text()) or {}).get("assignments") or {}
     except FileNotFoundError:
         raise ConfigError(f"{path} not found") from None
-    except (KeyError, TypeError):
-        raise ConfigError(f"no assignment '{assignment}' in {path}") from None
+    if not isinstance(known, dict) or assignment not in known:
+        names = ", ".join(sorted(map(str, known))) if isinstance(known, dict) and known else "none"
+        raise ConfigError(f"no assignment '{assignment}' in {path} (it has: {names}; names are case-sensitive)")
+    section = known[assignment]
     module = importlib.import_module(section["module"])
     limits = section["limits"]
     config = AssignmentConfig(

@@ -278,3 +278,97 @@ def test_feedback_refuses_a_gradebook_without_the_graded_students(klass, config,
     assert done.returncode == 2
     assert f"the gradebook {tmp_path / 'other.db'} has no submission of 2 of the 2 student(s)" in done.stderr
     assert {p: p.read_bytes() for p in (out / "feedback").iterdir()} == pages
+
+
+def test_messages_point_the_right_way(klass, config, tmp_path):
+    tmp, root, out, db = klass
+    (tmp_path / "submissions.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)      # an empty zip, as downloaded
+    done = run_cli("grade", str(tmp_path / "submissions.zip"), "--assignment", "lstm", "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and "is a zip file" in done.stderr
+    assert f"python -m autograder collect {tmp_path / 'submissions.zip'} --assignment lstm --into ROOT" in done.stderr
+    done = run_cli("grade", str(out), "--assignment", "lstm", "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and f"{out} is an output folder of `grade`" in done.stderr
+    assert f"collect {out}" not in done.stderr             # not "collect the output folder"
+    done = run_cli("grade", str(root), "--assignment", "LSTM", "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and "no assignment 'LSTM'" in done.stderr and "(it has: lstm;" in done.stderr
+    import dataclasses
+    from autograder import cli
+    from autograder.process.sandbox import GraderError
+    changed = dataclasses.replace(config, points={**config.points, "sigmoid": 2.0})
+    with pytest.raises(GraderError, match="points live in the source notebook's cell metadata"):
+        cli.grade_command(changed, root, tmp_path / "o", 1, "auto", quiet=True)
+
+
+CANVAS_ROSTER = ("Student,ID,SIS User ID,SIS Login ID,Section,Chapter 2: RNN (48100),Chapter 3: LSTM (48213)\n"
+                 "    Points Possible,,,,,10,24\n"
+                 "\"Zip, Zoe\",700001,S1,zzip,A,,\n\"Py, Pat\",700002,S2,ppy,A,,\n\"Renamed, Ray\",700003,S3,rren,B,,\n")
+
+
+def test_the_loop_from_another_folder_on_data_outside_the_repository(config, tmp_path):
+    """collect -> grade -> feedback -> export, run in a folder outside the checkout on relative
+    paths: a notebook inside a .zip, a .py upload and a renamed notebook reach the student's
+    result and page; the roster's names reach the gradebook; the export fills the roster's own
+    column for the assignment, as Canvas names it."""
+    import io
+    import zipfile
+    here = tmp_path / "course-data"
+    here.mkdir()
+    assert REPO not in here.parents
+    (here / "roster.csv").write_text(CANVAS_ROSTER)
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as archive:
+        archive.writestr("work/lstm.ipynb", json.dumps(solved()(config)))
+    with zipfile.ZipFile(here / "download.zip", "w") as archive:
+        archive.writestr("zipzoe_700001_1_my-lstm.zip", inner.getvalue())
+        archive.writestr("pypat_700002_2_lstm.py", "def sigmoid(x): ...\n")
+        archive.writestr("renamedray_700003_3_LSTM final.ipynb", json.dumps(solved()(config)))
+
+    def cli(*args):
+        return run_cli(*args, cwd=here)
+    done = cli("collect", "download.zip", "--assignment", "lstm", "--into", "submitted", "--roster", "roster.csv")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "--out submitted-grades --gradebook submitted-grades/gradebook.db" in done.stdout
+    graded = cli("grade", "submitted", "--assignment", "lstm", "--out", "submitted-grades",
+                 "--gradebook", "submitted-grades/gradebook.db", "--jobs", "2")
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    out = here / "submitted-grades"
+    table, results, pages = agree(config, out, out / "gradebook.db")
+    assert results["700001"]["status"] == "graded" and results["700001"]["score"] == 18
+    assert "unpacked from my-lstm.zip" in results["700001"]["notes"] and "unpacked from my-lstm.zip" in pages["700001"]
+    assert results["700002"]["status"] == "missing"
+    assert "the submission holds lstm.py, not a notebook: submit lstm.ipynb" in results["700002"]["reason"]
+    assert "lstm.py, not a notebook" in pages["700002"]
+    assert "LSTM final.ipynb renamed to lstm.ipynb" in pages["700003"]
+    # the terminal table is grades.csv's (late column and total), and --student prints that student only
+    row = next(line for line in graded.stdout.splitlines() if line.startswith("700001 "))
+    assert row.split()[-1] == table["700001"]["total"] and row.split()[-2] == table["700001"]["late_penalty"]
+    one = cli("grade", "submitted", "--assignment", "lstm", "--out", "submitted-grades",
+              "--gradebook", "submitted-grades/gradebook.db", "--student", "700003", "--jobs", "1")
+    assert one.returncode == 0, one.stderr
+    assert "700003 " in one.stdout and "700001 " not in one.stdout and "700002 " not in one.stdout
+    with gradebook(out / "gradebook.db") as gb:
+        assert (gb.find_student("700001").first_name, gb.find_student("700001").last_name) == ("Zoe", "Zip")
+    done = cli("feedback", "--assignment", "lstm", "--out", "submitted-grades",
+               "--gradebook", "submitted-grades/gradebook.db")
+    assert done.returncode == 0, done.stderr
+    done = cli("export", "--assignment", "lstm", "--format", "canvas", "--out", "canvas-import.csv",
+               "--gradebook", "submitted-grades/gradebook.db", "--roster", "roster.csv")
+    assert done.returncode == 0, done.stderr
+    exported = list(csv.reader((here / "canvas-import.csv").open()))
+    assert exported[0][-1] == "Chapter 3: LSTM (48213)" and len(exported[0]) == 6
+    assert {r[1]: r[-1] for r in exported[2:]} == {"700001": "18", "700002": "0", "700003": "18"}
+    done = cli("export", "--assignment", "lstm", "--format", "canvas", "--out", "named.csv", "--column",
+               "Chapter 3: LSTM (48213)", "--gradebook", "submitted-grades/gradebook.db")
+    assert done.returncode == 0 and next(csv.reader((here / "named.csv").open()))[-1] == "Chapter 3: LSTM (48213)"
+    # a Moodle worksheet given as the Canvas roster: refused, and accepted only when told
+    (here / "worksheet.csv").write_text("Identifier,Full name,Email address\nParticipant 700001,Zoe Zip,z@x.org\n"
+                                        "Participant 700002,Pat Py,p@x.org\nParticipant 700003,Ray R,r@x.org\n")
+    done = cli("export", "--assignment", "lstm", "--format", "canvas", "--out", "wrong.csv",
+               "--gradebook", "submitted-grades/gradebook.db", "--roster", "worksheet.csv")
+    assert done.returncode == 2 and "is not Canvas's gradebook export" in done.stderr
+    assert "looks like Moodle's grading worksheet" in done.stderr and not (here / "wrong.csv").exists()
+    done = cli("export", "--assignment", "lstm", "--format", "canvas", "--out", "wrong.csv",
+               "--gradebook", "submitted-grades/gradebook.db", "--roster", "worksheet.csv", "--any-roster")
+    assert done.returncode == 0 and "Note: the roster worksheet.csv is not Canvas's" in done.stdout
+    ignored = subprocess.run(["git", "check-ignore", "-q", "canvas-import.csv"], cwd=REPO)
+    assert ignored.returncode == 0                   # the README's own output name

@@ -285,22 +285,23 @@ def record(gb, release_cells, config, notebook_id, student, result, nb, previous
     return submission, flags
 
 
-def write(config, results, submissions, db_path, quiet=False, progress=None, staged=None):
+def write(config, results, submissions, db_path, quiet=False, progress=None, staged=None, names=None):
     """Write every result into the gradebook at db_path (created when missing).
 
     results: the grader's result dicts; submissions: [(student, notebook path or None)];
     progress(student) is called after each; staged: a folder that receives the autograded
     notebooks (`<student>/<assignment>/`) instead of the course's autograded/ (the CLI moves
     them there when the run is complete; answers changed since are still compared with the
-    course's). Returns (the course folder, which is db_path's folder, and [(student, cell,
+    course's); names: {student: {first_name, last_name, email}} from the roster, shown by
+    formgrader. Returns (the course folder, which is db_path's folder, and [(student, cell,
     why)] of manual grades a TA should look at again)."""
     with warnings.catch_warnings():
         # nbformat and SQLAlchemy warn about old notebooks and nbgrader's own session use
         warnings.simplefilter("ignore")
-        return _write(config, results, submissions, db_path, quiet, progress, staged)
+        return _write(config, results, submissions, db_path, quiet, progress, staged, names or {})
 
 
-def _write(config, results, submissions, db_path, quiet, progress, staged=None):
+def _write(config, results, submissions, db_path, quiet, progress, staged=None, names=()):
     db_path = Path(db_path).resolve()
     folder = db_path.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -331,6 +332,8 @@ def _write(config, results, submissions, db_path, quiet, progress, staged=None):
             if problem and not quiet:
                 print(f"gradebook: {result['student_id']}'s notebook cannot be shown in formgrader ({problem})",
                       file=sys.stderr)
+            if result["student_id"] in names:
+                gb.update_or_create_student(result["student_id"], **names[result["student_id"]])
             flags += write_one(gb, release_cells, config, notebook_id, folder, result, path, nb, staged)
             progress and progress(result["student_id"])
         gb.db.commit()

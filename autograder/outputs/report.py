@@ -163,19 +163,22 @@ pass, so one mistake costs one exercise where possible.</p>
 
 
 def table(config, results):
-    """The grade table as text: one row per student, then the class average per exercise."""
+    """The grade table as text, with what grades.csv holds: one row per student (the exercises,
+    the late penalty, the total after it), then the class average per column."""
     ids = list(config.points)
     short = [i.replace("lstm_", "")[:14] for i in ids]
     width = max([len("student")] + [len(r["student_id"]) for r in results])
-    lines = [f"{'student':<{width}}  " + "  ".join(f"{s:>14}" for s in short) + f"  {'total':>7}"]
+    lines = [f"{'student':<{width}}  " + "  ".join(f"{s:>14}" for s in short) + f"  {'late':>7}  {'total':>7}"]
     for r in results:
         points = {e["id"]: e["points"] for e in r["exercises"]}
         lines.append(f"{r['student_id']:<{width}}  " + "  ".join(f"{fmt(points.get(i, 0)):>14}" for i in ids)
-                     + f"  {fmt(r['score']):>7}" + (f"  ({r['status']})" if r["status"] != "graded" else ""))
+                     + f"  {fmt(-late_penalty(r)):>7}  {fmt(total(r)):>7}"
+                     + (f"  ({r['status']})" if r["status"] != "graded" else ""))
     if results:
         means = [sum({e['id']: e['points'] for e in r['exercises']}.get(i, 0) for r in results) / len(results) for i in ids]
         lines.append(f"{'mean':<{width}}  " + "  ".join(f"{m:>14.2f}" for m in means)
-                     + f"  {sum(r['score'] for r in results) / len(results):>7.2f}")
+                     + f"  {(0.0 - sum(map(late_penalty, results))) / len(results):>7.2f}"
+                     + f"  {sum(map(total, results)) / len(results):>7.2f}")
         lines.append(f"{'max':<{width}}  " + "  ".join(f"{fmt(config.points[i]):>14}" for i in ids)
-                     + f"  {fmt(config.max_score):>7}")
+                     + f"  {'':>7}  {fmt(config.max_score):>7}")
     return "\n".join(lines)

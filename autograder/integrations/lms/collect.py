@@ -16,6 +16,7 @@ named. The time is the zip entry's (its UTC extra field, else its date taken as 
 file's modification time; a time is written as nbgrader's timestamp.txt. Canvas's LATE_ mark
 is shown but is not a time. Every file not placed is listed with the reason.
 """
+import io
 import re
 import struct
 import zipfile
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from autograder.outputs.late import TIMESTAMP_FILE, format_time, parse_time
 
+NOTES_FILE = ".collect-notes.txt"   # beside the placed notebook: what collect found, for the results and feedback
 CANVAS = re.compile(r"^(?P<name>[^_/]+?)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<sid>\d+)_(?P<file>.+)$")
 MOODLE = re.compile(r"^(?P<name>.+)_(?P<pid>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_?$")
 JUNK = ("__MACOSX", ".DS_Store", ".ipynb_checkpoints", "Thumbs.db")
@@ -50,6 +52,7 @@ class Candidate:
     late_mark: bool = False
     order: int = -1          # Canvas's submission id, when there is one
     file_name: str = ""      # the name the student gave it (Canvas's prefix removed)
+    from_zip: str = ""       # the student's .zip it was unpacked from
 
     def __post_init__(self):
         self.file_name = self.file_name or self.entry.parts[-1]
@@ -57,6 +60,34 @@ class Candidate:
     @property
     def shown(self):
         return "/".join(self.entry.parts)
+
+
+@dataclass
+class Stray:
+    """A file that is not a notebook, from a known student (Canvas, Moodle): a .zip is looked
+    into for a notebook; anything else is reported, and told to the student."""
+    student: str
+    entry: Entry
+    file_name: str
+    late_mark: bool = False
+    order: int = -1
+
+    def unpacked(self):
+        """The Candidate of the one notebook inside a .zip (the one named like the release when
+        there are several is not guessed: None), or None."""
+        if not self.file_name.lower().endswith(".zip"):
+            return None
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(self.entry.read()))
+            inside = [i for i in archive.infolist() if not i.is_dir() and i.filename.lower().endswith(".ipynb")
+                      and not any(p in JUNK for p in i.filename.split("/"))]
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return None
+        if len(inside) != 1:
+            return None
+        name = inside[0].filename.rsplit("/", 1)[-1]
+        entry = Entry(self.entry.parts + (name,), self.entry.time, lambda: archive.read(inside[0]))
+        return Candidate(self.student, entry, self.late_mark, self.order, name, from_zip=self.file_name)
 
 
 @dataclass
@@ -143,11 +174,11 @@ def classify(entry, assignment):
         if moodle:
             if moodle["plugin"] != "file":
                 return f"Moodle {moodle['plugin']} submission, not a file"
-            return Candidate(moodle["pid"], entry) if is_notebook else "not a notebook"
+            return Candidate(moodle["pid"], entry) if is_notebook else Stray(moodle["pid"], entry, name)
     canvas = CANVAS.match(name)
     if canvas:
         if not canvas["file"].lower().endswith(".ipynb"):
-            return "not a notebook"
+            return Stray(canvas["uid"], entry, canvas["file"], bool(canvas["late"]), int(canvas["sid"]))
         return Candidate(canvas["uid"], entry, bool(canvas["late"]), int(canvas["sid"]), canvas["file"])
     if not is_notebook:
         return "not a notebook"
@@ -185,31 +216,44 @@ def collect(download, assignment, notebook, into, roster=None):
                 stamps[entry.parts[:-1]] = parse_time(entry.read().decode("utf-8", "replace").strip())
             except (ValueError, OverflowError):
                 report.unplaced.append(("/".join(entry.parts), "a timestamp nbgrader cannot read"))
-    by_student = {}
+    by_student, strays = {}, {}
     for entry in found:
         outcome = classify(entry, assignment)
+        if isinstance(outcome, Stray):
+            outcome = outcome.unpacked() or outcome
         if isinstance(outcome, Candidate):
             by_student.setdefault(outcome.student, []).append(outcome)
+        elif isinstance(outcome, Stray):
+            strays.setdefault(outcome.student, []).append(outcome.file_name)
+            report.unplaced.append(("/".join(entry.parts), "not a notebook"))
         elif outcome:
             report.unplaced.append(("/".join(entry.parts), outcome))
     for student in sorted(by_student):
         keep, *older = newest_first(by_student[student], notebook, stamps)
         when = submission_time(keep, stamps)
         notes = []
+        if keep.from_zip:
+            notes.append(f"unpacked from {keep.from_zip}")
         if keep.file_name != notebook:
             notes.append(f"{keep.file_name} renamed to {notebook}")
+        told = notes[:]               # what the student is told (results, feedback)
         if keep.late_mark:
             notes.append("marked LATE by Canvas")
         notes.append(f"submitted {format_time(when)[:19]} UTC" if when else "no time known")
         place(into / student / assignment, notebook, keep.entry.read(), when)
+        tell(into / student / assignment, told)
         report.placed.append((student, keep.shown, "; ".join(notes)))
         for other in older:
             report.dropped.append((other.shown, f"{student} has a newer notebook ({keep.shown})"))
+    for student in sorted(set(strays) - set(by_student)):   # sent files, none a notebook
+        names = ", ".join(strays[student])
+        (into / student / assignment).mkdir(parents=True, exist_ok=True)
+        tell(into / student / assignment, [f"the submission holds {names}, not a notebook: submit {notebook}"])
     if roster is not None:
         enrolled = {s.id for s in roster}
         report.not_on_roster = sorted(set(by_student) - enrolled)
         for student in roster:
-            if student.id not in by_student:
+            if student.id not in by_student and student.id not in strays:
                 (into / student.id).mkdir(parents=True, exist_ok=True)
                 report.roster_only.append(student.id)
     return report
@@ -226,3 +270,13 @@ def place(folder, notebook, content, when):
         stamp.write_text(format_time(when) + "\n")
     elif stamp.exists():
         stamp.unlink()
+
+
+def tell(folder, notes):
+    """Keep what collect found for the student (NOTES_FILE, read by `grade`), or remove an old one."""
+    path = Path(folder) / NOTES_FILE
+    if notes:   # a file name is the student's: one line each, printable
+        path.write_text("".join("".join(c if c.isprintable() else "?" for c in n) + "\n" for n in notes),
+                        encoding="utf-8")
+    else:
+        path.unlink(missing_ok=True)

@@ -72,3 +72,15 @@ def header(path):
             return next(csv.reader(handle), [])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise RosterError(f"cannot read the roster {path}: {exc}") from None
+
+
+SAVED = ".roster.csv"   # the roster `collect --roster` keeps in ROOT, for `grade` to name the students
+
+
+def gradebook_names(student):
+    """A Student's name as nbgrader's gradebook keeps it: Canvas's "Smith, John" and Moodle's
+    "Ada Lovelace" -> {first_name, last_name, email}."""
+    last, comma, first = student.name.partition(",")
+    if not comma:
+        first, _, last = student.name.rpartition(" ")
+    return {"first_name": first.strip() or None, "last_name": last.strip() or None, "email": student.email or None}
