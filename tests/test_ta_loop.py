@@ -94,8 +94,9 @@ def loop(tmp_path_factory, config):
 
 def test_collect_places_canvas_and_moodle_downloads_in_nbgrader_layout(loop, config):
     tmp, root, _, (canvas, moodle), _ = loop
-    assert sorted(p.name for p in root.iterdir()) == ["100001", "100002", "100003", "100004", "100005",
-                                                     "200001", "200002"]
+    assert (root / ".roster.csv").read_text() == ROSTER                  # for the gradebook's names
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["100001", "100002", "100003", "100004",
+                                                                    "100005", "200001", "200002"]
     for student in ("100001", "100002", "100003", "100004", "200001", "200002"):
         assert (root / student / "lstm" / "lstm.ipynb").is_file(), student
         assert (root / student / "lstm" / "timestamp.txt").is_file(), student
@@ -213,8 +214,9 @@ def test_formgrader_in_a_browser_lists_every_collected_submission(loop):
     finally:
         server.terminate()
         server.wait(timeout=30)
-    for student in sorted(p.name for p in root.iterdir()):
+    for student in sorted(p.name for p in root.iterdir() if p.is_dir()):
         assert student in text, student
+    assert "Twice, Tom" in text and "Smith, John" in text       # the roster's names, not "None, None"
 
 
 def test_manual_grades_regrade_export_and_feedback(loop, config, tmp_path):
