@@ -285,6 +285,8 @@ def test_manual_grades_regrade_export_and_feedback(loop, config, tmp_path):
     assert float(moodle_rows["Participant 200001"]["Grade"]) == pytest.approx(18 + 2.0)
     assert float(moodle_rows["Participant 200002"]["Grade"]) == 0                   # after zero_after
     assert float(moodle_rows["Participant 200002"]["Maximum Grade"]) == full
+    assert moodle_rows["Participant 100005"]["Feedback comments"] == "No submission."     # on the roster only
+    assert moodle_rows["Participant 200001"]["Feedback comments"].startswith("Score 20 / 24")
     plain = tmp_path / "grades.csv"
     done = run_cli("export", "--assignment", "lstm", "--format", "csv", "--out", str(plain), "--gradebook", book)
     assert done.returncode == 0, done.stderr

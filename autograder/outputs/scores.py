@@ -14,6 +14,7 @@ class Final:
     penalty: float = 0.0
     submitted: object = None       # aware UTC datetime or None
     waiting: list = field(default_factory=list)    # cells still waiting for a manual grade
+    unread: str = None             # why no notebook could be graded (nothing submitted, unreadable), or None
 
     @property
     def score(self):
@@ -55,7 +56,7 @@ def settle(config, db_path):
 
     The late penalty is recomputed from grading.yml's policy on the current auto + manual score
     and written back to nbgrader's late_submission_penalty, so `nbgrader export` agrees."""
-    from autograder.outputs.gradebook import course_id, open_gradebook
+    from autograder.outputs.gradebook import NO_RESPONSE, course_id, open_gradebook
     db_path = Path(db_path)
     if not db_path.is_file():
         raise FileNotFoundError(f"no gradebook at {db_path}: run `grade` first")
@@ -77,6 +78,8 @@ def settle(config, db_path):
                 for comment in notebook.comments:
                     if comment.manual_comment:
                         final.comments[comment.cell.name] = comment.manual_comment
+                    if comment.cell.name in config.manual and comment.auto_comment not in (None, NO_RESPONSE):
+                        final.unread = comment.auto_comment     # gradebook.record's reason for a notebook not shown
                 if config.late:
                     notebook.late_submission_penalty = config.late.penalty(final.submitted, notebook_score(notebook),
                                                                            config.full_points)

@@ -72,7 +72,7 @@ def export(config, finals, fmt, out, roster=None, roster_path=None, column=None)
     elif fmt == "moodle":
         header = ["Identifier", "Full name", "Email address", "Grade", "Maximum Grade", "Feedback comments"]
         rows = [[f"Participant {p.id}", p.name, p.email, report.fmt(total[p.id]), report.fmt(full),
-                 comment(finals.get(p.id))] for p in people]
+                 comment(finals.get(p.id), config.notebook)] for p in people]
     elif fmt == "csv":
         cells = [f"check_{e}" for e in config.points] + list(config.manual)
         header = ["student_id", *config.points, *config.manual, "late_penalty", "total", "max_score"]
@@ -89,10 +89,14 @@ def export(config, finals, fmt, out, roster=None, roster_path=None, column=None)
     return len(people)
 
 
-def comment(final):
-    """A one-line summary for Moodle's feedback column (the feedback page has the details)."""
-    if final is None:
+def comment(final, notebook):
+    """A one-line summary for Moodle's feedback column (the feedback page has the details):
+    "No submission." for a student who sent no notebook, the reason for one that could not be
+    read, else the score."""
+    if final is None or (final.unread or "").startswith(f"no {notebook} found"):
         return "No submission."
+    if final.unread:
+        return f"No gradable notebook ({final.unread}): {report.fmt(final.total)}."
     text = f"Score {report.fmt(final.score)} / {report.fmt(sum(final.max_cells.values()))}"
     if final.penalty:
         text += f", late penalty {report.fmt(final.penalty)}"
