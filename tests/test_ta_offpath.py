@@ -372,3 +372,20 @@ def test_the_loop_from_another_folder_on_data_outside_the_repository(config, tmp
     assert done.returncode == 0 and "Note: the roster worksheet.csv is not Canvas's" in done.stdout
     ignored = subprocess.run(["git", "check-ignore", "-q", "canvas-import.csv"], cwd=REPO)
     assert ignored.returncode == 0                   # the README's own output name
+
+
+def test_the_canvas_column_is_found_by_the_assignments_canvas_id(config, tmp_path):
+    import dataclasses
+    from autograder.integrations.lms.export import canvas_column
+    from autograder.integrations.lms.roster import RosterError
+    roster = tmp_path / "roster.csv"
+    roster.write_text("Student,ID,SIS User ID,SIS Login ID,Section,LSTM quiz (48000),Chapter 3: LSTM (48213)\n")
+    with_id = dataclasses.replace(config, canvas_id="48213")
+    assert canvas_column(with_id, roster) == "Chapter 3: LSTM (48213)"
+    assert canvas_column(with_id, roster, "Other (1)") == "Other (1)"              # --column wins
+    with pytest.raises(RosterError, match="several columns that may be 'lstm'"):
+        canvas_column(config, roster)                                          # two candidates, no id
+    with pytest.raises(RosterError, match="no column for the assignment's Canvas id 99"):
+        canvas_column(dataclasses.replace(config, canvas_id="99"), roster)
+    roster.write_text("Student,ID,SIS User ID,SIS Login ID,Section,Chapter 2: RNN (47000)\n")
+    assert canvas_column(config, roster) == "lstm"                             # Canvas will create it
