@@ -9,6 +9,6 @@ Here: the command line (cli), grading.yml (config, consistency), reading submiss
 notebook), grading one and many (grade) and building sample submissions (samples). By role:
 - process/: the student's process and its channel (sandbox, worker, guard, wire, channel, impl);
 - judging/: comparing, partial credit and diagnosis (compare, exercise, mutants);
-- outputs/: what grading writes (report, gradebook, scores, late, tables);
+- outputs/: what grading writes (report, gradebook, scores, late, tables, staging: one run as one transaction);
 - integrations/: Gradescope, and the LMS (lms/: collect, roster, export).
 """
