@@ -391,7 +391,7 @@ def check_lstm_backward(lstm_backward, lstm_forward=None):
     _unchanged(name, ["dh"], before, [dh])
     for label, out in zip(outs, res):
         _array(name, label, out, fx[label].shape, axes=AXES[name][label], sizes=sizes_of(name, fx))
-    _judge(name, dict(zip(outs, res)), {k: fx[k] for k in outs}, _step_backward_note)
+    _judge(name, dict(zip(outs, res)), {k: fx[k] for k in outs}, lambda: _backward_note(lstm_backward, forward))
     _ok(name)
 
 
@@ -517,6 +517,22 @@ def failure_of(fname, fn, namespace=None):
 _FORWARD_OF = {"lstm_step_backward": "lstm_step_forward", "lstm_backward": "lstm_forward"}
 
 
+def first_failing(fn, name, skip=()):
+    """(exercise, CheckFailure) of the first exercise, in the exercises' order, among fn (the
+    notebook's function for exercise `name`) and the exercises it calls, that fails its public
+    check; None when all pass. Exercises in skip are not checked."""
+    found = dict(calls(fn))
+    found[name] = fn
+    for n in _EXERCISES:
+        if n in found and n not in skip:
+            space = dict(getattr(found[n], "__globals__", {}))
+            space.update(found)
+            exc = failure_of(n, found[n], space)
+            if exc is not None:
+                return n, exc
+    return None
+
+
 def _without_name(fname, exc):
     text = str(exc)
     return text[len(fname) + 2:] if text.startswith(fname + ": ") else text
@@ -598,6 +614,32 @@ def _upstream_blame(name, fn):
                 message += (f" (Even with the right gates your {name} is not right: once Exercise {k} "
                             f"passes, this check will say what is left.)")
         _raise(CheckFailure(f"{name}: {message}"))
+
+
+def _backward_note(backward, forward):
+    """When an exercise that lstm_backward or its forward pass calls fails its own check, say
+    so before lstm_backward's message, naming the first such exercise: the errors most likely
+    come from there (an lstm_step_forward that changes prev_c in place corrupts the cache of an
+    lstm_forward built on it, although that forward pass returns the right h)."""
+    found = {}
+    for f in (forward, backward):
+        for n, g in calls(f).items():
+            found.setdefault(n, g)
+    for n in _EXERCISES:
+        if n not in found or n == "lstm_backward":
+            continue
+        space = dict(getattr(found[n], "__globals__", {}))
+        space.update(found)
+        exc = failure_of(n, found[n], space)
+        if exc is None:
+            continue
+        if n == "lstm_step_backward":
+            break
+        k = EXERCISE_NUMBER[n]
+        return (f"your {n} (Exercise {k}) fails its own check, and your lstm_forward and lstm_backward "
+                f"build on it, so these errors most likely come from there: fix Exercise {k} first. Its "
+                f"check says: {_without_name(n, exc).rstrip('.')}. What this check sees now: ")
+    return _step_backward_note()
 
 
 def _step_backward_note():
