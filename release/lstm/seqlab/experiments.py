@@ -1,6 +1,6 @@
 """The experiments of Sections 3.5 and 3.6, run on injected functions (the student's own LSTM).
 
-    available(needs, **fns)                 are the student's functions implemented? (prints why not)
+    available(**fns)                        do the student's functions pass their checks? (prints why not)
     rnn_gradient_norms(T, ...)              ||dL/dh_t|| for every t, vanilla RNN, loss on the last step
     lstm_gradient_norms(step_forward, step_backward, T, ...)   the same for an LSTM
     lstm_gradient_flow(step_forward, step_backward, T, ...)    ||dL/dh_t||, ||dL/dc_t||, mean gates
@@ -25,38 +25,49 @@ def _names(names):
 
 
 def available(**fns):
-    """True when every given function runs on a tiny LSTM problem without NotImplementedError.
+    """True when every given function, and every exercise it calls, passes its public check.
 
     Keyword arguments: any of sigmoid, lstm_gates, lstm_step_forward, lstm_forward,
-    lstm_step_backward, lstm_backward, clip_grad_norm (the student's functions).
-    When one is not implemented yet (the untouched release), prints one line to stdout that
-    says which functions the demo needs, and returns False. Other errors are raised: they
-    are bugs the student should see.
+    lstm_step_backward, lstm_backward, clip_grad_norm (the student's functions). The exercises
+    they call (lstm_step_forward calls lstm_gates, which calls sigmoid) are found in their own
+    globals and checked too, and a backward check uses the given forward pass (else the one
+    the backward function can see). Otherwise prints what the demo needs and, when something
+    is written but wrong, which exercise to fix first and what its check says; returns False.
+    An experiment run on a function that fails its check would describe the bug, not the LSTM.
     """
-    rng = np.random.default_rng(0)
-    N, T, D, H = 2, 3, 2, 3
-    x = rng.normal(size=(N, T, D))
-    h0 = rng.normal(size=(N, H))
-    Wx, Wh, b = rng.normal(size=(D, 4 * H)), rng.normal(size=(H, 4 * H)), rng.normal(size=4 * H)
-    try:
-        if "sigmoid" in fns:
-            fns["sigmoid"](x)
-        if "lstm_gates" in fns:
-            fns["lstm_gates"](x[:, 0], h0, Wx, Wh, b)
-        if "lstm_step_forward" in fns:
-            _, _, cache = fns["lstm_step_forward"](x[:, 0], h0, h0, Wx, Wh, b)
-            if "lstm_step_backward" in fns:
-                fns["lstm_step_backward"](h0, h0, cache)
-        if "lstm_forward" in fns:
-            h, cache = fns["lstm_forward"](x, h0, Wx, Wh, b)
-            if "lstm_backward" in fns:
-                fns["lstm_backward"](np.ones_like(h), cache)
-        if "clip_grad_norm" in fns:
-            fns["clip_grad_norm"]({"W": Wx, "b": b}, 1.0)
-    except NotImplementedError:
+    from . import checks
+    order = checks._EXERCISES
+    todo = {n: f for n, f in fns.items() if n in order}
+    for f in list(todo.values()):
+        for n, g in checks.calls(f).items():
+            todo.setdefault(n, g)
+    failures, missing = {}, []
+    for n in sorted(todo, key=order.index):
+        space = dict(getattr(todo[n], "__globals__", {}))
+        space.update(todo)
+        exc = checks.failure_of(n, todo[n], space)
+        if isinstance(exc, checks.NotImplementedYet):
+            missing.append(n)
+        elif exc is not None:
+            failures[n] = exc
+    if not failures and not missing:
+        return True
+    if not failures:
         print(MESSAGE.format(_names(fns)))
         return False
-    return True
+    first = next(iter(failures))
+    said = str(failures[first])
+    said = said[len(first) + 2:] if said.startswith(first + ": ") else said
+    print(f"This experiment does not run yet: it needs {_names(fns)} from Section 3.4, and run on a "
+          f"function that fails its check its numbers would describe the bug, not the LSTM.")
+    print(f"Fix {checks.exercise_label(first)} first: its check says: {' '.join(said.split())}")
+    others = [checks.exercise_label(n) for n in failures if n != first]
+    if others:
+        print(f"Also failing their checks: {_names(others)}.")
+    if missing:
+        print(f"Not implemented yet: {_names(missing)}.")
+    print("Run the check cells of Section 3.4 (or the progress cell) until they pass, then this cell again.")
+    return False
 
 
 # ------------------------------------------------------------------ vanishing gradients
@@ -189,6 +200,10 @@ def decay_summary(norms):
 
 # ------------------------------------------------------------------ the adding problem
 
+# The target is the sum of two values uniform in [0, 1): its mean is 1 and its variance 2/12,
+# the error of a model that always predicts the mean.
+BASELINE = 1 / 6
+
 # Settings found by tests/test_adding_problem.py: with them the LSTM reaches test MSE < 0.01
 # and the vanilla RNN stays at the baseline 1/6 (predicting the mean).
 ADDING = dict(T=50, H=8, batch=32, steps=800, lr=3e-2, max_norm=1.0, seed=5, test_seed=1234,
@@ -228,9 +243,11 @@ def adding_summary(results, window=20):
     """The numbers Section 3.5 quotes about a run of adding_problem_comparison.
 
     returns a dict:
-        "test_mse"        {"LSTM": ..., "vanilla RNN": ...} and "baseline" (predicting the mean)
+        "test_mse"        {"LSTM": ..., "vanilla RNN": ...}
+        "baseline"        1/6, the error of always predicting the mean target 1 (its variance)
+        "test_variance"   the test set's own variance: what predicting its mean scores there
         "solved_step"     the first step at which the LSTM's training loss, averaged over the
-                          `window` steps that end there, is below a tenth of the baseline
+                          `window` steps that end there, is below a tenth of the baseline 1/6
                           (None when it never is)
         "rnn_above"       the fraction of steps at which the vanilla RNN's gradient norm (before
                           clipping) is larger than the LSTM's
@@ -245,7 +262,7 @@ def adding_summary(results, window=20):
     """
     out = {"test_mse": {}, "median_norm": {}, "clipped": {}, "output_share": {}, "peak_step": {},
            "clipped_steps": {},
-           "baseline": results["baseline"]}
+           "baseline": BASELINE, "test_variance": results["baseline"]}
     norms = {}
     for name in ("LSTM", "vanilla RNN"):
         hist = results[name]
@@ -265,7 +282,7 @@ def adding_summary(results, window=20):
     loss = np.asarray(results["LSTM"]["loss"], dtype=float)
     if len(loss) >= window:
         avg = np.convolve(loss, np.ones(window) / window, mode="valid")
-        below = np.flatnonzero(avg < results["baseline"] / 10)
+        below = np.flatnonzero(avg < BASELINE / 10)
         out["solved_step"] = int(below[0]) + window if below.size else None
     else:
         out["solved_step"] = None
