@@ -646,11 +646,19 @@ def test_char_demo_prose_quotes_what_the_code_computes(notebook, char_demo):
     train_ppl = float(np.exp(np.mean(ns["char_losses"][-100:])))
     passes = 500 // ((ns["streams"].shape[1] - 1) // ns["T"])
     for text_ in (f"falls from {untrained:.1f} before training to {trained:.1f} after it",
-                  f"the {unigram:.1f} of predicting", f"perplexity of {train_ppl:.1f}",
+                  f"the {unigram:.1f} of predicting", f"keeps falling to the end, to {train_ppl:.1f}",
                   f"{passes} passes over it"):
         assert text_ in prose, text_
     assert abs(untrained - len(ns["vocab"])) < 1 and trained < unigram < untrained
     assert train_ppl < trained                                  # overfitting, as the prose says
+    best = re.search(r"held-out perplexity lowest at step (\d+): ([0-9.]+); at step 500: ([0-9.]+)", out)
+    best_step, lowest, last = int(best.group(1)), float(best.group(2)), float(best.group(3))
+    assert f"is lowest at step {best_step} ({lowest:.2f})" in prose and f"{last:.2f} at step 500" in prose
+    assert f"From about step {best_step} on" in prose
+    assert 100 < best_step < 500 and lowest < last                # the held-out curve turns up
+    held = ns["held_out"]
+    assert sorted(held) == list(range(0, 501, 50)) and min(held, key=held.get) == best_step
+    assert abs(np.exp(held[500]) - trained) < 0.05
     match = re.search(r"r = (-?[0-9.]+) \(the median \|r\| over all 64 units is ([0-9.]+)\)", out)
     inside = cell_text(cells["b9e25c0f4a18"])
     assert f"reaches $r = {match.group(1)}$" in inside
