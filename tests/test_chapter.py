@@ -712,3 +712,24 @@ def test_factual_fixes(notebook, markdown):
     exponent = int(threshold.split("e")[1])
     assert f"below $10^{{{exponent}}}$" in markdown
     assert "an error above $10^{-5}$" not in markdown
+
+
+# ------------------------------------------------------------------ issue 23: exploding gradients
+
+def test_exploding_gradients_prose_quotes_what_the_code_computes(notebook):
+    prose = cell_text(cells_by_id(notebook)["c3f9b0d7e514"])
+    sigma = {s: experiments.largest_singular_value(experiments.rnn_recurrent_matrix(weight_scale=s))
+             for s in (1.0, 2.0, 4.0)}
+    d = {s: experiments.decay_summary(experiments.rnn_gradient_norms(T=100, weight_scale=s)) for s in sigma}
+    assert f"largest singular value is {sigma[1.0]:.2f}, above 1" in prose and sigma[1.0] > 1
+    assert f"shrinks by ×{d[1.0]['median_step']:.2f} per step" in prose and d[1.0]["median_step"] < 1
+    assert f"($\\sigma_{{\\max}} = {sigma[2.0]:.2f}$) it still shrinks, by ×{d[2.0]['median_step']:.2f}" in prose
+    assert f"($\\sigma_{{\\max}} = {sigma[4.0]:.2f}$) it **grows** by ×{d[4.0]['median_step']:.2f} per step, to ${sci(d[4.0]['at_1'])}$" in prose
+    assert d[2.0]["median_step"] < 1 < d[4.0]["median_step"] and d[4.0]["at_1"] > 1
+    free, clipped = experiments.exploding_run(), experiments.exploding_run(clip_fn=ref.clip_grad_norm)
+    assert free["grad_norm"][0] == clipped["grad_norm"][0]                 # the same start, the same batches
+    assert f"gradient norm of {free['grad_norm'][0]:.0f}" in prose
+    assert f"the loss, {free['loss'][0]:.2f} at step 1, is ${sci(free['loss'][-1])}$ at step {len(free['loss'])}" in prose
+    assert f"(the largest, ${sci(max(clipped['grad_norm']))}$, was clipped" in prose
+    assert f"near the baseline, {np.mean(clipped['loss'][-50:]):.2f} over the last 50 steps" in prose
+    assert free["loss"][-1] > 1e100 and np.mean(clipped["loss"][-50:]) < 0.25

@@ -2,6 +2,8 @@
 
     available(**fns)                        do the student's functions pass their checks? (prints why not)
     rnn_gradient_norms(T, ...)              ||dL/dh_t|| for every t, vanilla RNN, loss on the last step
+    rnn_recurrent_matrix, largest_singular_value   its W_h, and how much W_h can stretch a vector
+    exploding_run(clip_fn)                  a vanilla RNN with large W_h trained by SGD, clipped or not
     lstm_gradient_norms(step_forward, step_backward, T, ...)   the same for an LSTM
     lstm_gradient_flow(step_forward, step_backward, T, ...)    ||dL/dh_t||, ||dL/dc_t||, mean gates
     decay_summary(norms)                    per-step factors, minimum, growth: Section 3.5's numbers
@@ -100,6 +102,48 @@ def rnn_gradient_norms(T=100, N=16, D=4, H=32, seed=0, weight_scale=1.0):
         norms[t] = np.linalg.norm(dh)
         _, dh, _, _, _ = layers.rnn_step_backward(dh, caches[t])
     return norms
+
+
+def rnn_recurrent_matrix(H=32, D=4, seed=0, weight_scale=1.0):
+    """The W_h of rnn_gradient_norms with the same arguments, (H, H)."""
+    return models.init_params(D, H, 1, 1, np.random.default_rng(seed))["Wh"] * weight_scale
+
+
+def largest_singular_value(W):
+    """The largest singular value of W: the most W can stretch a vector (its spectral norm)."""
+    return float(np.linalg.svd(W, compute_uv=False)[0])
+
+
+# A vanilla RNN whose recurrent weights are 4 times init_params' (largest singular value about
+# 4.2), trained on the adding problem with plain SGD, where a gradient's size is the step's.
+EXPLODING = dict(T=50, H=16, batch=32, steps=200, lr=0.1, weight_scale=4.0, max_norm=1.0, seed=0)
+
+
+def exploding_run(clip_fn=None):
+    """Train the vanilla RNN of EXPLODING with plain SGD (p -= lr * g), clipping the gradients
+    with clip_fn at EXPLODING["max_norm"] when given. Same batches with or without clipping.
+    returns {"loss": [...], "grad_norm": [...]} per step (the norm before clipping); the run
+    stops early if the loss stops being finite."""
+    cfg = EXPLODING
+    rng = np.random.default_rng(cfg["seed"])
+    params = models.init_params(2, cfg["H"], 1, 1, rng)
+    params["Wh"] *= cfg["weight_scale"]
+    model = models.SequenceModel(params, layers.rnn_forward, layers.rnn_backward, readout="last")
+    history = {"loss": [], "grad_norm": []}
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(cfg["steps"]):
+            x, y = data.adding_problem(cfg["batch"], cfg["T"], rng)
+            loss, grads = model.loss_and_grads(x, y)
+            norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+            history["loss"].append(float(loss))
+            history["grad_norm"].append(norm)
+            if not (np.isfinite(loss) and np.isfinite(norm)):
+                break
+            if clip_fn is not None:
+                grads, _ = clip_fn(grads, cfg["max_norm"])
+            for k in params:
+                params[k] -= cfg["lr"] * grads[k]
+    return history
 
 
 def _logistic(z):
