@@ -601,6 +601,23 @@ def test_experiment2_prose_quotes_what_the_code_computes(notebook, adding_run):
     assert s["test_mse"]["LSTM"] < 0.01 < s["baseline"] * 0.9 < s["test_mse"]["vanilla RNN"]
 
 
+def test_forget_bias_in_training_prose_quotes_what_the_code_computes(notebook, adding_run):
+    res, s = adding_run
+    prose = cell_text(cells_by_id(notebook)["0f6d3b1e8a47"])
+    code = cell_text(cells_by_id(notebook)["e9a07c4d2b38"])
+    assert "forget_bias=0.0" in code and 'adding["LSTM"]' in code and "lstm_forward, lstm_backward" in code
+    one = experiments.adding_problem_comparison(ref.lstm_forward, ref.lstm_backward, clip_fn=ref.clip_grad_norm,
+                                                forget_bias=1.0, lstm_only=True, steps=30)["LSTM"]
+    assert one["loss"] == res["LSTM"]["loss"][:30]           # bias 1 is Experiment 2's run: same start and batches
+    zero = experiments.adding_problem_comparison(ref.lstm_forward, ref.lstm_backward, clip_fn=ref.clip_grad_norm,
+                                                 forget_bias=0.0, lstm_only=True)["LSTM"]
+    step0, step1 = experiments.solved_step(zero["loss"]), experiments.solved_step(res["LSTM"]["loss"])
+    assert step1 == s["solved_step"] and step0 > step1
+    assert f"until step {step0} to bring its training loss below a tenth of the baseline, against step {step1}" in prose
+    assert (f"test MSE of ${sci(zero['test_mse'])}$ against ${sci(res['LSTM']['test_mse'])}$") in prose
+    assert zero["test_mse"] > res["LSTM"]["test_mse"]
+
+
 # ------------------------------------------------------------------ Section 3.6: the demo's numbers
 
 @pytest.fixture(scope="module")

@@ -131,6 +131,7 @@ EXPERIMENTS = {
     "cbbc036e046d": (set(ORDER), "adding"),
     "c71d0e5b2a46": ({"sigmoid", "lstm_gates", "lstm_step_forward", "lstm_step_backward",
                       "clip_grad_norm"}, "char_losses"),
+    "a4d2e8c61b97": ({"clip_grad_norm"}, "runs"),            # exploding gradients: the clipped run
 }
 
 
@@ -222,6 +223,7 @@ def test_a_mistake_is_blamed_on_its_exercise_and_stops_the_experiments(mistake):
             assert made not in ns, cid
     if culprit in EXPERIMENTS["cbbc036e046d"][0]:
         assert "run Experiment 2 first" in outputs["95b81e0fb45b"]
+        assert "run Experiment 2 first" in outputs["e9a07c4d2b38"] and "bias_runs" not in ns
     # the gradient check names the forward pass when that is where the bug is
     gradcheck = outputs["460e8b55b7ff"]
     if culprit in ("lstm_gates", "lstm_step_forward", "lstm_forward"):

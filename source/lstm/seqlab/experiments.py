@@ -255,11 +255,13 @@ ADDING = dict(T=50, H=8, batch=32, steps=800, lr=3e-2, max_norm=1.0, seed=5, tes
 
 
 def adding_problem_comparison(lstm_forward, lstm_backward, clip_fn=None, T=None, steps=None,
-                              log_every=0):
+                              log_every=0, forget_bias=None, lstm_only=False):
     """Train an LSTM (the given forward/backward) and a vanilla RNN on the adding problem.
 
     Both models have the same hidden size, initial random stream, batches and optimiser
-    (Adam, gradient clipping with clip_fn at max_norm when clip_fn is given).
+    (Adam, gradient clipping with clip_fn at max_norm when clip_fn is given). forget_bias:
+    the LSTM's initial forget-gate bias (default init_params', 1); lstm_only: train the LSTM
+    only (the result has no "vanilla RNN" entry).
     returns {"LSTM": {"loss", "grad_norm", "test_mse"}, "vanilla RNN": {...}, "baseline": var(y_test)}.
     """
     cfg = dict(ADDING)
@@ -270,8 +272,12 @@ def adding_problem_comparison(lstm_forward, lstm_backward, clip_fn=None, T=None,
     for label, fwd, bwd, gates in (("LSTM", lstm_forward, lstm_backward, 4),
                                    ("vanilla RNN", layers.rnn_forward, layers.rnn_backward, 1)):
         rng = np.random.default_rng(cfg["seed"])
-        model = models.SequenceModel(models.init_params(2, cfg["H"], 1, gates, rng), fwd, bwd,
-                                     readout="last")
+        params = models.init_params(2, cfg["H"], 1, gates, rng)
+        if gates == 4 and forget_bias is not None:
+            params["b"][cfg["H"]:2 * cfg["H"]] = forget_bias
+        if gates == 1 and lstm_only:
+            break
+        model = models.SequenceModel(params, fwd, bwd, readout="last")
         if log_every:
             print(label)
         history = models.train(model, lambda: data.adding_problem(cfg["batch"], T, rng), steps,
@@ -331,6 +337,17 @@ def adding_summary(results, window=20):
     else:
         out["solved_step"] = None
     return out
+
+
+def solved_step(loss, window=20):
+    """The first step at which a training loss on the adding problem, averaged over the
+    `window` steps that end there, is below a tenth of the baseline 1/6 (None if never)."""
+    loss = np.asarray(loss, dtype=float)
+    if len(loss) < window:
+        return None
+    avg = np.convolve(loss, np.ones(window) / window, mode="valid")
+    below = np.flatnonzero(avg < BASELINE / 10)
+    return int(below[0]) + window if below.size else None
 
 
 # ------------------------------------------------------------------ character-level model
