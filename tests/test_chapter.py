@@ -750,3 +750,65 @@ def test_exploding_gradients_prose_quotes_what_the_code_computes(notebook):
     assert f"(the largest, ${sci(max(clipped['grad_norm']))}$, was clipped" in prose
     assert f"near the baseline, {np.mean(clipped['loss'][-50:]):.2f} over the last 50 steps" in prose
     assert free["loss"][-1] > 1e100 and np.mean(clipped["loss"][-50:]) < 0.25
+
+
+# ------------------------------------------------------------------ issue 23: the optional GRU
+
+def test_seqlab_gru_backward_against_finite_differences():
+    from seqlab import layers
+    from seqlab.gradcheck import numerical_gradient, relative_error
+    rng = np.random.default_rng(1)
+    N, T, D, H = 2, 4, 3, 5
+    x, h0 = rng.normal(size=(N, T, D)), rng.normal(size=(N, H))
+    Wx, Wh, b = rng.normal(size=(D, 3 * H)) * 0.5, rng.normal(size=(H, 3 * H)) * 0.5, rng.normal(size=3 * H) * 0.5
+    dh = rng.normal(size=(N, T, H))
+    _, cache = layers.gru_forward(x, h0, Wx, Wh, b)
+    analytic = layers.gru_backward(dh, cache)
+    for value, grad in zip((x, h0, Wx, Wh, b), analytic):
+        numeric = numerical_gradient(lambda _: layers.gru_forward(x, h0, Wx, Wh, b)[0], value, dh)
+        assert relative_error(grad, numeric) < 1e-8
+
+
+def _gru_step(variant="right"):
+    def step(x, h, Wx, Wh, b):
+        H = h.shape[1]
+        a = x @ Wx + b
+        z, r = ref.sigmoid(a[:, :H] + h @ Wh[:, :H]), ref.sigmoid(a[:, H:2 * H] + h @ Wh[:, H:2 * H])
+        if variant == "z r swapped":
+            z, r = r, z
+        inner = r * (h @ Wh[:, 2 * H:]) if variant == "pytorch" else (r * h) @ Wh[:, 2 * H:]
+        n = np.tanh(a[:, 2 * H:] + inner)
+        return z * n + (1 - z) * h if variant == "1 - z swapped" else (1 - z) * n + z * h
+    return step
+
+
+@pytest.mark.parametrize("variant, words", [
+    ("1 - z swapped", "z and 1 - z are swapped"), ("pytorch", "PyTorch's form"), ("z r swapped", "z and r are swapped")])
+def test_gru_check_names_the_usual_slips_and_never_raises(variant, words):
+    from seqlab import checks, layers
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert checks.check_gru_step_forward(_gru_step(variant)) is False
+    assert words in out.getvalue() and "check failed" in out.getvalue()
+    with contextlib.redirect_stdout(out):
+        assert checks.check_gru_step_forward(_gru_step()) is True
+        assert checks.check_gru_step_forward(lambda *a: (_ for _ in ()).throw(NotImplementedError())) is False
+    assert "not written yet (optional)" in out.getvalue()
+    x, h = np.ones((2, 3)), np.full((2, 4), 0.3)
+    rng = np.random.default_rng(0)
+    Wx, Wh, b = rng.normal(size=(3, 12)), rng.normal(size=(4, 12)), rng.normal(size=12)
+    np.testing.assert_allclose(_gru_step()(x, h, Wx, Wh, b), layers.gru_forward(x[:, None], h, Wx, Wh, b)[0][:, 0],
+                               rtol=1e-12)
+
+
+def test_gru_comparison_prose_quotes_what_the_code_computes(notebook, adding_run):
+    res, s = adding_run
+    cells = cells_by_id(notebook)
+    prose = cell_text(cells["93c5e0b7d2a1"])
+    assert "raise NotImplementedError()" in cell_text(cells["b1e6c3a9f470"])       # optional: no solution shipped
+    gru = experiments.gru_adding_run(clip_fn=ref.clip_grad_norm)
+    step, lstm_step = experiments.solved_step(gru["loss"]), s["solved_step"]
+    assert (f"below a tenth of the baseline at step {step}, against {lstm_step} for your LSTM, and ends with a "
+            f"test MSE of ${sci(gru['test_mse'])}$ against ${sci(res['LSTM']['test_mse'])}$") in prose
+    assert f"({3 * 8 * 11} against {4 * 8 * 11})" in prose
+    assert step < lstm_step and gru["test_mse"] < res["LSTM"]["test_mse"]

@@ -9,6 +9,7 @@
     decay_summary(norms)                    per-step factors, minimum, growth: Section 3.5's numbers
     adding_problem_comparison(lstm_forward, lstm_backward, clip_fn)   train LSTM and RNN, T = 50
     adding_summary(results)                 test errors, when the LSTM solves it, gradient norms
+    gru_adding_run(clip_fn)                 seqlab's GRU on the same adding problem
     train_char_model(lstm_forward, lstm_backward, clip_fn, text)      character-level language model
 
 Only numpy is imported at import time.
@@ -287,6 +288,22 @@ def adding_problem_comparison(lstm_forward, lstm_backward, clip_fn=None, T=None,
         history["test_mse"] = float(np.mean((model.predict(x_test) - y_test) ** 2))
         results[label] = history
     return results
+
+
+def gru_adding_run(clip_fn=None):
+    """Train seqlab's GRU (seqlab.layers.gru_forward, Cho et al.'s form) on the adding problem
+    exactly as adding_problem_comparison trains the LSTM: the same hidden size, random stream,
+    batches, optimiser and clipping. returns its history, with "test_mse"."""
+    cfg = dict(ADDING)
+    x_test, y_test = data.adding_problem(cfg["n_test"], cfg["T"], np.random.default_rng(cfg["test_seed"]))
+    rng = np.random.default_rng(cfg["seed"])
+    model = models.SequenceModel(models.init_params(2, cfg["H"], 1, 3, rng), layers.gru_forward,
+                                 layers.gru_backward, readout="last")
+    history = models.train(model, lambda: data.adding_problem(cfg["batch"], cfg["T"], rng), cfg["steps"],
+                           optim.Adam(lr=cfg["lr"]), clip_fn=clip_fn,
+                           max_norm=cfg["max_norm"] if clip_fn is not None else None)
+    history["test_mse"] = float(np.mean((model.predict(x_test) - y_test) ** 2))
+    return history
 
 
 def adding_summary(results, window=20):
