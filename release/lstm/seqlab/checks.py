@@ -391,8 +391,49 @@ def check_lstm_backward(lstm_backward, lstm_forward=None):
     _unchanged(name, ["dh"], before, [dh])
     for label, out in zip(outs, res):
         _array(name, label, out, fx[label].shape, axes=AXES[name][label], sizes=sizes_of(name, fx))
-    _judge(name, dict(zip(outs, res)), {k: fx[k] for k in outs}, lambda: _backward_note(lstm_backward, forward))
+    carried = _carried_story(lstm_backward, fx, dict(zip(outs, res)))
+    _judge(name, dict(zip(outs, res)), {k: fx[k] for k in outs},
+           lambda: carried or _backward_note(lstm_backward, forward))
     _ok(name)
+
+
+def _carried_story(backward, fx, outs):
+    """When the notebook's lstm_step_forward and lstm_step_backward pass their checks, run BPTT
+    on them (no reference: the student's own steps) in the two usual wrong ways; when the
+    student's lstm_backward matches one, say which. '' otherwise."""
+    space = getattr(backward, "__globals__", {})
+    step_f, step_b = space.get("lstm_step_forward"), space.get("lstm_step_backward")
+    if not (callable(step_f) and callable(step_b)) or failure_of("lstm_step_backward", step_b, space):
+        return ""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with np.errstate(all="ignore"):
+                x, h0, Wx, Wh, b, dh = (fx[k].copy() for k in ("x", "h0", "Wx", "Wh", "b", "dh"))
+                N, T, _ = x.shape
+                h, c, caches = h0, np.zeros_like(h0), []
+                for t in range(T):
+                    h, c, cache = step_f(x[:, t], h, c, Wx, Wh, b)
+                    caches.append(cache)
+                stories = {
+                    (False, True): "your lstm_backward gives what BPTT gives when the gradient on h at step t is "
+                                   "dh[:, t] alone: add the gradient carried back from step t + 1, "
+                                   "dnext_h = dh[:, t] + dprev_h. ",
+                    (True, False): "your lstm_backward gives what BPTT gives when the cell-state gradient is not "
+                                   "carried from step to step: pass step t + 1's dprev_c as step t's dnext_c (zero "
+                                   "only after the last step). ",
+                }
+                for (accumulate, carry), words in stories.items():
+                    dprev_h, dprev_c, dx = np.zeros_like(h0), np.zeros_like(h0), np.zeros_like(x)
+                    for t in reversed(range(T)):
+                        got = step_b(dh[:, t] + (dprev_h if accumulate else 0.0),
+                                     dprev_c if carry else np.zeros_like(h0), caches[t])
+                        dx[:, t], dprev_h, dprev_c = got[0], got[1], got[2]
+                    if close(outs["dx"], dx, 1e-6) and not close(dx, fx["dx"], RTOL):
+                        return words
+    except Exception:   # noqa: BLE001 - only a note
+        return ""
+    return ""
 
 
 def check_clip_grad_norm(clip_grad_norm):
@@ -453,6 +494,64 @@ def check_clip_grad_norm(clip_grad_norm):
                          f"max_norm)", got, before[k] * scale, rtol=1e-12,
                    hint="scale = max_norm / (total_norm + 1e-6) only when total_norm > max_norm")
     _ok(name)
+
+
+# ---------------------------------------------------------------- the optional GRU (not graded)
+
+def _gru_case():
+    rng = np.random.default_rng(23)
+    N, D, H = 2, 3, 4
+    return (rng.normal(size=(N, D)), rng.normal(size=(N, H)), rng.normal(size=(D, 3 * H)) * 0.5,
+            rng.normal(size=(H, 3 * H)) * 0.5, rng.normal(size=3 * H) * 0.5)
+
+
+def _gru_variants(x, h, Wx, Wh, b):
+    """The right next_h of Section 3.5's GRU, and what the usual slips give instead."""
+    H = h.shape[1]
+    logistic = lambda z: 0.5 + 0.5 * np.tanh(0.5 * z)   # noqa: E731
+    a = x @ Wx + b
+    z, r = logistic(a[:, :H] + h @ Wh[:, :H]), logistic(a[:, H:2 * H] + h @ Wh[:, H:2 * H])
+    n = np.tanh(a[:, 2 * H:] + (r * h) @ Wh[:, 2 * H:])
+    z2, r2 = logistic(a[:, H:2 * H] + h @ Wh[:, H:2 * H]), logistic(a[:, :H] + h @ Wh[:, :H])
+    n2 = np.tanh(a[:, 2 * H:] + (r2 * h) @ Wh[:, 2 * H:])
+    return (1 - z) * n + z * h, {
+        "z and 1 - z are swapped: next_h = (1 - z) * n + z * prev_h, so z is the share of the old state "
+        "that is kept": z * n + (1 - z) * h,
+        "the reset gate is applied after the product with Wh_n (PyTorch's form); this exercise uses Cho "
+        "et al.'s form, n = tanh(x Wx_n + (r * prev_h) Wh_n + b_n)":
+            (1 - z) * np.tanh(a[:, 2 * H:] + r * (h @ Wh[:, 2 * H:])) + z * h,
+        "the reset gate is not used: n = tanh(x Wx_n + (r * prev_h) Wh_n + b_n)":
+            (1 - z) * np.tanh(a[:, 2 * H:] + h @ Wh[:, 2 * H:]) + z * h,
+        "z and r are swapped: the 3H columns hold [z | r | n]": (1 - z2) * n2 + z2 * h,
+    }
+
+
+def check_gru_step_forward(gru_step_forward):
+    """The optional GRU exercise of Section 3.5 (not graded): prints its verdict, in a box when
+    something is wrong, and returns True when gru_step_forward is right. It never raises: the
+    exercise is optional, and nothing after it depends on it."""
+    name = "gru_step_forward"
+    args = _gru_case()
+    try:
+        if not callable(gru_step_forward):
+            _fail(name, f"expected a function, got {type(gru_step_forward).__name__}")
+        before = [a.copy() for a in args]
+        out = _call(name, gru_step_forward, *args)
+        _unchanged(name, ["x", "prev_h", "Wx", "Wh", "b"], before, list(args))
+        want, slips = _gru_variants(*before)
+        _array(name, "next_h", out if not isinstance(out, tuple) else out[0], want.shape, axes=("N", "H"))
+        got = out if not isinstance(out, tuple) else out[0]
+        if not close(got, want, RTOL):
+            why = next((words for words, value in slips.items() if close(got, value, RTOL)), None)
+            _fail(name, f"next_h is wrong: {why}" if why else
+                  "next_h is wrong: z = sigmoid(x Wx_z + prev_h Wh_z + b_z), r likewise with its blocks, "
+                  "n = tanh(x Wx_n + (r * prev_h) Wh_n + b_n), next_h = (1 - z) * n + z * prev_h")
+    except CheckFailure as exc:
+        title = "not written yet (optional)" if isinstance(exc, NotImplementedYet) else "check failed"
+        print("\n".join(box(str(exc), title)))
+        return False
+    _ok(name)
+    return True
 
 
 # ---------------------------------------------------------------- whose bug is it?

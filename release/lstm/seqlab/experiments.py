@@ -2,11 +2,14 @@
 
     available(**fns)                        do the student's functions pass their checks? (prints why not)
     rnn_gradient_norms(T, ...)              ||dL/dh_t|| for every t, vanilla RNN, loss on the last step
+    rnn_recurrent_matrix, largest_singular_value   its W_h, and how much W_h can stretch a vector
+    exploding_run(clip_fn)                  a vanilla RNN with large W_h trained by SGD, clipped or not
     lstm_gradient_norms(step_forward, step_backward, T, ...)   the same for an LSTM
     lstm_gradient_flow(step_forward, step_backward, T, ...)    ||dL/dh_t||, ||dL/dc_t||, mean gates
     decay_summary(norms)                    per-step factors, minimum, growth: Section 3.5's numbers
     adding_problem_comparison(lstm_forward, lstm_backward, clip_fn)   train LSTM and RNN, T = 50
     adding_summary(results)                 test errors, when the LSTM solves it, gradient norms
+    gru_adding_run(clip_fn)                 seqlab's GRU on the same adding problem
     train_char_model(lstm_forward, lstm_backward, clip_fn, text)      character-level language model
 
 Only numpy is imported at import time.
@@ -100,6 +103,48 @@ def rnn_gradient_norms(T=100, N=16, D=4, H=32, seed=0, weight_scale=1.0):
         norms[t] = np.linalg.norm(dh)
         _, dh, _, _, _ = layers.rnn_step_backward(dh, caches[t])
     return norms
+
+
+def rnn_recurrent_matrix(H=32, D=4, seed=0, weight_scale=1.0):
+    """The W_h of rnn_gradient_norms with the same arguments, (H, H)."""
+    return models.init_params(D, H, 1, 1, np.random.default_rng(seed))["Wh"] * weight_scale
+
+
+def largest_singular_value(W):
+    """The largest singular value of W: the most W can stretch a vector (its spectral norm)."""
+    return float(np.linalg.svd(W, compute_uv=False)[0])
+
+
+# A vanilla RNN whose recurrent weights are 4 times init_params' (largest singular value about
+# 4.2), trained on the adding problem with plain SGD, where a gradient's size is the step's.
+EXPLODING = dict(T=50, H=16, batch=32, steps=200, lr=0.1, weight_scale=4.0, max_norm=1.0, seed=0)
+
+
+def exploding_run(clip_fn=None):
+    """Train the vanilla RNN of EXPLODING with plain SGD (p -= lr * g), clipping the gradients
+    with clip_fn at EXPLODING["max_norm"] when given. Same batches with or without clipping.
+    returns {"loss": [...], "grad_norm": [...]} per step (the norm before clipping); the run
+    stops early if the loss stops being finite."""
+    cfg = EXPLODING
+    rng = np.random.default_rng(cfg["seed"])
+    params = models.init_params(2, cfg["H"], 1, 1, rng)
+    params["Wh"] *= cfg["weight_scale"]
+    model = models.SequenceModel(params, layers.rnn_forward, layers.rnn_backward, readout="last")
+    history = {"loss": [], "grad_norm": []}
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(cfg["steps"]):
+            x, y = data.adding_problem(cfg["batch"], cfg["T"], rng)
+            loss, grads = model.loss_and_grads(x, y)
+            norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+            history["loss"].append(float(loss))
+            history["grad_norm"].append(norm)
+            if not (np.isfinite(loss) and np.isfinite(norm)):
+                break
+            if clip_fn is not None:
+                grads, _ = clip_fn(grads, cfg["max_norm"])
+            for k in params:
+                params[k] -= cfg["lr"] * grads[k]
+    return history
 
 
 def _logistic(z):
@@ -211,11 +256,13 @@ ADDING = dict(T=50, H=8, batch=32, steps=800, lr=3e-2, max_norm=1.0, seed=5, tes
 
 
 def adding_problem_comparison(lstm_forward, lstm_backward, clip_fn=None, T=None, steps=None,
-                              log_every=0):
+                              log_every=0, forget_bias=None, lstm_only=False):
     """Train an LSTM (the given forward/backward) and a vanilla RNN on the adding problem.
 
     Both models have the same hidden size, initial random stream, batches and optimiser
-    (Adam, gradient clipping with clip_fn at max_norm when clip_fn is given).
+    (Adam, gradient clipping with clip_fn at max_norm when clip_fn is given). forget_bias:
+    the LSTM's initial forget-gate bias (default init_params', 1); lstm_only: train the LSTM
+    only (the result has no "vanilla RNN" entry).
     returns {"LSTM": {"loss", "grad_norm", "test_mse"}, "vanilla RNN": {...}, "baseline": var(y_test)}.
     """
     cfg = dict(ADDING)
@@ -226,8 +273,12 @@ def adding_problem_comparison(lstm_forward, lstm_backward, clip_fn=None, T=None,
     for label, fwd, bwd, gates in (("LSTM", lstm_forward, lstm_backward, 4),
                                    ("vanilla RNN", layers.rnn_forward, layers.rnn_backward, 1)):
         rng = np.random.default_rng(cfg["seed"])
-        model = models.SequenceModel(models.init_params(2, cfg["H"], 1, gates, rng), fwd, bwd,
-                                     readout="last")
+        params = models.init_params(2, cfg["H"], 1, gates, rng)
+        if gates == 4 and forget_bias is not None:
+            params["b"][cfg["H"]:2 * cfg["H"]] = forget_bias
+        if gates == 1 and lstm_only:
+            break
+        model = models.SequenceModel(params, fwd, bwd, readout="last")
         if log_every:
             print(label)
         history = models.train(model, lambda: data.adding_problem(cfg["batch"], T, rng), steps,
@@ -237,6 +288,22 @@ def adding_problem_comparison(lstm_forward, lstm_backward, clip_fn=None, T=None,
         history["test_mse"] = float(np.mean((model.predict(x_test) - y_test) ** 2))
         results[label] = history
     return results
+
+
+def gru_adding_run(clip_fn=None):
+    """Train seqlab's GRU (seqlab.layers.gru_forward, Cho et al.'s form) on the adding problem
+    exactly as adding_problem_comparison trains the LSTM: the same hidden size, random stream,
+    batches, optimiser and clipping. returns its history, with "test_mse"."""
+    cfg = dict(ADDING)
+    x_test, y_test = data.adding_problem(cfg["n_test"], cfg["T"], np.random.default_rng(cfg["test_seed"]))
+    rng = np.random.default_rng(cfg["seed"])
+    model = models.SequenceModel(models.init_params(2, cfg["H"], 1, 3, rng), layers.gru_forward,
+                                 layers.gru_backward, readout="last")
+    history = models.train(model, lambda: data.adding_problem(cfg["batch"], cfg["T"], rng), cfg["steps"],
+                           optim.Adam(lr=cfg["lr"]), clip_fn=clip_fn,
+                           max_norm=cfg["max_norm"] if clip_fn is not None else None)
+    history["test_mse"] = float(np.mean((model.predict(x_test) - y_test) ** 2))
+    return history
 
 
 def adding_summary(results, window=20):
@@ -287,6 +354,17 @@ def adding_summary(results, window=20):
     else:
         out["solved_step"] = None
     return out
+
+
+def solved_step(loss, window=20):
+    """The first step at which a training loss on the adding problem, averaged over the
+    `window` steps that end there, is below a tenth of the baseline 1/6 (None if never)."""
+    loss = np.asarray(loss, dtype=float)
+    if len(loss) < window:
+        return None
+    avg = np.convolve(loss, np.ones(window) / window, mode="valid")
+    below = np.flatnonzero(avg < BASELINE / 10)
+    return int(below[0]) + window if below.size else None
 
 
 # ------------------------------------------------------------------ character-level model

@@ -190,17 +190,23 @@ def _smooth(values, window):
 
 
 def plot_losses(histories, ax=None, smooth=1, log=True, baseline=None, title="Training loss",
-                ylabel="loss"):
+                ylabel="loss", points=None, exp=False):
     """Training curves. histories: dict label -> list of losses per step, or label -> history
     dict with a "loss" list (what seqlab.models.train returns). smooth: moving-average window
-    in steps. baseline: optional (value, label) drawn as a dashed horizontal line.
-    Returns the figure."""
+    in steps. baseline: optional (value, label) drawn as a dashed horizontal line. points:
+    optional dict label -> (steps, values), curves measured at some steps only (a held-out
+    loss), drawn with markers and not smoothed. exp: plot the exponential of every curve (a
+    cross-entropy becomes a perplexity; smoothing is done before). Returns the figure."""
     fig, ax = _axes(ax, (7.5, 4.2))
+    show = np.exp if exp else np.asarray
     for k, (label, hist) in enumerate(histories.items()):
         loss = hist["loss"] if isinstance(hist, dict) else hist
         y = _smooth(loss, smooth)
         steps = np.arange(len(y)) + (len(loss) - len(y)) + 1
-        ax.plot(steps, y, label=label, color=LINE_COLOURS[k % len(LINE_COLOURS)], lw=1.6)
+        ax.plot(steps, show(y), label=label, color=LINE_COLOURS[k % len(LINE_COLOURS)], lw=1.6)
+    for k, (label, (steps, values)) in enumerate((points or {}).items(), start=len(histories)):
+        ax.plot(steps, show(np.asarray(values, dtype=float)), "o-", label=label, ms=4,
+                color=LINE_COLOURS[k % len(LINE_COLOURS)], lw=1.6)
     if baseline is not None:
         value, label = baseline
         ax.axhline(value, color="grey", ls="--", lw=1.2, label=label)
