@@ -262,3 +262,13 @@ def test_a_sigmoid_exact_only_to_absolute_rounding_fails():
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
     with pytest.raises(checks.CheckFailure, match=r"sigmoid\(-709\.9\) is"):
         checks.check_sigmoid(clipped)
+
+
+def test_a_sigmoid_that_rounds_the_tail_to_zero_is_told_so():
+    """0.5 * (1 + tanh(x / 2)) is within 1e-16 of the right value everywhere, but not to float64
+    rounding in the far negative tail, where it gives 0: the message says that, not 'clipping'."""
+    from seqlab import checks
+    with pytest.raises(checks.CheckFailure) as info:
+        checks.check_sigmoid(lambda x: 0.5 * (1 + np.tanh(np.asarray(x) / 2)))
+    message = str(info.value)
+    assert "is 0, expected" in message and "relative precision" in message and "clip" not in message

@@ -275,6 +275,12 @@ def check_sigmoid(sigmoid):
     bad = err > 1e-12 * np.abs(SIGMOID_TAIL_OUT) + 2 * 5e-324     # rounding, down to subnormals
     if bad.any():
         k = int(np.argmax(bad))
+        if out[k] == 0:
+            _fail(name, f"sigmoid({_num(SIGMOID_TAIL[k])}) is 0, expected {_num(SIGMOID_TAIL_OUT[k])}: your "
+                        f"formula rounds values this small to 0 (as 1 - 1 / (1 + exp(x)) or "
+                        f"0.5 * (1 + tanh(x / 2)) do). Exact to float64 rounding means to a relative "
+                        f"precision, down to the tiny values far in the negative tail: e / (1 + e) with "
+                        f"e = np.exp(-np.abs(x)) keeps them")
         _fail(name, f"sigmoid({_num(SIGMOID_TAIL[k])}) is {_num(out[k])}, expected "
                     f"{_num(SIGMOID_TAIL_OUT[k])}: sigmoid must be exact to float64 rounding on the "
                     f"whole line, and far in the tails the exact value is tiny but not the value at a "
