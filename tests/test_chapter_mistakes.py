@@ -272,3 +272,17 @@ def test_a_sigmoid_that_rounds_the_tail_to_zero_is_told_so():
         checks.check_sigmoid(lambda x: 0.5 * (1 + np.tanh(np.asarray(x) / 2)))
     message = str(info.value)
     assert "is 0, expected" in message and "relative precision" in message and "clip" not in message
+
+
+def test_an_experiment_names_the_unwritten_exercise_a_written_one_calls():
+    """lstm_step_forward written, lstm_gates still the release's stub: the experiment says that
+    Exercise 2 is the one not written yet, not Exercise 3."""
+    from seqlab import experiments
+    stub = "\ndef lstm_gates(x, prev_h, Wx, Wh, b):\n    raise NotImplementedError()\n"
+    ns = {"np": np}
+    exec(STUDENT["sigmoid"] + stub + STUDENT["lstm_step_forward"] + STUDENT["lstm_step_backward"], ns)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert not experiments.available(lstm_step_forward=ns["lstm_step_forward"],
+                                         lstm_step_backward=ns["lstm_step_backward"])
+    assert "Not implemented yet: Exercise 2 (lstm_gates)." in out.getvalue(), out.getvalue()
