@@ -286,3 +286,32 @@ def test_an_experiment_names_the_unwritten_exercise_a_written_one_calls():
         assert not experiments.available(lstm_step_forward=ns["lstm_step_forward"],
                                          lstm_step_backward=ns["lstm_step_backward"])
     assert "Not implemented yet: Exercise 2 (lstm_gates)." in out.getvalue(), out.getvalue()
+
+
+def test_in_a_real_kernel_the_student_sees_the_box_and_the_refusals():
+    """One mistake (the gate blocks in the order f, i) in the source notebook, run top to bottom
+    in a Jupyter kernel as a student runs it: the step forward's check shows a box that clears
+    the step and names Exercise 2, and the experiments print their refusal, without a traceback."""
+    import nbformat
+    from nbclient import NotebookClient
+    nb = nbformat.reads(NOTEBOOK.read_text(encoding="utf-8"), as_version=4)
+    wrong = STUDENT["lstm_gates"].replace(MISTAKES[1][2], MISTAKES[1][3])
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in STUDENT:
+            cell.source = wrong if grade_id == "lstm_gates" else STUDENT[grade_id]
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    shown = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            shown[cell.id] = "".join(o.get("text", "") + "\n".join(o.get("traceback", []))
+                                     for o in cell.outputs)
+    step = shown[check_cells()["lstm_step_forward"]]
+    assert "\u250c\u2500 check failed" in step and "itself is right" in step and "Exercise 2" in step
+    assert "Traceback" not in step and "checks.py" not in step
+    for cid in ("65dbf0322a22", "cbbc036e046d", "c71d0e5b2a46"):
+        assert "Fix Exercise 2 (lstm_gates) first" in shown[cid], shown[cid]
+    errors = [o.get("ename") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert set(errors) == {"CheckFailure"}          # only the boxes of the failing checks
