@@ -6,15 +6,19 @@ Recognised, file by file (CONTRACT section 4):
   the student is the Canvas user id; Canvas's renamed copies (`lstm-1.ipynb`) are accepted;
 - Moodle "Download all submissions": folders `<Full Name>_<participant id>_assignsubmission_file_`;
   the student is the participant id;
-- nbgrader's own layout `<student>/<A>/<file>.ipynb` (its timestamp.txt is kept);
+- nbgrader's own layout `<student>/<A>/<file>.ipynb` (its timestamp.txt, which nbgrader's
+  exchange writes, is kept);
 - a flat folder of `<student>.ipynb`, or `<student>/<file>.ipynb`.
 A single wrapper folder around everything (`submissions/...`) is looked through.
 
 The notebook is placed under the release notebook's name (a renamed `lstm (1).ipynb` included,
 and said so). Of several notebooks from one student the newest is kept and the others are
-named. The time is the zip entry's (its UTC extra field, else its date taken as UTC) or the
-file's modification time; a time is written as nbgrader's timestamp.txt. Canvas's LATE_ mark
-is shown but is not a time. Every file not placed is listed with the reason.
+named. The time is what the LMS recorded: the zip entry's (its UTC extra field, else its date
+taken as UTC) or the file's modification time; a time is written as nbgrader's timestamp.txt.
+Never a file inside a student's upload: a `timestamp.txt` counts only in nbgrader's own
+layout, never inside a Canvas or Moodle submission. Canvas's LATE_ mark is shown but is not a
+time. Every file not placed is listed with the reason. Whatever is printed (file names
+included) is stripped of control characters first: no student's ANSI codes reach the terminal.
 """
 import re
 import struct
@@ -24,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from autograder.outputs.late import TIMESTAMP_FILE, format_time, parse_time
+from autograder.outputs.student_text import printable
 
 CANVAS = re.compile(r"^(?P<name>[^_/]+?)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<sid>\d+)_(?P<file>.+)$")
 MOODLE = re.compile(r"^(?P<name>.+)_(?P<pid>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_?$")
@@ -68,6 +73,7 @@ class Report:
     not_on_roster: list = field(default_factory=list)
 
     def text(self, into):
+        """The report as printed: every line stripped of control characters."""
         lines = [f"Placed {len(self.placed)} submission(s) in {into}:"]
         lines += [f"  {student:<16} <- {source}{f'  ({note})' if note else ''}" for student, source, note in self.placed]
         if self.dropped:
@@ -82,7 +88,7 @@ class Report:
         if self.not_on_roster:
             lines.append(f"Not on the roster ({len(self.not_on_roster)}; placed anyway): "
                          f"{', '.join(self.not_on_roster)}")
-        return "\n".join(lines)
+        return "\n".join(printable(line) for line in lines)
 
 
 def zip_time(info):
@@ -120,14 +126,16 @@ def entries(download):
         raise CollectError(f"{download} is neither a zip file nor a folder")
     else:
         raise CollectError(f"{download} does not exist")
-    while found and all(len(e.parts) > 1 and e.parts[0] == found[0].parts[0] for e in found):
+    while found and all(len(e.parts) > 1 and e.parts[0] == found[0].parts[0] for e in found) \
+            and not MOODLE.match(found[0].parts[0]):     # a Moodle download of one student is no wrapper
         for entry in found:
             entry.parts = entry.parts[1:]
     return found
 
 
 def valid_id(text):
-    return bool(text) and text not in (".", "..") and "/" not in text and "\\" not in text
+    """A name that can be a student's folder: not empty, no path, no control character."""
+    return bool(text) and text not in (".", "..") and "/" not in text and "\\" not in text and printable(text) == text
 
 
 def classify(entry, assignment):
@@ -136,7 +144,9 @@ def classify(entry, assignment):
     if any(p in JUNK for p in parts):
         return "operating-system or Jupyter clutter"
     if name == TIMESTAMP_FILE:
-        return None                       # read with its notebook (nbgrader layout)
+        if nbgrader_timestamp(entry, assignment):
+            return None                   # read with its notebook
+        return "a timestamp.txt inside a submission, not read: times come from what the LMS recorded"
     is_notebook = name.lower().endswith(".ipynb")
     for folder in parts[:-1]:
         moodle = MOODLE.match(folder)
@@ -174,13 +184,22 @@ def submission_time(candidate, stamps):
     return stamps.get(candidate.entry.parts[:-1]) or candidate.entry.time
 
 
+def nbgrader_timestamp(entry, assignment):
+    """True for a timestamp.txt of nbgrader's own layout (`<student>/<assignment>/timestamp.txt`,
+    written by nbgrader's exchange); False for any other, such as one a student uploaded to
+    Canvas or Moodle among their files."""
+    parts = entry.parts
+    return (len(parts) == 3 and parts[-1] == TIMESTAMP_FILE and parts[1] == assignment
+            and not any(MOODLE.match(p) or CANVAS.match(p) for p in parts))
+
+
 def collect(download, assignment, notebook, into, roster=None):
     """Place a download under `into`; roster: [roster.Student] or None. Returns a Report."""
     into, report = Path(into), Report()
     found = entries(download)
     stamps = {}
     for entry in found:
-        if entry.parts[-1] == TIMESTAMP_FILE:
+        if nbgrader_timestamp(entry, assignment):
             try:
                 stamps[entry.parts[:-1]] = parse_time(entry.read().decode("utf-8", "replace").strip())
             except (ValueError, OverflowError):
