@@ -509,17 +509,23 @@ def shown(path, start):
     return str(path) if relative.startswith("..") else relative
 
 
+JUPYTER_CONFIG = REPO / "jupyter_server_config.json"   # the course's Content-Security-Policy (README)
+
+
 def formgrader_hint(folder):
-    """How to open formgrader on the course folder: the exact command, from the current folder."""
+    """How to open formgrader on the course folder: the exact command, from the current folder,
+    with the course's Jupyter config (its Content-Security-Policy)."""
     folder, here = Path(folder).resolve(), Path.cwd().resolve()
     jupyter = Path(sys.executable).parent / "jupyter"
     where = shown(folder, here)
+    absolute = where.startswith("/") or shown(jupyter, here).startswith("/")
     if not jupyter.exists():
         command = "jupyter lab"
-    elif where.startswith("/") or shown(jupyter, here).startswith("/"):
+    elif absolute:
         command = f"{jupyter} lab"
     else:
         command = f"{os.path.relpath(jupyter, folder)} lab"
+    command += f" --config={JUPYTER_CONFIG if absolute else os.path.relpath(JUPYTER_CONFIG, folder)}"
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command += " --allow-root"      # Jupyter refuses to start as root without it
     prefix = "" if where == "." else f"cd {where} && "

