@@ -56,7 +56,7 @@ def injections(config):
     xss["cells"].insert(4, {"cell_type": "raw", "metadata": {"raw_mimetype": "text/html"}, "id": "raw",
                             "source": f"<img src=x onerror=\"{payload('raw')}\">"})
     paired = answered(solved()(config), SAFE)
-    paired["metadata"]["jupytext"] = {"formats": "ipynb,tests///test_/py:percent"}
+    paired["metadata"]["jupytext"] = {"formats": "autograded///ipynb,tests///test_/py:percent"}
     paired["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     paired["metadata"]["surprise"] = {"any": "thing"}
     cell_with(paired, "q_cell_state")["metadata"]["jupytext"] = {"cell_marker": "'''"}
@@ -216,27 +216,43 @@ def test_the_ta_opens_every_submission_and_feedback_and_no_script_runs(attack, c
     assert list(course.rglob("PWNED_img.txt")), "the control did not run: this test would not see an attack"
 
 
+def save_through_jupyter(base, server, path, content):
+    """What JupyterLab does when a TA saves a notebook: PUT it through the contents API (with
+    the server's XSRF cookie and header, as the browser sends them)."""
+    import http.cookiejar
+    import time
+    import nbformat
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    for _ in range(120):
+        try:
+            opener.open(f"{base}/lab", timeout=5)
+            break
+        except OSError:
+            assert server.poll() is None, server.stderr.read()
+            time.sleep(0.5)
+    xsrf = next(c.value for c in jar if c.name == "_xsrf")
+    content = nbformat.reads(json.dumps(content), as_version=4)      # sources as strings, as JupyterLab sends them
+    body = json.dumps({"type": "notebook", "format": "json", "content": content}).encode()
+    request = urllib.request.Request(f"{base}/api/contents/{path}", data=body, method="PUT",
+                                     headers={"Content-Type": "application/json", "X-XSRFToken": xsrf})
+    assert opener.open(request, timeout=30).status in (200, 201)
+
+
 def test_saving_a_graded_notebook_in_jupyter_writes_nothing_else(attack, config):
     """A TA opens and saves a student's graded notebook in the course's Jupyter (jupytext's
-    contents manager is active there): no paired file appears next to it or under tests/."""
-    _, _, course, _, _, _ = attack
-    before = sorted(p for p in course.rglob("*") if p.is_file())
+    contents manager is active there): no paired file appears next to it or under tests/.
+    The control, the student's own notebook saved the same way, writes the pair."""
+    _, root, course, _, _, _ = attack
+    files = lambda: sorted(p for p in course.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts)
+    before = files()
     path = "autograded/100002/lstm/" + config.notebook
     with jupyter_server(course) as (base, server):
-        for _ in range(120):
-            try:
-                model = json.load(urllib.request.urlopen(f"{base}/api/contents/{path}", timeout=5))
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read()
-                import time
-                time.sleep(0.5)
-        body = json.dumps({"type": "notebook", "format": "json", "content": model["content"]}).encode()
-        request = urllib.request.Request(f"{base}/api/contents/{path}", data=body, method="PUT",
-                                         headers={"Content-Type": "application/json"})
-        assert urllib.request.urlopen(request, timeout=30).status == 200
-    after = sorted(p for p in course.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts)
-    assert after == before
+        save_through_jupyter(base, server, path, json.loads((course / path).read_text()))
+        assert files() == before
+        uploaded = json.loads((root / "100002" / "lstm" / config.notebook).read_text())
+        save_through_jupyter(base, server, path, uploaded)      # what the notebook was before issue 20
+    assert (course / "tests" / "100002" / "lstm" / "test_lstm.py").is_file(), "the control wrote no pair"
 
 
 def test_exports_hold_every_student_as_text(attack, tmp_path):
@@ -249,7 +265,7 @@ def test_exports_hold_every_student_as_text(attack, tmp_path):
                    "--gradebook", book, "--roster", str(tmp / "roster.csv")).returncode == 0
     assert len(rows(plain)) == 7 and float(rows(plain)["200001"]["late_penalty"]) == pytest.approx(-7.2)
     table = list(csv.reader(canvas.open()))
-    assert {r[1] for r in table[2:]} == {"100001", "100002", "100003", "100004", "100005"}
+    assert {r[1] for r in table[2:]} >= {"100001", "100002", "100003", "100004", "100005"}
     for path in (plain, canvas):
         assert all(ch == "\n" or ch.isprintable() for ch in path.read_text())
 
