@@ -307,3 +307,19 @@ def test_markdown_and_latex_stay_and_raw_html_is_shown_as_text():
     assert student_text.printable("a\x1b[31mb\x9b\u202ec\n", newlines=True) == "a[31mbc\n"
     assert student_text.safe_attachments({"a.png": {"image/png": "iVBOR"}, "b.svg": {"image/svg+xml": "<svg/>"}}) == {
         "a.png": {"image/png": "iVBOR"}}
+
+
+def test_a_moodle_download_of_one_student_keeps_its_folder_and_the_lms_time(tmp_path, config):
+    """One participant's folder alone is no wrapper to look through (it names the participant),
+    and the timestamp.txt in it is the student's file, not Moodle's record."""
+    folder = tmp_path / "download" / "Solo Student_200009_assignsubmission_file_" / "lstm"
+    folder.mkdir(parents=True)
+    (folder / "lstm.ipynb").write_bytes(notebook_bytes(solved()(config)))
+    (folder / "timestamp.txt").write_text("2020-01-01 00:00:00.000000 UTC\n")
+    moment = config.late.due + timedelta(days=1)
+    os.utime(folder / "lstm.ipynb", (moment.timestamp(), moment.timestamp()))
+    done = run_cli("collect", str(tmp_path / "download"), "--assignment", "lstm", "--into", str(tmp_path / "root"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    stamp = (tmp_path / "root" / "200009" / "lstm" / "timestamp.txt").read_text().strip()
+    assert stamp == moment.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    assert "timestamp.txt inside a submission, not read" in done.stdout

@@ -157,8 +157,8 @@ class ReleaseCells:
     answers the two questions nbgrader's OverwriteCells asks for every cell of every
     submission (find_source_cell, find_graded_cell) without a database query each, and
     knows each cell's name by its database id. It also holds the release notebook itself:
-    its metadata, and its cells by grade id and (cells nbgrader does not grade) by cell id,
-    whose metadata every graded notebook carries."""
+    its metadata, and its cells by grade id and by cell id, whose metadata every graded
+    notebook carries."""
 
     def __init__(self, gb, notebook_id, assignment, release_notebook):
         from types import SimpleNamespace
@@ -167,8 +167,7 @@ class ReleaseCells:
         self.metadata, self.nbformat_minor = release.metadata, release.nbformat_minor
         self.by_grade_id = {c.metadata.nbgrader["grade_id"]: c for c in release.cells
                             if c.metadata.get("nbgrader", {}).get("grade_id")}
-        self.by_cell_id = {c["id"]: c for c in release.cells
-                           if c.get("id") and not c.metadata.get("nbgrader", {}).get("grade_id")}
+        self.by_cell_id = {c["id"]: c for c in release.cells if c.get("id")}
         notebook = gb.find_notebook(notebook_id, assignment)
         self.source = {c.name: SimpleNamespace(name=c.name, cell_type=c.cell_type, locked=c.locked,
                                                checksum=c.checksum, source=c.source) for c in notebook.source_cells}
@@ -448,6 +447,7 @@ def prepared(release_cells, assignment, notebook_id, work):
     writes the database (sanitising notebooks is about half the phase's time)."""
     global _PREPARING
     _PREPARING = (release_cells, assignment, notebook_id)
+    student_text.is_safe_markdown("")      # nbconvert's parser built once, before the workers fork
     jobs = min(os.cpu_count() or 1, max(1, len(work) // 8))
     if jobs == 1:
         yield from map(_prepare_one, work)

@@ -9,12 +9,13 @@ terminal codes.
   render it. Whether a source is safe is decided on the tokens of the very parser that renders
   it (nbconvert's MarkdownWithMath, on mistune), against an allowlist: text, emphasis, code,
   math, headings, lists, quotes, tables, links to http(s)/mailto/#anchors, and images drawn
-  from the cell's own attachments. A safe source is kept byte for byte (its markdown and LaTeX
-  render as the student meant). Anything else (raw HTML in any form, a `javascript:` or
+  from the cell's own attachments. A safe source is kept as written, less its control
+  characters (its markdown and LaTeX render as the student meant). Anything else (raw HTML in any form, a `javascript:` or
   `data:` link, an image fetched from elsewhere, a token this allowlist does not know) makes
   the whole answer shown as its literal text, in an indented code block under a one-line note:
   a code block's content is text in every CommonMark renderer, so nothing in it can be markup.
 """
+import functools
 import unicodedata
 from urllib.parse import urlsplit
 
@@ -40,7 +41,9 @@ def printable(text, newlines=False):
                    if ch in kept or (unicodedata.category(ch) != "Cc" and ch not in INVISIBLE))
 
 
+@functools.lru_cache(maxsize=1)
 def _parser():
+    """nbconvert's markdown parser, without a renderer: it returns the tokens it parsed."""
     from nbconvert.filters.markdown_mistune import MarkdownWithMath
     return MarkdownWithMath(renderer=None)     # no renderer: the parser's tokens
 
@@ -59,6 +62,7 @@ def _safe_url(url, image):
 
 
 def _tokens_safe(tokens):
+    """True when every token, its children included, is allowed (links and images by their URL)."""
     for token in tokens:
         kind = token.get("type")
         if kind not in ALLOWED_TOKENS:
