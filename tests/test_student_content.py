@@ -323,3 +323,15 @@ def test_a_moodle_download_of_one_student_keeps_its_folder_and_the_lms_time(tmp_
     stamp = (tmp_path / "root" / "200009" / "lstm" / "timestamp.txt").read_text().strip()
     assert stamp == moment.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
     assert "timestamp.txt inside a submission, not read" in done.stdout
+
+
+def test_the_course_id_is_read_without_running_the_course_config(tmp_path):
+    """nbgrader_config.py lies where Jupyter serves files: the grader reads it, never runs it."""
+    from autograder.outputs.gradebook import course_id
+    ran = tmp_path / "ran.txt"
+    (tmp_path / "nbgrader_config.py").write_text(
+        f"c = get_config()\nopen({str(ran)!r}, 'w').write('ran')\n"
+        "c.CourseDirectory.course_id = 'course-42'\nc.CourseDirectory.root = '/elsewhere'\n")
+    assert course_id(tmp_path) == "course-42" and not ran.exists()
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\nc.CourseDirectory.course_id = 'x' + 'y'\n")
+    assert course_id(tmp_path) == "lstm-course"          # not a plain string: the repository's course
