@@ -12,7 +12,6 @@ import sys
 import urllib.request
 import zipfile
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -20,6 +19,7 @@ from assignments.lstm.samples import solved
 from autograder.integrations.gradescope import DEFAULT_VISIBILITY, to_gradescope, written_answers
 from autograder.outputs import student_text
 from tests.conftest import run_cli
+from tests.test_gradescope import built, gradescope  # noqa: F401  (built: the zip, a fixture)
 from tests.test_ta_loop import (answered, browser_page, gradebook, jupyter_server, notebook_bytes, open_when_up,
                                 rows, zip_entry)
 
@@ -292,6 +292,19 @@ def test_results_json_shows_answers_as_text_each_in_its_own_test(config, tmp_pat
     shown = json.dumps(results, ensure_ascii=False)
     assert "\x1b" not in shown and "\u202e" not in shown and "\x07" not in shown
     assert "graded lstm[2J]0;owned.ipynb" in results["output"]
+
+
+def test_the_gradescope_zip_shows_an_injection_notebook_as_text(built, config):  # noqa: F811
+    """The zip as Gradescope runs it, on the injection notebook uploaded under an odd name."""
+    notebook = injections(config)["100001"]
+    results, _ = gradescope(built, notebook_bytes(notebook), file_name=ODD_NAME)
+    assert results["score"] == config.max_score and results["output_format"] == "text"
+    answers = {t["name"]: t for t in results["tests"] if "score" not in t}
+    assert answers["Written answer q_cell_state (graded by hand, 2 points)"]["output"] == IMG
+    assert answers["Written answer q_compare (graded by hand, 2 points)"]["output"] == SCRIPT
+    assert all(t["output_format"] == "text" for t in results["tests"])
+    shown = json.dumps(results, ensure_ascii=False)
+    assert "\x1b" not in shown and "\u202e" not in shown and "graded lstm[2J]0;owned.ipynb" in results["output"]
 
 
 def test_markdown_and_latex_stay_and_raw_html_is_shown_as_text():
