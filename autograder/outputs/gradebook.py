@@ -241,6 +241,16 @@ def release_cell(release_cells, cell):
     return None
 
 
+def new_cell(kind, source):
+    """A notebook cell of kind "code", "markdown" or "raw" with that source and nothing else
+    (nbformat's new_*_cell, without validating each cell against the schema: a tenth of the time)."""
+    import nbformat
+    cell = {"cell_type": kind, "metadata": {}, "source": source}
+    if kind == "code":
+        cell.update(outputs=[], execution_count=None)
+    return nbformat.from_dict(cell)
+
+
 def release_shaped(release_cells, submitted):
     """The submitted notebook (a dict as read from JSON) rebuilt with the release's metadata.
 
@@ -264,16 +274,16 @@ def release_shaped(release_cells, submitted):
         kind = original.cell_type if original is not None else cell.get("cell_type")
         unchanged = original is not None and source == source_text(original)
         if kind == "code":
-            new = nbformat.v4.new_code_cell(source)
+            new = new_cell("code", source)
         elif unchanged:
-            new = nbformat.v4.new_markdown_cell(source) if kind == "markdown" else nbformat.v4.new_raw_cell(source)
+            new = new_cell("markdown" if kind == "markdown" else "raw", source)
         elif kind == "markdown":
-            new = nbformat.v4.new_markdown_cell(student_text.safe_markdown(source))
+            new = new_cell("markdown", student_text.safe_markdown(source))
             attachments = student_text.safe_attachments(cell.get("attachments"))
             if attachments:
                 new.attachments = attachments
         else:      # a raw or unknown cell: nbconvert would put a raw cell's text into the page as it is
-            new = nbformat.v4.new_markdown_cell(student_text.verbatim(source))
+            new = new_cell("markdown", student_text.verbatim(source))
         if original is not None and original.get("id") not in used_ids:
             new.metadata = copy.deepcopy(original.metadata)
             new.id = original["id"]
