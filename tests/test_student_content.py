@@ -240,19 +240,38 @@ def save_through_jupyter(base, server, path, content):
 
 
 def test_saving_a_graded_notebook_in_jupyter_writes_nothing_else(attack, config):
-    """A TA opens and saves a student's graded notebook in the course's Jupyter (jupytext's
-    contents manager is active there): no paired file appears next to it or under tests/.
-    The control, the student's own notebook saved the same way, writes the pair."""
+    """A TA opens and saves a student's graded notebook in a Jupyter where jupytext's contents
+    manager is active (a plain `jupyter server` of this venv): no paired file appears next to
+    it or under tests/. The control, the student's own notebook saved the same way, writes the pair."""
     _, root, course, _, _, _ = attack
     files = lambda: sorted(p for p in course.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts)
     before = files()
     path = "autograded/100002/lstm/" + config.notebook
-    with jupyter_server(course) as (base, server):
-        save_through_jupyter(base, server, path, json.loads((course / path).read_text()))
+    graded = json.loads((course / path).read_text())
+    with jupyter_server(course, course_config=False) as (base, server):
+        save_through_jupyter(base, server, path, graded)
         assert files() == before
         uploaded = json.loads((root / "100002" / "lstm" / config.notebook).read_text())
         save_through_jupyter(base, server, path, uploaded)      # what the notebook was before issue 20
-    assert (course / "tests" / "100002" / "lstm" / "test_lstm.py").is_file(), "the control wrote no pair"
+    pair = course / "tests" / "100002" / "lstm" / "test_lstm.py"
+    assert pair.is_file(), "the control wrote no pair"
+    pair.unlink()
+    # the course's own Jupyter (the command `grade` prints) pairs nothing, whatever the metadata
+    with jupyter_server(course) as (base, server):
+        save_through_jupyter(base, server, path, uploaded)
+    assert not pair.exists()
+    (course / path).write_text(json.dumps(graded))
+
+
+def test_jupyterlab_works_under_the_course_config(attack):
+    """The course's Jupyter config (Content-Security-Policy, no jupytext) leaves JupyterLab
+    usable: its shell starts and its file browser lists the course folder."""
+    _, _, course, _, _, _ = attack
+    with browser_page() as page, jupyter_server(course) as (base, server):
+        response = open_when_up(page, f"{base}/lab", server)
+        assert "connect-src 'self'" in response.headers["content-security-policy"]
+        page.wait_for_selector("text=autograded", timeout=60000)
+        assert page.query_selector(".jp-LabShell") is not None
 
 
 def test_exports_hold_every_student_as_text(attack, tmp_path):

@@ -180,14 +180,15 @@ def chromium():
 
 
 @contextlib.contextmanager
-def jupyter_server(course):
+def jupyter_server(course, course_config=True):
     """The course's Jupyter server as `grade` tells a TA to run it (with the repository's
-    jupyter_server_config.json), on localhost without a token; yields its base URL and the process."""
+    jupyter_server_config.json; course_config=False: a plain `jupyter server`), on localhost
+    without a token; yields its base URL and the process."""
     port = free_port()
     jupyter = os.path.join(os.path.dirname(sys.executable), "jupyter")
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
-    server = subprocess.Popen([jupyter, "server", f"--config={JUPYTER_CONFIG}", "--no-browser", f"--port={port}",
-                               "--ip=127.0.0.1",
+    server = subprocess.Popen([jupyter, "server", *([f"--config={JUPYTER_CONFIG}"] if course_config else []),
+                               "--no-browser", f"--port={port}", "--ip=127.0.0.1",
                                "--IdentityProvider.token=", "--ServerApp.password=",
                                *(["--allow-root"] if os.geteuid() == 0 else [])],
                               cwd=course, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
