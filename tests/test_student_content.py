@@ -240,10 +240,13 @@ def save_through_jupyter(base, server, path, content):
 
 
 def test_saving_a_graded_notebook_in_jupyter_writes_nothing_else(attack, config):
-    """A TA opens and saves a student's graded notebook in a Jupyter where jupytext's contents
-    manager is active (a plain `jupyter server` of this venv): no paired file appears next to
-    it or under tests/. The control, the student's own notebook saved the same way, writes the pair."""
+    """A TA opens and saves a student's graded (or collected) notebook in a Jupyter where
+    jupytext's contents manager is active (a plain `jupyter server` of this venv): no paired
+    file appears next to it or under tests/. The control, the student's own notebook saved the
+    same way, writes the pair."""
     _, root, course, _, _, _ = attack
+    collected = json.loads((root / "100002" / "lstm" / config.notebook).read_text())
+    assert set(collected["metadata"]) <= {"kernelspec", "language_info"}
     files = lambda: sorted(p for p in course.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts)
     before = files()
     path = "autograded/100002/lstm/" + config.notebook
@@ -251,7 +254,7 @@ def test_saving_a_graded_notebook_in_jupyter_writes_nothing_else(attack, config)
     with jupyter_server(course, course_config=False) as (base, server):
         save_through_jupyter(base, server, path, graded)
         assert files() == before
-        uploaded = json.loads((root / "100002" / "lstm" / config.notebook).read_text())
+        uploaded = injections(config)["100002"]
         save_through_jupyter(base, server, path, uploaded)      # what the notebook was before issue 20
     pair = course / "tests" / "100002" / "lstm" / "test_lstm.py"
     assert pair.is_file(), "the control wrote no pair"

@@ -17,7 +17,8 @@ named. The time is what the LMS recorded: the zip entry's (its UTC extra field, 
 taken as UTC) or the file's modification time; a time is written as nbgrader's timestamp.txt.
 Never a file inside a student's upload: a `timestamp.txt` counts only in nbgrader's own
 layout, never inside a Canvas or Moodle submission. Canvas's LATE_ mark is shown but is not a
-time. Every file not placed is listed with the reason. Whatever is printed (file names
+time. A placed notebook keeps only `kernelspec` and `language_info` of its notebook-level
+metadata. Every file not placed is listed with the reason. Whatever is printed (file names
 included) is stripped of control characters first: no student's ANSI codes reach the terminal.
 """
 import re
@@ -33,6 +34,7 @@ from autograder.outputs.student_text import printable
 CANVAS = re.compile(r"^(?P<name>[^_/]+?)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<sid>\d+)_(?P<file>.+)$")
 MOODLE = re.compile(r"^(?P<name>.+)_(?P<pid>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_?$")
 JUNK = ("__MACOSX", ".DS_Store", ".ipynb_checkpoints", "Thumbs.db")
+KEPT_METADATA = {"kernelspec", "language_info"}     # a placed notebook's metadata: nothing that acts
 
 
 class CollectError(Exception):
@@ -234,12 +236,30 @@ def collect(download, assignment, notebook, into, roster=None):
     return report
 
 
+def without_extension_metadata(content):
+    """The notebook's bytes with its notebook-level metadata reduced to `kernelspec` and
+    `language_info`: another key (jupytext's pairing, widget state) would act when a TA opens
+    and saves the file in Jupyter. Bytes that are not a notebook, or hold nothing else, are
+    returned as they are (the grader judges them, and the same bytes meet the same inputs)."""
+    import json
+    try:
+        nb = json.loads(content)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return content
+    metadata = nb.get("metadata") if isinstance(nb, dict) else None
+    if not isinstance(metadata, dict) or set(metadata) <= KEPT_METADATA:
+        return content
+    nb["metadata"] = {key: value for key, value in metadata.items() if key in KEPT_METADATA}
+    return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def place(folder, notebook, content, when):
-    """Write one submission: the notebook, and timestamp.txt when its time is known."""
+    """Write one submission: the notebook (without_extension_metadata), and timestamp.txt when
+    its time is known."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.ipynb"):
         old.unlink()
-    (folder / notebook).write_bytes(content)
+    (folder / notebook).write_bytes(without_extension_metadata(content))
     stamp = folder / TIMESTAMP_FILE
     if when is not None:
         stamp.write_text(format_time(when) + "\n")
