@@ -370,3 +370,37 @@ def test_the_course_id_is_read_without_running_the_course_config(tmp_path):
     assert course_id(tmp_path) == "course-42" and not ran.exists()
     (tmp_path / "nbgrader_config.py").write_text("c = get_config()\nc.CourseDirectory.course_id = 'x' + 'y'\n")
     assert course_id(tmp_path) == "lstm-course"          # not a plain string: the repository's course
+
+
+def test_a_notebook_nbgrader_cannot_score_costs_only_that_notebook(tmp_path, config, monkeypatch, capsys):
+    """Should nbgrader still fail on one notebook's cells, that student is recorded as if the
+    notebook had none (the grader's points on the check cells, 0 and the reason on the written
+    answers) and named, and the classmates' grades are written."""
+    from nbgrader import utils
+    from autograder.outputs import gradebook as book
+    determine_grade = utils.determine_grade
+
+    def failing(cell, *args, **kwargs):
+        if "RAISE-HERE" in cell.source:
+            raise ValueError("nbgrader cannot score this cell")
+        return determine_grade(cell, *args, **kwargs)
+    monkeypatch.setattr(utils, "determine_grade", failing)
+    submissions, results = [], []
+    for student, text in (("odd", "RAISE-HERE"), ("fine", "An answer.")):
+        path = tmp_path / "submitted" / student / "lstm" / config.notebook
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(answered(solved()(config), text)))
+        submissions.append((student, path))
+        results.append({"student_id": student, "status": "graded", "score": 18.0, "reason": None,
+                        "exercises": [{"id": e, "points": p, "max_points": p, "status": "passed", "message": "",
+                                       "misconception": None} for e, p in config.points.items()]})
+    book.write(config, results, submissions, tmp_path / "course" / "gradebook.db")
+    why = "nbgrader could not score this notebook's cells (ValueError: nbgrader cannot score this cell)"
+    assert f"gradebook: odd: {why}" in capsys.readouterr().err
+    with gradebook(tmp_path / "course") as gb:
+        assert gb.find_submission("lstm", "fine").score == 18
+        assert gb.find_grade("q_cell_state", "lstm", "lstm", "fine").needs_manual_grade
+        odd = gb.find_submission("lstm", "odd")
+        assert odd.score == 18 and not odd.needs_manual_grade
+        assert gb.find_comment("q_cell_state", "lstm", "lstm", "odd").auto_comment.startswith(why)
+    assert not (tmp_path / "course" / "autograded" / "odd").exists()

@@ -26,8 +26,9 @@ After grading, every student gets a submission in the course's gradebook.db:
   `nbgrader export` totals are auto + manual - penalty.
 
 A missing or unreadable notebook still gets its submission, with every cell at 0 and nothing
-waiting for a manual grade (what `nbgrader autograde` does for a missing notebook); so does one
-whose cells nbgrader cannot score: one notebook never stops the class's gradebook.
+waiting for a manual grade (what `nbgrader autograde` does for a missing notebook), the check
+cells excepted (the grader's points). So does one whose cells nbgrader cannot score, with the
+reason as the written answers' comment: one notebook never stops the class's gradebook.
 The course folder is the gradebook's folder: `autograded/` goes next to gradebook.db, and when
 that folder is not already an nbgrader course (no nbgrader_config.py) one is written there.
 """
@@ -426,12 +427,13 @@ def _write(config, results, submissions, db_path, quiet, progress):
                 flags += write_one(gb, release_cells, config, notebook_id, folder, result, path, nb)
             except SQLAlchemyError:
                 raise
-            except Exception as exc:    # nbgrader could not score this notebook's cells: every cell 0
+            except Exception as exc:    # nbgrader could not score this notebook's cells: as if it had none
+                why = (f"nbgrader could not score this notebook's cells ({printable(type(exc).__name__)}: "
+                       f"{printable(exc)}): its written answers are to be read in the submitted notebook")
                 if not quiet:
-                    print(f"gradebook: {printable(result['student_id'])}'s notebook cannot be scored by nbgrader "
-                          f"({printable(type(exc).__name__)}: {printable(exc)}); recorded as not gradable",
-                          file=sys.stderr)
-                flags += write_one(gb, release_cells, config, notebook_id, folder, result, path, None)
+                    print(f"gradebook: {printable(result['student_id'])}: {why}", file=sys.stderr)
+                flags += write_one(gb, release_cells, config, notebook_id, folder, {**result, "reason": why}, path,
+                                   None)
             progress and progress(result["student_id"])
         gb.db.commit()
     return folder, flags
