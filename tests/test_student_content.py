@@ -45,11 +45,16 @@ ODD_NAME = "lstm\x1b[2J\x1b]0;owned\x07\u202e.ipynb"
 
 
 def cell_with(notebook, grade_id):
+    """The cell of a notebook dict with that nbgrader grade id."""
     return next(c for c in notebook["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
 
 
 def injections(config):
-    """student id -> (its notebook as the student uploaded it, what the test checks on it)."""
+    """Canvas user id -> the notebook that student uploads: 100001 answers with an `<img
+    onerror>`, a `<script>` and a `javascript:` link and adds an iframe/form/style cell and a raw
+    HTML cell; 100002 pairs itself with jupytext, carries widget state and unknown keys (and a
+    safe answer); 100003 turns its written answer into a task cell worth 50 and a check cell
+    into an unlocked one worth 100; 100004 is correct (uploaded under an odd name)."""
     correct = solved()(config)
     xss = answered(answered(solved()(config), IMG), SCRIPT, "q_compare")
     xss["cells"].insert(3, {"cell_type": "markdown", "metadata": {}, "source": ADDED_CELL, "id": "added"})
@@ -107,6 +112,7 @@ def attack(tmp_path_factory, config):
 
 
 def shown_notebook(course, student, config):
+    """The graded notebook formgrader shows for a student."""
     return json.loads((course / "autograded" / student / "lstm" / config.notebook).read_text())
 
 
@@ -247,7 +253,8 @@ def test_saving_a_graded_notebook_in_jupyter_writes_nothing_else(attack, config)
     _, root, course, _, _, _ = attack
     collected = json.loads((root / "100002" / "lstm" / config.notebook).read_text())
     assert set(collected["metadata"]) <= {"kernelspec", "language_info"}
-    files = lambda: sorted(p for p in course.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts)
+    def files():
+        return sorted(p for p in course.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts)
     before = files()
     path = "autograded/100002/lstm/" + config.notebook
     graded = json.loads((course / path).read_text())
