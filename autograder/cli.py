@@ -230,7 +230,7 @@ def collect_command(config, download, into, roster_path=None):
     """Place an LMS download under `into`; print what went where. Returns the exit status."""
     from autograder.integrations.lms import collect, roster
     enrolled = roster.read(roster_path) if roster_path else None
-    outcome = collect.collect(download, config.name, config.notebook, into, enrolled)
+    outcome = collect.collect(download, config.name, config.notebook, into, enrolled, config.late)
     print(outcome.text(into))
     if not outcome.placed:
         print(f"autograder: no notebook of {download} could be placed", file=sys.stderr)

@@ -411,3 +411,18 @@ def test_a_notebook_nbgrader_cannot_score_costs_only_that_notebook(tmp_path, con
         assert odd.score == 18 and not odd.needs_manual_grade
         assert gb.find_comment("q_cell_state", "lstm", "lstm", "odd").auto_comment.startswith(why)
     assert not (tmp_path / "course" / "autograded" / "odd").exists()
+
+
+def test_collect_says_where_canvas_late_mark_and_the_time_disagree(tmp_path, config):
+    """Canvas's LATE_ mark is its own verdict (its due dates and extensions): where it and the
+    zip's time against grading.yml disagree, collect says so, next to the student."""
+    due, canvas = config.late.due, tmp_path / "submissions.zip"
+    with zipfile.ZipFile(canvas, "w") as archive:
+        zip_entry(archive, "early_LATE_300001_600001_lstm.ipynb", b"{}", due - timedelta(hours=3))
+        zip_entry(archive, "extended_300002_600002_lstm.ipynb", b"{}", due + timedelta(days=2))
+        zip_entry(archive, "plain_300003_600003_lstm.ipynb", b"{}", due - timedelta(hours=3))
+    done = run_cli("collect", str(canvas), "--assignment", "lstm", "--into", str(tmp_path / "root"))
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  3000")}
+    assert "Canvas marks it LATE, but by grading.yml's due date it is on time" in lines["300001"]
+    assert "Canvas does not mark it LATE, but by grading.yml's due date it is late" in lines["300002"]
+    assert "Canvas" not in lines["300003"].split("<-")[1].split("(")[1]

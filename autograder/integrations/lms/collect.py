@@ -17,7 +17,8 @@ named. The time is what the LMS recorded: the zip entry's (its UTC extra field, 
 taken as UTC) or the file's modification time; a time is written as nbgrader's timestamp.txt.
 Never a file inside a student's upload: a `timestamp.txt` counts only in nbgrader's own
 layout, never inside a Canvas or Moodle submission. Canvas's LATE_ mark is shown but is not a
-time. A placed notebook keeps only `kernelspec` and `language_info` of its notebook-level
+time, though a disagreement between it and the time against grading.yml's due date is
+said. A placed notebook keeps only `kernelspec` and `language_info` of its notebook-level
 metadata. Every file not placed is listed with the reason. Whatever is printed (file names
 included) is stripped of control characters first: no student's ANSI codes reach the terminal.
 """
@@ -195,8 +196,24 @@ def nbgrader_timestamp(entry, assignment):
             and not any(MOODLE.match(p) or CANVAS.match(p) for p in parts))
 
 
-def collect(download, assignment, notebook, into, roster=None):
-    """Place a download under `into`; roster: [roster.Student] or None. Returns a Report."""
+def canvas_disagrees(candidate, when, late):
+    """What to say when Canvas's LATE_ mark and the time against grading.yml's late policy
+    disagree (a due date or an extension that differs, or a zip time read in the wrong zone),
+    else None."""
+    if late is None or when is None or candidate.order < 0:
+        return None
+    computed = late.seconds_late(when) > 0
+    if candidate.late_mark and not computed:
+        return "Canvas marks it LATE, but by grading.yml's due date it is on time: check the due dates"
+    if computed and not candidate.late_mark:
+        return ("Canvas does not mark it LATE, but by grading.yml's due date it is late: check for an "
+                "extension in Canvas and the due dates")
+    return None
+
+
+def collect(download, assignment, notebook, into, roster=None, late=None):
+    """Place a download under `into`; roster: [roster.Student] or None; late: grading.yml's
+    late policy (or None), against which Canvas's LATE_ marks are checked. Returns a Report."""
     into, report = Path(into), Report()
     found = entries(download)
     stamps = {}
@@ -222,6 +239,9 @@ def collect(download, assignment, notebook, into, roster=None):
         if keep.late_mark:
             notes.append("marked LATE by Canvas")
         notes.append(f"submitted {format_time(when)[:19]} UTC" if when else "no time known")
+        disagreement = canvas_disagrees(keep, when, late)
+        if disagreement:
+            notes.append(disagreement)
         place(into / student / assignment, notebook, keep.entry.read(), when)
         report.placed.append((student, keep.shown, "; ".join(notes)))
         for other in older:
