@@ -10,10 +10,12 @@ terminal codes.
   it (nbconvert's MarkdownWithMath, on mistune), against an allowlist: text, emphasis, code,
   math, headings, lists, quotes, tables, links to http(s)/mailto/#anchors, and images drawn
   from the cell's own attachments. A safe source is kept as written, less its control
-  characters (its markdown and LaTeX render as the student meant). Anything else (raw HTML in any form, a `javascript:` or
-  `data:` link, an image fetched from elsewhere, a token this allowlist does not know) makes
-  the whole answer shown as its literal text, in an indented code block under a one-line note:
-  a code block's content is text in every CommonMark renderer, so nothing in it can be markup.
+  characters (its markdown and LaTeX render as the student meant). Anything else (raw HTML in
+  any form, a `javascript:` or `data:` link, an image fetched from elsewhere, a token this
+  allowlist does not know) makes the whole answer shown as its literal text, in an indented
+  code block under a one-line note: a code block's content is text in every CommonMark
+  renderer, so nothing in it can be markup.
+- `safe_attachments(attachments)`: a markdown cell's attachments, raster images only.
 """
 import functools
 import unicodedata
