@@ -8,6 +8,7 @@ from pathlib import Path
 from autograder import config as configuration
 from autograder import consistency, layout
 from autograder.outputs import late, report
+from autograder.outputs.student_text import printable
 from autograder.integrations.lms.collect import CollectError
 from autograder.grade import Grader, grade_all
 from autograder.integrations.lms.roster import RosterError
@@ -85,7 +86,7 @@ def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=F
     if not quiet:
         print(report.table(config, everyone))
         for line in integrity_flags(results):
-            print(line)
+            print(printable(line))
         print(f"\n{len(results)} graded in {graded_seconds:.1f} s ({report.status_counts(results)}). "
               f"Grades: {Path(out) / 'grades.csv'}; feedback: {Path(out) / 'feedback'}/; "
               f"details: {Path(out) / 'results'}/")
@@ -136,7 +137,7 @@ def write_gradebook(config, results, submissions, db_path, quiet=False):
         if flags:
             print(f"Manual grades to look at again ({len(flags)}), flagged in formgrader:")
             for student, cell, why in flags:
-                print(f"  {student} {cell}: {why}")
+                print(printable(f"  {student} {cell}: {why}"))
     return flags
 
 
@@ -229,7 +230,7 @@ def collect_command(config, download, into, roster_path=None):
     """Place an LMS download under `into`; print what went where. Returns the exit status."""
     from autograder.integrations.lms import collect, roster
     enrolled = roster.read(roster_path) if roster_path else None
-    outcome = collect.collect(download, config.name, config.notebook, into, enrolled)
+    outcome = collect.collect(download, config.name, config.notebook, into, enrolled, config.late)
     print(outcome.text(into))
     if not outcome.placed:
         print(f"autograder: no notebook of {download} could be placed", file=sys.stderr)
@@ -255,7 +256,7 @@ def feedback_command(config, out, db_path):
         (Path(out) / "feedback" / f"{result['student_id']}.html").write_text(report.feedback_html(result, manual))
     waiting = sorted(s for s, f in finals.items() if f.waiting)
     print(f"Rebuilt {len(results)} feedback page(s) in {Path(out) / 'feedback'}/ with the manual grades."
-          + (f" Still waiting for a manual grade: {', '.join(waiting)}" if waiting else ""))
+          + (f" Still waiting for a manual grade: {printable(', '.join(waiting))}" if waiting else ""))
 
 
 def export_command(config, fmt, out, db_path, roster_path=None):
@@ -266,7 +267,7 @@ def export_command(config, fmt, out, db_path, roster_path=None):
     count = export.export(config, finals, fmt, out, enrolled, roster_path)
     waiting = sorted(s for s, f in finals.items() if f.waiting)
     print(f"Wrote {count} row(s) to {out} ({fmt})."
-          + (f" Waiting for a manual grade (counted as 0): {', '.join(waiting)}" if waiting else ""))
+          + (f" Waiting for a manual grade (counted as 0): {printable(', '.join(waiting))}" if waiting else ""))
 
 
 def write_samples(config, root):

@@ -1,10 +1,13 @@
 """What grading writes: grades.csv, results/<student>.json, feedback/<student>.html, and the
 table printed at the end. Feedback shows scores, what failed and hints: never hidden inputs,
-hidden test code or reference code (the results hold none of them to begin with)."""
+hidden test code or reference code (the results hold none of them to begin with). Every string
+on a page or in the printed table is text: HTML-escaped, its control characters removed."""
 import html
 import json
 from collections import Counter
 from pathlib import Path
+
+from autograder.outputs.student_text import printable
 
 STATUS_WORDS = {
     "passed": "correct", "partial": "partly correct", "failed": "incorrect",
@@ -65,13 +68,18 @@ def fmt(number):
     return "0" if text == "-0" else text
 
 
+def text(value):
+    """A string for a page: control characters removed, then HTML-escaped."""
+    return html.escape(printable(value, newlines=True))
+
+
 def late_html(result):
     late = result.get("late") or {}
     if not late.get("penalty") and not late.get("seconds_late"):
         return ""
     hours = late["seconds_late"] / 3600
-    return (f"<p class='late'><b>Late:</b> submitted {html.escape(str(late['submitted']))}, {hours:.1f} h after the "
-            f"due date; late penalty {fmt(late['penalty'])} point(s). {html.escape(late.get('policy', ''))}</p>")
+    return (f"<p class='late'><b>Late:</b> submitted {text(late['submitted'])}, {hours:.1f} h after the "
+            f"due date; late penalty {fmt(late['penalty'])} point(s). {text(late.get('policy', ''))}</p>")
 
 
 def manual_html(manual):
@@ -79,7 +87,7 @@ def manual_html(manual):
     comment}], "late_penalty", "final", "max_score"} (gradebook.manual_grades)."""
     if not manual:
         return ""
-    e = html.escape
+    e = text
     rows = "".join(
         f"<tr><td><code>{e(q['id'])}</code></td><td>{'not graded yet' if q['score'] is None else fmt(q['score'])}"
         f" / {fmt(q['max_score'])}</td><td>{e(q['comment'] or '')}</td></tr>" for q in manual["questions"])
@@ -91,7 +99,7 @@ def manual_html(manual):
 def feedback_html(result, manual=None):
     """The student's page; with `manual` (after manual grading), the written answers and the
     final score too."""
-    e = html.escape
+    e = text
     rows = []
     for ex in result["exercises"]:
         words = STATUS_WORDS.get(ex["status"], ex["status"])
@@ -136,11 +144,12 @@ def table(config, results):
     """The grade table as text: one row per student, then the class average per exercise."""
     ids = list(config.points)
     short = [i.replace("lstm_", "")[:14] for i in ids]
-    width = max([len("student")] + [len(r["student_id"]) for r in results])
+    ids_shown = {r["student_id"]: printable(r["student_id"]) for r in results}
+    width = max([len("student")] + [len(shown) for shown in ids_shown.values()])
     lines = [f"{'student':<{width}}  " + "  ".join(f"{s:>14}" for s in short) + f"  {'total':>7}"]
     for r in results:
         points = {e["id"]: e["points"] for e in r["exercises"]}
-        lines.append(f"{r['student_id']:<{width}}  " + "  ".join(f"{fmt(points.get(i, 0)):>14}" for i in ids)
+        lines.append(f"{ids_shown[r['student_id']]:<{width}}  " + "  ".join(f"{fmt(points.get(i, 0)):>14}" for i in ids)
                      + f"  {fmt(r['score']):>7}" + (f"  ({r['status']})" if r["status"] != "graded" else ""))
     if results:
         means = [sum({e['id']: e['points'] for e in r['exercises']}.get(i, 0) for r in results) / len(results) for i in ids]
