@@ -11,6 +11,7 @@ from pathlib import Path
 from autograder import config as configuration
 from autograder import consistency, layout
 from autograder.outputs import late, report, scores, staging
+from autograder.outputs.student_text import printable
 from autograder.integrations.lms.collect import CollectError
 from autograder.grade import Grader, Interrupted, grade_all, held, interruptible
 from autograder.integrations.lms.roster import RosterError
@@ -121,7 +122,7 @@ def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=F
         shown = results if student is not None else everyone
         print(report.table(config, shown))
         for line in integrity_flags(results):
-            print(line)
+            print(printable(line))
         print(f"\n{len(results)} graded in {graded_seconds:.1f} s ({report.status_counts(results)}). "
               f"Grades: {Path(out) / 'grades.csv'}; feedback: {Path(out) / 'feedback'}/; "
               f"details: {Path(out) / 'results'}/")
@@ -156,7 +157,7 @@ def one_class(config, root, out, gradebook, submissions, other_students):
     if (foreign or in_book) and not other_students:
         where = ([f"{out} holds results of {len(foreign)}"] if foreign else []) + (
             [f"the gradebook {gradebook} holds {len(in_book)}"] if in_book else [])
-        example = ", ".join(sorted(foreign | in_book)[:5])
+        example = printable(", ".join(sorted(foreign | in_book)[:5]))
         raise GraderError(f"{' and '.join(where)} student(s) with no folder under {root} ({example}): one output "
                           "folder and gradebook hold one class. Grade another class with its own --out and "
                           "--gradebook; pass --other-students to keep them (a class whose folder lost students)")
@@ -179,7 +180,7 @@ def gradebook_lines(db_path, flags, manuals):
     if flags:
         print(f"Manual grades to look at again ({len(flags)}), flagged in formgrader:")
         for student, cell, why in flags:
-            print(f"  {student} {cell}: {why}")
+            print(printable(f"  {student} {cell}: {why}"))
 
 
 def integrity_flags(results):
@@ -331,7 +332,7 @@ def collect_command(config, download, into, roster_path=None):
     """Place an LMS download under `into`; print what went where. Returns the exit status."""
     from autograder.integrations.lms import collect, roster
     enrolled = roster.read(roster_path) if roster_path else None
-    outcome = collect.collect(download, config.name, config.notebook, into, enrolled)
+    outcome = collect.collect(download, config.name, config.notebook, into, enrolled, config.late)
     print(outcome.text(into))
     if not outcome.placed:
         print(f"autograder: no notebook of {download} could be placed", file=sys.stderr)
@@ -356,8 +357,8 @@ def feedback_command(config, out, db_path):
         absent = sorted({r["student_id"] for r in results} - set(finals))
         if absent:
             raise GraderError(f"the gradebook {db_path} has no submission of {len(absent)} of the {len(results)} "
-                              f"student(s) graded in {out} ({', '.join(absent[:5])}): is it the gradebook `grade` "
-                              "wrote for this class? Give it with --gradebook")
+                              f"student(s) graded in {out} ({printable(', '.join(absent[:5]))}): is it the "
+                              "gradebook `grade` wrote for this class? Give it with --gradebook")
         for result in results:
             page = Path(out) / "feedback" / f"{result['student_id']}.html"
             page.with_suffix(".incoming").write_text(
@@ -365,7 +366,7 @@ def feedback_command(config, out, db_path):
             os.replace(page.with_suffix(".incoming"), page)
     waiting = sorted(s for s, f in finals.items() if f.waiting)
     print(f"Rebuilt {len(results)} feedback page(s) in {Path(out) / 'feedback'}/ with the manual grades."
-          + (f" Still waiting for a manual grade: {', '.join(waiting)}" if waiting else ""))
+          + (f" Still waiting for a manual grade: {printable(', '.join(waiting))}" if waiting else ""))
 
 
 def export_command(config, fmt, out, db_path, roster_path=None, column=None, allow_unlisted=False,
@@ -389,7 +390,7 @@ def export_command(config, fmt, out, db_path, roster_path=None, column=None, all
         unlisted = sorted(set(finals) - {s.id for s in enrolled})
         if unlisted:
             problem = (f"{len(unlisted)} student(s) of the gradebook are not on the roster "
-                       f"({', '.join(unlisted[:10])}{', ...' if len(unlisted) > 10 else ''})")
+                       f"({printable(', '.join(unlisted[:10]))}{', ...' if len(unlisted) > 10 else ''})")
             if not allow_unlisted:
                 raise RosterError(f"{problem}: is it this class's roster and gradebook? Pass --allow-unlisted "
                                   "to write them anyway (without names)")
@@ -397,14 +398,14 @@ def export_command(config, fmt, out, db_path, roster_path=None, column=None, all
     count = export.export(config, finals, fmt, out, enrolled, roster_path, column)
     waiting = sorted(s for s, f in finals.items() if f.waiting)
     print(f"Wrote {count} row(s) to {out} ({fmt})."
-          + (f" Waiting for a manual grade (counted as 0): {', '.join(waiting)}" if waiting else ""))
+          + (f" Waiting for a manual grade (counted as 0): {printable(', '.join(waiting))}" if waiting else ""))
     if fmt == "canvas":
         name = export.canvas_column(config, roster_path, column)
         print(f"Canvas column: {name}" + ("" if column or name != config.name else
                                           " (no column of the roster is this assignment: Canvas will create a "
                                           "new assignment; give the roster's column with --column)"))
     for note in notes:
-        print(f"Note: {note}")
+        print(printable(f"Note: {note}"))
 
 
 def write_samples(config, root):

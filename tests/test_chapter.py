@@ -393,9 +393,9 @@ def test_exercise5_is_a_derivation_with_collapsed_hints(notebook):
         assert not re.search(pattern, markdown), f"a hint states {pattern!r}"
     assert "`dnext_h`, not $\\delta c_t$" in hints[0]                 # the output gate's gradient
     assert "numerical_gradient" in hints[-1] and "relative_error" in hints[-1]
-    # the computational graph is drawn in the exercise, by a demo cell
-    graph = [c for c in cells if "draw_step_graph" in cell_text(c)]
-    assert len(graph) == 1 and {"demo", "otter_ignore"} <= set(graph[0]["metadata"]["tags"])
+    # the computational graph is drawn in the exercise, as a picture in the markdown
+    graph = [c for c in cells if "attachment:step_graph.png" in cell_text(c)]
+    assert len(graph) == 1 and graph[0]["cell_type"] == "markdown"
 
 
 def test_exercise5_last_hint_finds_the_wrong_block(notebook):
@@ -558,7 +558,7 @@ def test_experiment1_prose_quotes_what_the_code_computes(notebook, gradient_flow
         assert text_ in prose, text_
     # the words around the numbers
     assert round(1 / l1["first_step"]) == 7 and "a factor of about seven" in prose
-    assert 1e17 < l1["at_1"] / rnn["at_1"] < 1e18 and "nearly $10^{18}$ times" in prose
+    assert f"{sci(l1['at_1'] / rnn['at_1'])}$ times the RNN's" in prose and "nearly" not in prose
     assert abs(rnn["median_step"] - 1 / np.sqrt(3)) < 0.02
     assert l3["at_1"] > 1.0 > l3["at_T_minus_50"]       # more than at the loss; smallest in between
     assert l3["growth"] > 1 and rnn["argmin"] == 1 and l1["argmin"] == 1
@@ -576,8 +576,11 @@ def test_experiment2_prose_quotes_what_the_code_computes(notebook, adding_run):
     res, s = adding_run
     cells = cells_by_id(notebook)
     loss_prose, norm_prose = cell_text(cells["93bea456ee37"]), cell_text(cells["d4aa2bf432c4"])
-    for text_ in (f"test MSE {s['test_mse']['vanilla RNN']:.3f}", f"against {s['baseline']:.3f}",
-                  f"below a tenth of the baseline at step {s['solved_step']}",
+    assert s["baseline"] == 1 / 6 and "$1/6$" in loss_prose
+    for text_ in (f"test MSE {s['test_mse']['vanilla RNN']:.3f}",
+                  f"whose variance is {s['test_variance']:.3f}, always predicting the mean scores "
+                  f"{s['test_variance']:.3f}",
+                  f"below a tenth of the baseline, $1/60$, at step {s['solved_step']}",
                   f"test MSE of ${sci(s['test_mse']['LSTM'])}$"):
         assert text_ in loss_prose, text_
     lstm_late = [k for k in s["clipped_steps"]["LSTM"] if k > 10]
@@ -596,6 +599,23 @@ def test_experiment2_prose_quotes_what_the_code_computes(notebook, adding_run):
     assert s["peak_step"]["LSTM"] in lstm_late and lstm_late[-1] < s["solved_step"]
     assert s["rnn_above"] > 0.5 and "stays small" not in norm_prose
     assert s["test_mse"]["LSTM"] < 0.01 < s["baseline"] * 0.9 < s["test_mse"]["vanilla RNN"]
+
+
+def test_forget_bias_in_training_prose_quotes_what_the_code_computes(notebook, adding_run):
+    res, s = adding_run
+    prose = cell_text(cells_by_id(notebook)["0f6d3b1e8a47"])
+    code = cell_text(cells_by_id(notebook)["e9a07c4d2b38"])
+    assert "forget_bias=0.0" in code and 'adding["LSTM"]' in code and "lstm_forward, lstm_backward" in code
+    one = experiments.adding_problem_comparison(ref.lstm_forward, ref.lstm_backward, clip_fn=ref.clip_grad_norm,
+                                                forget_bias=1.0, lstm_only=True, steps=30)["LSTM"]
+    assert one["loss"] == res["LSTM"]["loss"][:30]           # bias 1 is Experiment 2's run: same start and batches
+    zero = experiments.adding_problem_comparison(ref.lstm_forward, ref.lstm_backward, clip_fn=ref.clip_grad_norm,
+                                                 forget_bias=0.0, lstm_only=True)["LSTM"]
+    step0, step1 = experiments.solved_step(zero["loss"]), experiments.solved_step(res["LSTM"]["loss"])
+    assert step1 == s["solved_step"] and step0 > step1
+    assert f"until step {step0} to bring its training loss below a tenth of the baseline, against step {step1}" in prose
+    assert (f"test MSE of ${sci(zero['test_mse'])}$ against ${sci(res['LSTM']['test_mse'])}$") in prose
+    assert zero["test_mse"] > res["LSTM"]["test_mse"]
 
 
 # ------------------------------------------------------------------ Section 3.6: the demo's numbers
@@ -643,11 +663,19 @@ def test_char_demo_prose_quotes_what_the_code_computes(notebook, char_demo):
     train_ppl = float(np.exp(np.mean(ns["char_losses"][-100:])))
     passes = 500 // ((ns["streams"].shape[1] - 1) // ns["T"])
     for text_ in (f"falls from {untrained:.1f} before training to {trained:.1f} after it",
-                  f"the {unigram:.1f} of predicting", f"perplexity of {train_ppl:.1f}",
+                  f"the {unigram:.1f} of predicting", f"keeps falling to the end, to {train_ppl:.1f}",
                   f"{passes} passes over it"):
         assert text_ in prose, text_
     assert abs(untrained - len(ns["vocab"])) < 1 and trained < unigram < untrained
     assert train_ppl < trained                                  # overfitting, as the prose says
+    best = re.search(r"held-out perplexity lowest at step (\d+): ([0-9.]+); at step 500: ([0-9.]+)", out)
+    best_step, lowest, last = int(best.group(1)), float(best.group(2)), float(best.group(3))
+    assert f"is lowest at step {best_step} ({lowest:.2f})" in prose and f"{last:.2f} at step 500" in prose
+    assert f"From about step {best_step} on" in prose
+    assert 100 < best_step < 500 and lowest < last                # the held-out curve turns up
+    held = ns["held_out"]
+    assert sorted(held) == list(range(0, 501, 50)) and min(held, key=held.get) == best_step
+    assert abs(np.exp(held[500]) - trained) < 0.05
     match = re.search(r"r = (-?[0-9.]+) \(the median \|r\| over all 64 units is ([0-9.]+)\)", out)
     inside = cell_text(cells["b9e25c0f4a18"])
     assert f"reaches $r = {match.group(1)}$" in inside
@@ -701,3 +729,86 @@ def test_factual_fixes(notebook, markdown):
     exponent = int(threshold.split("e")[1])
     assert f"below $10^{{{exponent}}}$" in markdown
     assert "an error above $10^{-5}$" not in markdown
+
+
+# ------------------------------------------------------------------ issue 23: exploding gradients
+
+def test_exploding_gradients_prose_quotes_what_the_code_computes(notebook):
+    prose = cell_text(cells_by_id(notebook)["c3f9b0d7e514"])
+    sigma = {s: experiments.largest_singular_value(experiments.rnn_recurrent_matrix(weight_scale=s))
+             for s in (1.0, 2.0, 4.0)}
+    d = {s: experiments.decay_summary(experiments.rnn_gradient_norms(T=100, weight_scale=s)) for s in sigma}
+    assert f"largest singular value is {sigma[1.0]:.2f}, above 1" in prose and sigma[1.0] > 1
+    assert f"shrinks by ×{d[1.0]['median_step']:.2f} per step" in prose and d[1.0]["median_step"] < 1
+    assert f"($\\sigma_{{\\max}} = {sigma[2.0]:.2f}$) it still shrinks, by ×{d[2.0]['median_step']:.2f}" in prose
+    assert f"($\\sigma_{{\\max}} = {sigma[4.0]:.2f}$) it **grows** by ×{d[4.0]['median_step']:.2f} per step, to ${sci(d[4.0]['at_1'])}$" in prose
+    assert d[2.0]["median_step"] < 1 < d[4.0]["median_step"] and d[4.0]["at_1"] > 1
+    free, clipped = experiments.exploding_run(), experiments.exploding_run(clip_fn=ref.clip_grad_norm)
+    assert free["grad_norm"][0] == clipped["grad_norm"][0]                 # the same start, the same batches
+    assert f"gradient norm of {free['grad_norm'][0]:.0f}" in prose
+    assert f"the loss, {free['loss'][0]:.2f} at step 1, is ${sci(free['loss'][-1])}$ at step {len(free['loss'])}" in prose
+    assert f"(the largest, ${sci(max(clipped['grad_norm']))}$, was clipped" in prose
+    assert f"near the baseline, {np.mean(clipped['loss'][-50:]):.2f} over the last 50 steps" in prose
+    assert free["loss"][-1] > 1e100 and np.mean(clipped["loss"][-50:]) < 0.25
+
+
+# ------------------------------------------------------------------ issue 23: the optional GRU
+
+def test_seqlab_gru_backward_against_finite_differences():
+    from seqlab import layers
+    from seqlab.gradcheck import numerical_gradient, relative_error
+    rng = np.random.default_rng(1)
+    N, T, D, H = 2, 4, 3, 5
+    x, h0 = rng.normal(size=(N, T, D)), rng.normal(size=(N, H))
+    Wx, Wh, b = rng.normal(size=(D, 3 * H)) * 0.5, rng.normal(size=(H, 3 * H)) * 0.5, rng.normal(size=3 * H) * 0.5
+    dh = rng.normal(size=(N, T, H))
+    _, cache = layers.gru_forward(x, h0, Wx, Wh, b)
+    analytic = layers.gru_backward(dh, cache)
+    for value, grad in zip((x, h0, Wx, Wh, b), analytic):
+        numeric = numerical_gradient(lambda _: layers.gru_forward(x, h0, Wx, Wh, b)[0], value, dh)
+        assert relative_error(grad, numeric) < 1e-8
+
+
+def _gru_step(variant="right"):
+    def step(x, h, Wx, Wh, b):
+        H = h.shape[1]
+        a = x @ Wx + b
+        z, r = ref.sigmoid(a[:, :H] + h @ Wh[:, :H]), ref.sigmoid(a[:, H:2 * H] + h @ Wh[:, H:2 * H])
+        if variant == "z r swapped":
+            z, r = r, z
+        inner = r * (h @ Wh[:, 2 * H:]) if variant == "pytorch" else (r * h) @ Wh[:, 2 * H:]
+        n = np.tanh(a[:, 2 * H:] + inner)
+        return z * n + (1 - z) * h if variant == "1 - z swapped" else (1 - z) * n + z * h
+    return step
+
+
+@pytest.mark.parametrize("variant, words", [
+    ("1 - z swapped", "z and 1 - z are swapped"), ("pytorch", "PyTorch's form"), ("z r swapped", "z and r are swapped")])
+def test_gru_check_names_the_usual_slips_and_never_raises(variant, words):
+    from seqlab import checks, layers
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert checks.check_gru_step_forward(_gru_step(variant)) is False
+    assert words in out.getvalue() and "check failed" in out.getvalue()
+    with contextlib.redirect_stdout(out):
+        assert checks.check_gru_step_forward(_gru_step()) is True
+        assert checks.check_gru_step_forward(lambda *a: (_ for _ in ()).throw(NotImplementedError())) is False
+    assert "not written yet (optional)" in out.getvalue()
+    x, h = np.ones((2, 3)), np.full((2, 4), 0.3)
+    rng = np.random.default_rng(0)
+    Wx, Wh, b = rng.normal(size=(3, 12)), rng.normal(size=(4, 12)), rng.normal(size=12)
+    np.testing.assert_allclose(_gru_step()(x, h, Wx, Wh, b), layers.gru_forward(x[:, None], h, Wx, Wh, b)[0][:, 0],
+                               rtol=1e-12)
+
+
+def test_gru_comparison_prose_quotes_what_the_code_computes(notebook, adding_run):
+    res, s = adding_run
+    cells = cells_by_id(notebook)
+    prose = cell_text(cells["93c5e0b7d2a1"])
+    assert "raise NotImplementedError()" in cell_text(cells["b1e6c3a9f470"])       # optional: no solution shipped
+    gru = experiments.gru_adding_run(clip_fn=ref.clip_grad_norm)
+    step, lstm_step = experiments.solved_step(gru["loss"]), s["solved_step"]
+    assert (f"below a tenth of the baseline at step {step}, against {lstm_step} for your LSTM, and ends with a "
+            f"test MSE of ${sci(gru['test_mse'])}$ against ${sci(res['LSTM']['test_mse'])}$") in prose
+    assert f"({3 * 8 * 11} against {4 * 8 * 11})" in prose
+    assert step < lstm_step and gru["test_mse"] < res["LSTM"]["test_mse"]

@@ -137,8 +137,13 @@ def gradescope(zip_path, notebook, **kwargs):
     return results, seconds
 
 
+def graded(results):
+    """The tests that carry points (one per exercise), without the written answers' tests."""
+    return [t for t in results["tests"] if "score" in t]
+
+
 def points(results):
-    return {t["name"]: t["score"] for t in results["tests"]}
+    return {t["name"]: t["score"] for t in graded(results)}
 
 
 def solved(config, **overrides):
@@ -240,17 +245,17 @@ def test_gradescope_and_local_points_agree_exercise_by_exercise(sample_runs, dem
     _, local_results, _ = demo
     local = local_results[sample.student_id]
     results, seconds = sample_runs[sample.student_id]
-    assert [t["name"] for t in results["tests"]] == list(config.points)
-    assert {t["name"]: t["max_score"] for t in results["tests"]} == config.points
+    assert [t["name"] for t in graded(results)] == list(config.points)
+    assert {t["name"]: t["max_score"] for t in graded(results)} == config.points
     assert results["score"] == pytest.approx(sum(points(results).values()), abs=1e-9)
-    assert all(t["score"] is not None and t["output"] for t in results["tests"])
+    assert all(t["score"] is not None and t["output"] for t in graded(results))
     assert seconds < config.limits.wall_seconds
     if sample.file_name:     # Gradescope takes any name: the one notebook uploaded is graded
         assert points(results) == pytest.approx(BY_ID["correct"].expected)
         assert f"graded {sample.file_name}, the only notebook uploaded" in results["output"]
         return
     assert points(results) == pytest.approx({e["id"]: e["points"] for e in local["exercises"]}, abs=1e-9)
-    for test, exercise in zip(results["tests"], local["exercises"]):
+    for test, exercise in zip(graded(results), local["exercises"]):
         assert exercise["message"].lower() in test["output"].lower()
         if exercise["misconception"]:
             assert exercise["misconception"]["title"] in test["output"]
@@ -398,7 +403,7 @@ def test_a_notebook_cannot_forge_the_result_or_patch_the_engine(built, config, m
         (root / "submission" / config.notebook).write_text(json.dumps(tamper))
         results, _ = run_autograder(root, mode=mode)
         assert results["score"] == 0 and set(points(results).values()) == {0}
-        assert all(t["output"].startswith("Not implemented yet") for t in results["tests"])
+        assert all(t["output"].startswith("Not implemented yet") for t in graded(results))
         assert {p: p.read_bytes() for p in engine} == engine
     finally:
         shutil.rmtree(root)
@@ -416,7 +421,7 @@ def test_a_hang_at_top_level_still_gets_results_within_the_limits(built, config,
                                                    "    except BaseException:\n        pass"])
     results, seconds = gradescope(built, json.dumps(stubborn).encode(), limits=limits, timeout=60, mode=mode)
     assert results["score"] == 0 and seconds < 6 + GRACE_SECONDS + 4
-    assert all(t["output"].startswith("Too slow") for t in results["tests"]), results["tests"]
+    assert all(t["output"].startswith("Too slow") for t in graded(results)), results["tests"]
 
 
 # ---------------------------------------------------------------- what Gradescope shows
@@ -438,8 +443,11 @@ def test_written_answers_are_shown_for_hand_grading(built, config):
     results, _ = gradescope(built, json.dumps(notebook).encode())
     output = results["output"]
     assert "Written answers (graded by hand: q_cell_state 2 points, q_clipping 2 points, q_compare 2 points)" in output
-    assert "--- q_clipping ---\nClipping rescales all gradients together" in output
-    assert "--- q_cell_state ---\n(no answer)" in output
+    answers = {t["name"]: t for t in results["tests"] if "score" not in t}
+    clipping = answers["Written answer q_clipping (graded by hand, 2 points)"]
+    assert clipping["output"].startswith("Clipping rescales all gradients together")
+    assert clipping["output_format"] == "text" and "max_score" not in clipping
+    assert answers["Written answer q_cell_state (graded by hand, 2 points)"]["output"] == "(no answer)"
     assert results["score"] == 18
 
 
@@ -491,7 +499,7 @@ def test_a_stateful_notebook_poisoning_second_opinions_is_graded_as_locally(buil
     results, _ = gradescope(built, path.read_bytes(), users=("777",))
     local = Grader.prepare(config).grade("777", path)
     assert points(results) == pytest.approx({e["id"]: e["points"] for e in local["exercises"]})
-    assert [t["output"] for t in results["tests"]] == [
+    assert [t["output"] for t in graded(results)] == [
         t["output"] for t in to_gradescope(local, DEFAULT_VISIBILITY, [], {}, {})["tests"]]
     assert points(results)["lstm_step_forward"] == 0
 

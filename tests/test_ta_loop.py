@@ -2,6 +2,7 @@
 notebook, a student with two files, a stray PDF) and a Moodle folder, collected into one ROOT
 with a roster; graded through the CLI; written answers graded by hand through nbgrader's API;
 regraded; feedback rebuilt; exported for Canvas, Moodle and as csv."""
+import contextlib
 import csv
 import io
 import json
@@ -14,7 +15,7 @@ from datetime import timedelta
 import pytest
 
 from assignments.lstm.samples import solved, with_body
-from autograder.outputs.gradebook import course_id
+from autograder.outputs.gradebook import JUPYTER_CONFIG, course_id
 from tests.conftest import run_cli
 
 ANSWER = "The cell state is updated additively, so its gradient is not squashed at every step."
@@ -179,41 +180,62 @@ def chromium():
     return "/usr/bin/chromium", None
 
 
-def test_formgrader_in_a_browser_lists_every_collected_submission(loop):
-    """Headless Chromium on formgrader's 'Manage Submissions' page, served by jupyter on localhost."""
-    executable, why = chromium()
-    if executable is None:
-        pytest.skip(why)
-    from playwright.sync_api import sync_playwright
-    _, root, course, _, _ = loop
+@contextlib.contextmanager
+def jupyter_server(course, course_config=True):
+    """The course's Jupyter server as `grade` tells a TA to run it (with the repository's
+    jupyter_server_config.json; course_config=False: a plain `jupyter server`), on localhost
+    without a token; yields its base URL and the process."""
     port = free_port()
     jupyter = os.path.join(os.path.dirname(sys.executable), "jupyter")
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
-    server = subprocess.Popen([jupyter, "server", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+    server = subprocess.Popen([jupyter, "server", *([f"--config={JUPYTER_CONFIG}"] if course_config else []),
+                               "--no-browser", f"--port={port}", "--ip=127.0.0.1",
                                "--IdentityProvider.token=", "--ServerApp.password=",
                                *(["--allow-root"] if os.geteuid() == 0 else [])],
                               cwd=course, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=executable, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"])
-            page = browser.new_page()
-            url = f"http://127.0.0.1:{port}/formgrader/manage_submissions/lstm"
-            for _ in range(120):          # the server takes a few seconds to start
-                try:
-                    page.goto(url, timeout=5000)
-                    break
-                except Exception:
-                    if server.poll() is not None:
-                        raise AssertionError(server.stderr.read())
-                    page.wait_for_timeout(500)
-            page.wait_for_selector("text=100003", timeout=60000)
-            text = page.inner_text("body")
-            browser.close()
+        yield f"http://127.0.0.1:{port}", server
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def browser_page():
+    """A page of headless Chromium (the system's, driven by playwright), or the test skips."""
+    executable, why = chromium()
+    if executable is None:
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def open_when_up(page, url, server):
+    """page.goto(url), retried while the server starts (it takes a few seconds)."""
+    for _ in range(120):
+        try:
+            return page.goto(url, timeout=5000)
+        except Exception:
+            if server.poll() is not None:
+                raise AssertionError(server.stderr.read())
+            page.wait_for_timeout(500)
+    raise AssertionError(f"{url} did not answer")
+
+
+def test_formgrader_in_a_browser_lists_every_collected_submission(loop):
+    """Headless Chromium on formgrader's 'Manage Submissions' page, served by jupyter on localhost."""
+    _, root, course, _, _ = loop
+    with browser_page() as page, jupyter_server(course) as (base, server):
+        open_when_up(page, f"{base}/formgrader/manage_submissions/lstm", server)
+        page.wait_for_selector("text=100003", timeout=60000)
+        text = page.inner_text("body")
     for student in sorted(p.name for p in root.iterdir() if p.is_dir()):
         assert student in text, student
     assert "Twice, Tom" in text and "Smith, John" in text       # the roster's names, not "None, None"

@@ -276,28 +276,40 @@ def exercise_output(exercise):
     return text
 
 
+def answer_test(question, points, text, visibility):
+    """One written answer as a test of its own, without points (a person grades it on Gradescope):
+    plain text, so nothing the student wrote can look like a heading, a score or another test."""
+    text = "(no answer)" if text in ("", UNANSWERED) else text
+    if len(text) > ANSWER_LIMIT:
+        text = text[:ANSWER_LIMIT] + f" [... {len(text) - ANSWER_LIMIT} more characters]"
+    return {"name": f"Written answer {question} (graded by hand, {points} points)", "name_format": "text",
+            "output": text, "output_format": "text", "visibility": visibility}
+
+
 def to_gradescope(result, settings, notes, answers, manual):
-    """The local result dict -> Gradescope's results.json: one test per exercise."""
+    """The local result dict -> Gradescope's results.json: one test per exercise, then one per
+    written answer. Every output is plain text (`output_format` "text": Gradescope renders
+    neither HTML nor markdown in it) without control characters (no ANSI colours either)."""
     from autograder.outputs.report import fmt
-    tests = [{"name": e["id"], "score": e["points"], "max_score": e["max_points"],
+    from autograder.outputs.student_text import printable
+    tests = [{"name": e["id"], "name_format": "text", "score": e["points"], "max_score": e["max_points"],
               "status": "passed" if e["points"] >= e["max_points"] else "failed",
-              "output": exercise_output(e), "visibility": settings["tests_visibility"]}
+              "output": printable(exercise_output(e), newlines=True), "output_format": "text",
+              "visibility": settings["tests_visibility"]}
              for e in result["exercises"]]
+    tests += [answer_test(question, fmt(points), printable(answers.get(question, ""), newlines=True),
+                          settings["tests_visibility"]) for question, points in manual.items()]
     lines = list(notes)
     if result.get("reason"):
         lines.append(f"Your submission could not be graded: {result['reason']}")
     for error in result.get("cell_errors") or ():
         lines.append(f"Cell {error['cell']} raised {error['error']} while the notebook ran (the grader went on).")
     if manual:
-        lines.append("\nWritten answers (graded by hand: " + ", ".join(
-            f"{q} {fmt(p)} points" for q, p in manual.items()) + ")")
-        for question in manual:
-            text = answers.get(question, "")
-            text = "(no answer)" if text in ("", UNANSWERED) else text
-            if len(text) > ANSWER_LIMIT:
-                text = text[:ANSWER_LIMIT] + f" [... {len(text) - ANSWER_LIMIT} more characters]"
-            lines.append(f"--- {question} ---\n{text}")
-    return {"score": result["score"], "execution_time": round(result["seconds"], 1), "output": "\n".join(lines),
+        lines.append("Written answers (graded by hand: " + ", ".join(
+            f"{q} {fmt(p)} points" for q, p in manual.items()) + "): each is shown in a test of its own.")
+    return {"score": result["score"], "execution_time": round(result["seconds"], 1),
+            "output": printable("\n".join(lines), newlines=True), "output_format": "text",
+            "test_output_format": "text", "test_name_format": "text",
             "visibility": settings["visibility"], "stdout_visibility": settings["stdout_visibility"],
             "tests": tests, "extra_data": {"student_id": result["student_id"], "status": result["status"],
                                            "sandbox": result.get("sandbox")}}
@@ -343,8 +355,10 @@ def grade(root, assignment):
 def failure_results(reason):
     """results.json when the grader itself could not grade: zero, and why (never Gradescope's
     bare "Autograder failed")."""
-    return {"score": 0.0, "output": f"The autograder could not grade this submission: {reason}. "
-                                    "Please tell the course staff.", "tests": [], "stdout_visibility": "hidden"}
+    from autograder.outputs.student_text import printable
+    return {"score": 0.0, "output": printable(f"The autograder could not grade this submission: {reason}. "
+                                              "Please tell the course staff."), "output_format": "text",
+            "tests": [], "stdout_visibility": "hidden"}
 
 
 def run(argv=None):
@@ -363,7 +377,8 @@ def run(argv=None):
         results = failure_results(f"{type(exc).__name__}: {exc}")
     (args.root / "results" / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     for test in results["tests"]:
-        print(f"{test['name']:<20} {test['score']:>7g} / {test['max_score']:g}")
+        if "score" in test:
+            print(f"{test['name']:<20} {test['score']:>7g} / {test['max_score']:g}")
     print(f"total {results['score']:g} in {time.monotonic() - started:.1f} s")
     return 0
 
@@ -399,8 +414,8 @@ def main(config, out, repo, notebook=None):
     if notebook:
         results = preview(zip_path, notebook)
         for test in results["tests"]:
-            print(f"{test['name']}: {test['score']:g} / {test['max_score']:g}\n    "
-                  + test["output"].replace("\n", "\n    "))
+            points = f": {test['score']:g} / {test['max_score']:g}" if "score" in test else ""
+            print(f"{test['name']}{points}\n    " + test["output"].replace("\n", "\n    "))
         print(f"total: {results['score']:g}\n{results['output']}")
     return zip_path
 

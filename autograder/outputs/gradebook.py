@@ -3,9 +3,11 @@
 After grading, every student gets a submission in the course's gradebook.db:
 - the assignment and its notebook are registered from the release notebook with nbgrader's
   own SaveCells preprocessor (the cells, points and checksums `generate_assignment` records);
-- each readable submission is cleaned with nbgrader's own sanitising preprocessors
-  (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata: locked
-  cells, points and metadata restored from the gradebook) and written to
+- each readable submission is rebuilt on the release notebook's metadata (the notebook's, and
+  each release cell's nbgrader flags, points, ids and checksums; none of the student's), its
+  changed markdown shown only as safe text (student_text), then cleaned with nbgrader's own
+  sanitising preprocessors (ClearOutput, DeduplicateIds, OverwriteCells, CheckCellMetadata:
+  locked cells restored from the gradebook) and written to
   `autograded/<student>/<assignment>/<notebook>.ipynb`, where formgrader reads it;
 - each public check cell `check_<exercise id>` gets, as its output, the grader's verdict, and
   as its auto score the grader's points (partial credit included, authoritative even where a
@@ -24,7 +26,9 @@ After grading, every student gets a submission in the course's gradebook.db:
   `nbgrader export` totals are auto + manual - penalty.
 
 A missing or unreadable notebook still gets its submission, with every cell at 0 and nothing
-waiting for a manual grade (what `nbgrader autograde` does for a missing notebook).
+waiting for a manual grade (what `nbgrader autograde` does for a missing notebook), the check
+cells excepted (the grader's points). So does one whose cells nbgrader cannot score, with the
+reason as the written answers' comment: one notebook never stops the class's gradebook.
 The course folder is the gradebook's folder: `autograded/` goes next to gradebook.db, and when
 that folder is not already an nbgrader course (no nbgrader_config.py) one is written there.
 """
@@ -39,20 +43,30 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-from autograder.outputs import late, report, scores
+from autograder.outputs import late, report, scores, student_text
 from autograder.config import REPO
+from autograder.outputs.student_text import printable
 
 NO_RESPONSE = "No response."
 
 
 def course_id(folder):
-    """The course id of the nbgrader course in `folder` (else the repository's)."""
-    from traitlets.config.loader import PyFileConfigLoader
+    """The course id of the nbgrader course in `folder` (else the repository's), read from its
+    nbgrader_config.py without running it: the file lies in a folder that TAs open in Jupyter,
+    so its content is not trusted to be code of ours. Only a plain
+    `c.CourseDirectory.course_id = "..."` line counts."""
+    import ast
     for where in (Path(folder), REPO):
-        if (where / "nbgrader_config.py").is_file():
-            config = PyFileConfigLoader("nbgrader_config.py", path=str(where)).load_config()
-            if "course_id" in config.CourseDirectory:
-                return config.CourseDirectory.course_id
+        path = where / "nbgrader_config.py"
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, SyntaxError):
+            continue
+        for node in tree.body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and ast.unparse(node.targets[0]) == "c.CourseDirectory.course_id"
+                    and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+                return node.value.value
     return "default_course"
 
 
@@ -122,12 +136,13 @@ def verdict_outputs(exercise):
     if exercise.get("misconception"):
         m = exercise["misconception"]
         text += f"Looks like a known mistake: {m['title']}. {m['hint']} (Section {m['section']})\n"
-    return [nbformat.from_dict({"output_type": "stream", "name": "stdout", "text": text}),
+    return [nbformat.from_dict({"output_type": "stream", "name": "stdout", "text": printable(text, newlines=True)}),
             nbformat.from_dict({"output_type": "execute_result", "metadata": {}, "execution_count": None,
                                 "data": {"text/plain": report.fmt(exercise["points"])}})]
 
 
 def comment_text(exercise):
+    """The grader's words on one exercise, as the answer cell's automatic comment in formgrader."""
     words = report.STATUS_WORDS.get(exercise["status"], exercise["status"])
     text = f"Autograder: {words} ({report.fmt(exercise['points'])} / {report.fmt(exercise['max_points'])})."
     if exercise.get("message"):
@@ -135,22 +150,29 @@ def comment_text(exercise):
     if exercise.get("misconception"):
         m = exercise["misconception"]
         text += f" Looks like a known mistake: {m['title']}. {m['hint']} (Section {m['section']})"
-    return text
+    return printable(text, newlines=True)
 
 
 class ReleaseCells:
     """The release notebook's cells as the gradebook records them, read once per run. It
     answers the two questions nbgrader's OverwriteCells asks for every cell of every
     submission (find_source_cell, find_graded_cell) without a database query each, and
-    knows each cell's name by its database id."""
+    knows each cell's name by its database id. It also holds the release notebook itself:
+    its metadata, and its cells by grade id and by cell id, whose metadata every graded
+    notebook carries."""
 
-    def __init__(self, gb, notebook_id, assignment):
+    def __init__(self, gb, notebook_id, assignment, release_notebook):
         from types import SimpleNamespace
+        import nbformat
+        release = nbformat.read(str(release_notebook), as_version=4)
+        self.metadata, self.nbformat_minor = release.metadata, release.nbformat_minor
+        self.by_grade_id = {c.metadata.nbgrader["grade_id"]: c for c in release.cells
+                            if c.metadata.get("nbgrader", {}).get("grade_id")}
+        self.by_cell_id = {c["id"]: c for c in release.cells if c.get("id")}
         notebook = gb.find_notebook(notebook_id, assignment)
         self.source = {c.name: SimpleNamespace(name=c.name, cell_type=c.cell_type, locked=c.locked,
                                                checksum=c.checksum, source=c.source) for c in notebook.source_cells}
         self.graded = {c.name: SimpleNamespace(name=c.name, max_score=c.max_score) for c in notebook.grade_cells}
-        self.kernelspec = json.loads(notebook.kernelspec) if notebook.kernelspec else None
         self.names = {c.id: c.name for c in [*notebook.grade_cells, *notebook.solution_cells, *notebook.task_cells]}
 
     def find_source_cell(self, name, notebook_id, assignment):
@@ -200,17 +222,89 @@ def schema_checked_once():
         common.jsonschema.validate = original
 
 
-def autograded_notebook(release_cells, assignment, notebook_id, student, path, result):
-    """The submitted notebook through nbgrader's sanitising preprocessors (OverwriteKernelspec's
-    rule applied from ReleaseCells), with the grader's verdicts as the check cells' outputs."""
+def source_text(cell):
+    """A cell's source as one string, whatever the student's file holds there."""
+    source = cell.get("source", "") if isinstance(cell, dict) else ""
+    if isinstance(source, list):
+        return "".join(part if isinstance(part, str) else "" for part in source)
+    return source if isinstance(source, str) else ""
+
+
+def release_cell(release_cells, cell):
+    """The release's cell a submitted cell stands for (by nbgrader grade id, else by cell id), or None."""
+    metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+    nbgrader = metadata.get("nbgrader") if isinstance(metadata.get("nbgrader"), dict) else {}
+    grade_id, cell_id = nbgrader.get("grade_id"), cell.get("id")
+    if isinstance(grade_id, str) and grade_id in release_cells.by_grade_id:
+        return release_cells.by_grade_id[grade_id]
+    if isinstance(cell_id, str) and cell_id in release_cells.by_cell_id:
+        return release_cells.by_cell_id[cell_id]
+    return None
+
+
+def new_cell(kind, source):
+    """A notebook cell of kind "code", "markdown" or "raw" with that source and nothing else
+    (nbformat's new_*_cell, without validating each cell against the schema: a tenth of the time)."""
     import nbformat
+    cell = {"cell_type": kind, "metadata": {}, "source": source}
+    if kind == "code":
+        cell.update(outputs=[], execution_count=None)
+    return nbformat.from_dict(cell)
+
+
+def release_shaped(release_cells, submitted):
+    """The submitted notebook (a dict as read from JSON) rebuilt with the release's metadata.
+
+    The notebook's metadata is the release's. A cell that stands for a release cell gets that
+    cell's type, metadata (nbgrader's flags, points, grade id and checksum included) and id;
+    any other cell gets no metadata at all. Of the student's cells only the source is kept (and
+    a markdown cell's raster-image attachments): jupytext pairing, widget state, outputs and
+    unknown keys are gone. A markdown cell whose source differs from its release cell's, and
+    any raw or unknown cell (which nbconvert would emit as raw HTML), is shown through
+    student_text.safe_markdown."""
+    import copy
+    import nbformat
+    nb = nbformat.v4.new_notebook(metadata=copy.deepcopy(release_cells.metadata))
+    nb.nbformat_minor = release_cells.nbformat_minor
+    used_ids = set()
+    cells = submitted.get("cells") if isinstance(submitted, dict) else None
+    for index, cell in enumerate(cells if isinstance(cells, list) else []):
+        if not isinstance(cell, dict):
+            continue
+        source, original = source_text(cell), release_cell(release_cells, cell)
+        kind = original.cell_type if original is not None else cell.get("cell_type")
+        unchanged = original is not None and source == source_text(original)
+        if kind == "code":
+            new = new_cell("code", source)
+        elif unchanged:
+            new = new_cell("markdown" if kind == "markdown" else "raw", source)
+        elif kind == "markdown":
+            new = new_cell("markdown", student_text.safe_markdown(source))
+            attachments = student_text.safe_attachments(cell.get("attachments"))
+            if attachments:
+                new.attachments = attachments
+        else:      # a raw or unknown cell: nbconvert would put a raw cell's text into the page as it is
+            new = new_cell("markdown", student_text.verbatim(source))
+        if original is not None and original.get("id") not in used_ids:
+            new.metadata = copy.deepcopy(original.metadata)
+            new.id = original["id"]
+        else:
+            new.id = f"submitted-{index}"
+        used_ids.add(new.id)
+        if nb.nbformat_minor < 5:
+            del new["id"]
+        nb.cells.append(new)
+    return nb
+
+
+def autograded_notebook(release_cells, assignment, notebook_id, student, path, result):
+    """The submitted notebook rebuilt on the release's metadata (release_shaped), then through
+    nbgrader's sanitising preprocessors, with the grader's verdicts as the check cells' outputs."""
     from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds
-    nb = nbformat.v4.reads(Path(path).read_text(encoding="utf-8"))   # as nbformat.reads, without re-validating
+    nb = release_shaped(release_cells, json.loads(Path(path).read_text(encoding="utf-8")))
     resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment, "student": student}}
     for step in (ClearOutput(), DeduplicateIds(), overwrite_cells(release_cells), CheckCellMetadata()):
         nb, resources = step.preprocess(nb, resources)
-    if release_cells.kernelspec:
-        nb.metadata["kernelspec"] = release_cells.kernelspec
     by_check = {f"check_{e['id']}": e for e in result["exercises"]}
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -302,6 +396,7 @@ def write(config, results, submissions, db_path, quiet=False, progress=None, sta
 
 
 def _write(config, results, submissions, db_path, quiet, progress, staged=None, names=()):
+    from sqlalchemy.exc import SQLAlchemyError
     db_path = Path(db_path).resolve()
     folder = db_path.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -325,16 +420,26 @@ def _write(config, results, submissions, db_path, quiet, progress, staged=None, 
                   "those points are in grades.csv only", file=sys.stderr)
     flags = []
     with open_gradebook(db_path, course, fast_writes=True) as gb, schema_checked_once():
-        release_cells = ReleaseCells(gb, notebook_id, config.name)
+        release_cells = ReleaseCells(gb, notebook_id, config.name, release)
         work = [(result, paths.get(result["student_id"])) for result in results]
         shown = prepared(release_cells, config.name, notebook_id, work)
         for (result, path), (nb, problem) in zip(work, shown):
             if problem and not quiet:
-                print(f"gradebook: {result['student_id']}'s notebook cannot be shown in formgrader ({problem})",
-                      file=sys.stderr)
+                print(f"gradebook: {printable(result['student_id'])}'s notebook cannot be shown in formgrader "
+                      f"({printable(problem)})", file=sys.stderr)
             if result["student_id"] in names:
                 gb.update_or_create_student(result["student_id"], **names[result["student_id"]])
-            flags += write_one(gb, release_cells, config, notebook_id, folder, result, path, nb, staged)
+            try:
+                flags += write_one(gb, release_cells, config, notebook_id, folder, result, path, nb, staged)
+            except SQLAlchemyError:
+                raise
+            except Exception as exc:    # nbgrader could not score this notebook's cells: as if it had none
+                why = (f"nbgrader could not score this notebook's cells ({printable(type(exc).__name__)}: "
+                       f"{printable(exc)}): its written answers are to be read in the submitted notebook")
+                if not quiet:
+                    print(f"gradebook: {printable(result['student_id'])}: {why}", file=sys.stderr)
+                flags += write_one(gb, release_cells, config, notebook_id, folder, {**result, "reason": why}, path,
+                                   None, staged)
             progress and progress(result["student_id"])
         gb.db.commit()
     return folder, flags
@@ -360,6 +465,7 @@ def prepared(release_cells, assignment, notebook_id, work):
     writes the database (sanitising notebooks is about half the phase's time)."""
     global _PREPARING
     _PREPARING = (release_cells, assignment, notebook_id)
+    student_text.is_safe_markdown("")      # nbconvert's parser built once, before the workers fork
     jobs = min(os.cpu_count() or 1, max(1, len(work) // 8))
     if jobs == 1:
         yield from map(_prepare_one, work)
@@ -433,17 +539,23 @@ def shown(path, start):
     return str(path) if relative.startswith("..") else relative
 
 
+JUPYTER_CONFIG = REPO / "jupyter_server_config.json"   # the course's Content-Security-Policy (README)
+
+
 def formgrader_hint(folder):
-    """How to open formgrader on the course folder: the exact command, from the current folder."""
+    """How to open formgrader on the course folder: the exact command, from the current folder,
+    with the course's Jupyter config (its Content-Security-Policy)."""
     folder, here = Path(folder).resolve(), Path.cwd().resolve()
     jupyter = Path(sys.executable).parent / "jupyter"
     where = shown(folder, here)
+    absolute = where.startswith("/") or shown(jupyter, here).startswith("/")
     if not jupyter.exists():
         command = "jupyter lab"
-    elif where.startswith("/") or shown(jupyter, here).startswith("/"):
+    elif absolute:
         command = f"{jupyter} lab"
     else:
         command = f"{os.path.relpath(jupyter, folder)} lab"
+    command += f" --config={JUPYTER_CONFIG if absolute else os.path.relpath(JUPYTER_CONFIG, folder)}"
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command += " --allow-root"      # Jupyter refuses to start as root without it
     prefix = "" if where == "." else f"cd {where} && "

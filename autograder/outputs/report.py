@@ -1,10 +1,13 @@
 """What grading writes: grades.csv, results/<student>.json, feedback/<student>.html, and the
 table printed at the end. Feedback shows scores, what failed and hints: never hidden inputs,
-hidden test code or reference code (the results hold none of them to begin with)."""
+hidden test code or reference code (the results hold none of them to begin with). Every string
+on a page or in the printed table is text: HTML-escaped, its control characters removed."""
 import html
 import json
 from collections import Counter
 from pathlib import Path
+
+from autograder.outputs.student_text import printable
 
 STATUS_WORDS = {
     "passed": "correct", "partial": "partly correct", "failed": "incorrect",
@@ -67,6 +70,11 @@ def fmt(number):
     return "0" if text == "-0" else text
 
 
+def text(value):
+    """A string for a page: control characters removed, then HTML-escaped."""
+    return html.escape(printable(value, newlines=True))
+
+
 def late_html(result, penalty=None):
     """The late paragraph: when, how late, and the penalty (`penalty`: the gradebook's, on auto +
     written points, when the page shows them; else the auto-graded score's). Times to the minute."""
@@ -76,8 +84,8 @@ def late_html(result, penalty=None):
         return ""
     hours = late["seconds_late"] / 3600
     submitted = f"{str(late['submitted'])[:16]} UTC" if late.get("submitted") else "at an unknown time"
-    return (f"<p class='late'><b>Late:</b> submitted {html.escape(submitted)}, {hours:.1f} h after the "
-            f"due date; late penalty {fmt(penalty)} point(s). {html.escape(late.get('policy', ''))}</p>")
+    return (f"<p class='late'><b>Late:</b> submitted {text(submitted)}, {hours:.1f} h after the "
+            f"due date; late penalty {fmt(penalty)} point(s). {text(late.get('policy', ''))}</p>")
 
 
 def manual_html(manual):
@@ -86,7 +94,7 @@ def manual_html(manual):
     "final", "max_score", "pending"} (scores.Final.for_feedback)."""
     if not manual:
         return ""
-    e = html.escape
+    e = text
     rows = []
     for q in manual["questions"]:
         points = "not graded yet" if q["score"] is None else fmt(q["score"])
@@ -103,15 +111,15 @@ def manual_html(manual):
 
 def breakdown(manual):
     """'auto-graded 18 + written answers 3 - late penalty 21': how the final score is made."""
-    text = f"auto-graded exercises {fmt(manual['auto'])} + written answers {fmt(manual['written'])}"
-    return text + (f" - late penalty {fmt(manual['late_penalty'])}" if manual["late_penalty"] else "")
+    parts = f"auto-graded exercises {fmt(manual['auto'])} + written answers {fmt(manual['written'])}"
+    return parts + (f" - late penalty {fmt(manual['late_penalty'])}" if manual["late_penalty"] else "")
 
 
 def feedback_html(result, manual=None):
     """The student's page; with `manual` (what the gradebook holds: the TA's points and comments,
     overrides, the late penalty on auto + written points), the written answers and the final
     score too. Its header, exercise table, late paragraph and last line show the same numbers."""
-    e = html.escape
+    e = text
     rows = []
     overrides = (manual or {}).get("exercises") or {}
     for ex in result["exercises"]:
@@ -167,11 +175,12 @@ def table(config, results):
     the late penalty, the total after it), then the class average per column."""
     ids = list(config.points)
     short = [i.replace("lstm_", "")[:14] for i in ids]
-    width = max([len("student")] + [len(r["student_id"]) for r in results])
+    ids_shown = {r["student_id"]: printable(r["student_id"]) for r in results}
+    width = max([len("student")] + [len(shown) for shown in ids_shown.values()])
     lines = [f"{'student':<{width}}  " + "  ".join(f"{s:>14}" for s in short) + f"  {'late':>7}  {'total':>7}"]
     for r in results:
         points = {e["id"]: e["points"] for e in r["exercises"]}
-        lines.append(f"{r['student_id']:<{width}}  " + "  ".join(f"{fmt(points.get(i, 0)):>14}" for i in ids)
+        lines.append(f"{ids_shown[r['student_id']]:<{width}}  " + "  ".join(f"{fmt(points.get(i, 0)):>14}" for i in ids)
                      + f"  {fmt(-late_penalty(r)):>7}  {fmt(total(r)):>7}"
                      + (f"  ({r['status']})" if r["status"] != "graded" else ""))
     if results:

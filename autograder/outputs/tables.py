@@ -3,8 +3,11 @@
 A text cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return is read by Excel,
 LibreOffice and Google Sheets as a formula (a student id `=HYPERLINK(...)` would be a live
 link in the TA's gradebook). Such a cell gets a leading apostrophe, OWASP's advice; numbers,
-negative ones included, are written as they are."""
+negative ones included, are written as they are. Control characters (a student's ANSI codes)
+are removed first."""
 import csv
+
+from autograder.outputs.student_text import printable
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -18,10 +21,10 @@ def _is_number(text):
 
 
 def safe(value):
-    """One cell as text a spreadsheet shows as text (numbers stay numbers)."""
+    """One cell as text a spreadsheet shows as text (numbers stay numbers), without control characters."""
     if value is None:
         return ""
-    text = str(value)
+    text = printable(value, newlines=True)
     if text.startswith(FORMULA_START) and not (isinstance(value, (int, float)) or _is_number(text)):
         return "'" + text
     return text

@@ -6,15 +6,21 @@ Recognised, file by file (CONTRACT section 4):
   the student is the Canvas user id; Canvas's renamed copies (`lstm-1.ipynb`) are accepted;
 - Moodle "Download all submissions": folders `<Full Name>_<participant id>_assignsubmission_file_`;
   the student is the participant id;
-- nbgrader's own layout `<student>/<A>/<file>.ipynb` (its timestamp.txt is kept);
+- nbgrader's own layout `<student>/<A>/<file>.ipynb` (its timestamp.txt, which nbgrader's
+  exchange writes, is kept);
 - a flat folder of `<student>.ipynb`, or `<student>/<file>.ipynb`.
 A single wrapper folder around everything (`submissions/...`) is looked through.
 
 The notebook is placed under the release notebook's name (a renamed `lstm (1).ipynb` included,
 and said so). Of several notebooks from one student the newest is kept and the others are
-named. The time is the zip entry's (its UTC extra field, else its date taken as UTC) or the
-file's modification time; a time is written as nbgrader's timestamp.txt. Canvas's LATE_ mark
-is shown but is not a time. Every file not placed is listed with the reason.
+named. The time is what the LMS recorded: the zip entry's (its UTC extra field, else its date
+taken as UTC) or the file's modification time; a time is written as nbgrader's timestamp.txt.
+Never a file inside a student's upload: a `timestamp.txt` counts only in nbgrader's own
+layout, never inside a Canvas or Moodle submission. Canvas's LATE_ mark is shown but is not a
+time, though a disagreement between it and the time against grading.yml's due date is
+said. A placed notebook keeps only `kernelspec` and `language_info` of its notebook-level
+metadata. Every file not placed is listed with the reason. Whatever is printed (file names
+included) is stripped of control characters first: no student's ANSI codes reach the terminal.
 """
 import io
 import re
@@ -25,11 +31,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from autograder.outputs.late import TIMESTAMP_FILE, format_time, parse_time
+from autograder.outputs.student_text import printable
 
 NOTES_FILE = ".collect-notes.txt"   # beside the placed notebook: what collect found, for the results and feedback
 CANVAS = re.compile(r"^(?P<name>[^_/]+?)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<sid>\d+)_(?P<file>.+)$")
 MOODLE = re.compile(r"^(?P<name>.+)_(?P<pid>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_?$")
 JUNK = ("__MACOSX", ".DS_Store", ".ipynb_checkpoints", "Thumbs.db")
+KEPT_METADATA = {"kernelspec", "language_info"}     # a placed notebook's metadata: nothing that acts
 
 
 class CollectError(Exception):
@@ -99,6 +107,7 @@ class Report:
     not_on_roster: list = field(default_factory=list)
 
     def text(self, into):
+        """The report as printed: every line stripped of control characters."""
         lines = [f"Placed {len(self.placed)} submission(s) in {into}:"]
         lines += [f"  {student:<16} <- {source}{f'  ({note})' if note else ''}" for student, source, note in self.placed]
         if self.dropped:
@@ -113,7 +122,7 @@ class Report:
         if self.not_on_roster:
             lines.append(f"Not on the roster ({len(self.not_on_roster)}; placed anyway): "
                          f"{', '.join(self.not_on_roster)}")
-        return "\n".join(lines)
+        return "\n".join(printable(line) for line in lines)
 
 
 def zip_time(info):
@@ -151,14 +160,16 @@ def entries(download):
         raise CollectError(f"{download} is neither a zip file nor a folder")
     else:
         raise CollectError(f"{download} does not exist")
-    while found and all(len(e.parts) > 1 and e.parts[0] == found[0].parts[0] for e in found):
+    while found and all(len(e.parts) > 1 and e.parts[0] == found[0].parts[0] for e in found) \
+            and not MOODLE.match(found[0].parts[0]):     # a Moodle download of one student is no wrapper
         for entry in found:
             entry.parts = entry.parts[1:]
     return found
 
 
 def valid_id(text):
-    return bool(text) and text not in (".", "..") and "/" not in text and "\\" not in text
+    """A name that can be a student's folder: not empty, no path, no control character."""
+    return bool(text) and text not in (".", "..") and "/" not in text and "\\" not in text and printable(text) == text
 
 
 def classify(entry, assignment):
@@ -167,7 +178,9 @@ def classify(entry, assignment):
     if any(p in JUNK for p in parts):
         return "operating-system or Jupyter clutter"
     if name == TIMESTAMP_FILE:
-        return None                       # read with its notebook (nbgrader layout)
+        if nbgrader_timestamp(entry, assignment):
+            return None                   # read with its notebook
+        return "a timestamp.txt inside a submission, not read: times come from what the LMS recorded"
     is_notebook = name.lower().endswith(".ipynb")
     for folder in parts[:-1]:
         moodle = MOODLE.match(folder)
@@ -205,13 +218,38 @@ def submission_time(candidate, stamps):
     return stamps.get(candidate.entry.parts[:-1]) or candidate.entry.time
 
 
-def collect(download, assignment, notebook, into, roster=None):
-    """Place a download under `into`; roster: [roster.Student] or None. Returns a Report."""
+def nbgrader_timestamp(entry, assignment):
+    """True for a timestamp.txt of nbgrader's own layout (`<student>/<assignment>/timestamp.txt`,
+    written by nbgrader's exchange); False for any other, such as one a student uploaded to
+    Canvas or Moodle among their files."""
+    parts = entry.parts
+    return (len(parts) == 3 and parts[-1] == TIMESTAMP_FILE and parts[1] == assignment
+            and not any(MOODLE.match(p) or CANVAS.match(p) for p in parts))
+
+
+def canvas_disagrees(candidate, when, late):
+    """What to say when Canvas's LATE_ mark and the time against grading.yml's late policy
+    disagree (a due date or an extension that differs, or a zip time read in the wrong zone),
+    else None."""
+    if late is None or when is None or candidate.order < 0:
+        return None
+    computed = late.seconds_late(when) > 0
+    if candidate.late_mark and not computed:
+        return "Canvas marks it LATE, but by grading.yml's due date it is on time: check the due dates"
+    if computed and not candidate.late_mark:
+        return ("Canvas does not mark it LATE, but by grading.yml's due date it is late: check for an "
+                "extension in Canvas and the due dates")
+    return None
+
+
+def collect(download, assignment, notebook, into, roster=None, late=None):
+    """Place a download under `into`; roster: [roster.Student] or None; late: grading.yml's
+    late policy (or None), against which Canvas's LATE_ marks are checked. Returns a Report."""
     into, report = Path(into), Report()
     found = entries(download)
     stamps = {}
     for entry in found:
-        if entry.parts[-1] == TIMESTAMP_FILE:
+        if nbgrader_timestamp(entry, assignment):
             try:
                 stamps[entry.parts[:-1]] = parse_time(entry.read().decode("utf-8", "replace").strip())
             except (ValueError, OverflowError):
@@ -240,6 +278,9 @@ def collect(download, assignment, notebook, into, roster=None):
         if keep.late_mark:
             notes.append("marked LATE by Canvas")
         notes.append(f"submitted {format_time(when)[:19]} UTC" if when else "no time known")
+        disagreement = canvas_disagrees(keep, when, late)
+        if disagreement:
+            notes.append(disagreement)
         place(into / student / assignment, notebook, keep.entry.read(), when)
         tell(into / student / assignment, told)
         report.placed.append((student, keep.shown, "; ".join(notes)))
@@ -259,12 +300,30 @@ def collect(download, assignment, notebook, into, roster=None):
     return report
 
 
+def without_extension_metadata(content):
+    """The notebook's bytes with its notebook-level metadata reduced to `kernelspec` and
+    `language_info`: another key (jupytext's pairing, widget state) would act when a TA opens
+    and saves the file in Jupyter. Bytes that are not a notebook, or hold nothing else, are
+    returned as they are (the grader judges them, and the same bytes meet the same inputs)."""
+    import json
+    try:
+        nb = json.loads(content)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return content
+    metadata = nb.get("metadata") if isinstance(nb, dict) else None
+    if not isinstance(metadata, dict) or set(metadata) <= KEPT_METADATA:
+        return content
+    nb["metadata"] = {key: value for key, value in metadata.items() if key in KEPT_METADATA}
+    return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def place(folder, notebook, content, when):
-    """Write one submission: the notebook, and timestamp.txt when its time is known."""
+    """Write one submission: the notebook (without_extension_metadata), and timestamp.txt when
+    its time is known."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.ipynb"):
         old.unlink()
-    (folder / notebook).write_bytes(content)
+    (folder / notebook).write_bytes(without_extension_metadata(content))
     stamp = folder / TIMESTAMP_FILE
     if when is not None:
         stamp.write_text(format_time(when) + "\n")

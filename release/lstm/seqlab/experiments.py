@@ -1,12 +1,15 @@
 """The experiments of Sections 3.5 and 3.6, run on injected functions (the student's own LSTM).
 
-    available(needs, **fns)                 are the student's functions implemented? (prints why not)
+    available(**fns)                        do the student's functions pass their checks? (prints why not)
     rnn_gradient_norms(T, ...)              ||dL/dh_t|| for every t, vanilla RNN, loss on the last step
+    rnn_recurrent_matrix, largest_singular_value   its W_h, and how much W_h can stretch a vector
+    exploding_run(clip_fn)                  a vanilla RNN with large W_h trained by SGD, clipped or not
     lstm_gradient_norms(step_forward, step_backward, T, ...)   the same for an LSTM
     lstm_gradient_flow(step_forward, step_backward, T, ...)    ||dL/dh_t||, ||dL/dc_t||, mean gates
     decay_summary(norms)                    per-step factors, minimum, growth: Section 3.5's numbers
     adding_problem_comparison(lstm_forward, lstm_backward, clip_fn)   train LSTM and RNN, T = 50
     adding_summary(results)                 test errors, when the LSTM solves it, gradient norms
+    gru_adding_run(clip_fn)                 seqlab's GRU on the same adding problem
     train_char_model(lstm_forward, lstm_backward, clip_fn, text)      character-level language model
 
 Only numpy is imported at import time.
@@ -25,38 +28,52 @@ def _names(names):
 
 
 def available(**fns):
-    """True when every given function runs on a tiny LSTM problem without NotImplementedError.
+    """True when every given function, and every exercise it calls, passes its public check.
 
     Keyword arguments: any of sigmoid, lstm_gates, lstm_step_forward, lstm_forward,
-    lstm_step_backward, lstm_backward, clip_grad_norm (the student's functions).
-    When one is not implemented yet (the untouched release), prints one line to stdout that
-    says which functions the demo needs, and returns False. Other errors are raised: they
-    are bugs the student should see.
+    lstm_step_backward, lstm_backward, clip_grad_norm (the student's functions). The exercises
+    they call (lstm_step_forward calls lstm_gates, which calls sigmoid) are found in their own
+    globals and checked too, and a backward check uses the given forward pass (else the one
+    the backward function can see). Otherwise prints what the demo needs and, when something
+    is written but wrong, which exercise to fix first and what its check says; returns False.
+    An experiment run on a function that fails its check would describe the bug, not the LSTM.
     """
-    rng = np.random.default_rng(0)
-    N, T, D, H = 2, 3, 2, 3
-    x = rng.normal(size=(N, T, D))
-    h0 = rng.normal(size=(N, H))
-    Wx, Wh, b = rng.normal(size=(D, 4 * H)), rng.normal(size=(H, 4 * H)), rng.normal(size=4 * H)
-    try:
-        if "sigmoid" in fns:
-            fns["sigmoid"](x)
-        if "lstm_gates" in fns:
-            fns["lstm_gates"](x[:, 0], h0, Wx, Wh, b)
-        if "lstm_step_forward" in fns:
-            _, _, cache = fns["lstm_step_forward"](x[:, 0], h0, h0, Wx, Wh, b)
-            if "lstm_step_backward" in fns:
-                fns["lstm_step_backward"](h0, h0, cache)
-        if "lstm_forward" in fns:
-            h, cache = fns["lstm_forward"](x, h0, Wx, Wh, b)
-            if "lstm_backward" in fns:
-                fns["lstm_backward"](np.ones_like(h), cache)
-        if "clip_grad_norm" in fns:
-            fns["clip_grad_norm"]({"W": Wx, "b": b}, 1.0)
-    except NotImplementedError:
+    from . import checks
+    order = checks._EXERCISES
+    todo = {n: f for n, f in fns.items() if n in order}
+    for f in list(todo.values()):
+        for n, g in checks.calls(f).items():
+            todo.setdefault(n, g)
+    failures, missing = {}, []
+    for n in sorted(todo, key=order.index):
+        space = dict(getattr(todo[n], "__globals__", {}))
+        space.update(todo)
+        exc = checks.failure_of(n, todo[n], space)
+        if isinstance(exc, checks.NotImplementedYet):
+            if not str(exc).startswith((f"{n} calls ", f"{n} cannot be checked yet")):
+                missing.append(n)       # not: written, but calls (or needs) one that is not
+        elif exc is not None:
+            failures[n] = exc
+    if not failures and not missing:
+        return True
+    if not failures:
         print(MESSAGE.format(_names(fns)))
+        if set(missing) - set(fns):
+            print(f"Not implemented yet: {_names(checks.exercise_label(n) for n in missing)}.")
         return False
-    return True
+    first = next(iter(failures))
+    said = str(failures[first])
+    said = said[len(first) + 2:] if said.startswith(first + ": ") else said
+    print(f"This experiment does not run yet: it needs {_names(fns)} from Section 3.4, and run on a "
+          f"function that fails its check its numbers would describe the bug, not the LSTM.")
+    print(f"Fix {checks.exercise_label(first)} first: its check says: {' '.join(said.split())}")
+    others = [checks.exercise_label(n) for n in failures if n != first]
+    if others:
+        print(f"Also failing their checks: {_names(others)}.")
+    if missing:
+        print(f"Not implemented yet: {_names(missing)}.")
+    print("Run the check cells of Section 3.4 (or the progress cell) until they pass, then this cell again.")
+    return False
 
 
 # ------------------------------------------------------------------ vanishing gradients
@@ -89,6 +106,48 @@ def rnn_gradient_norms(T=100, N=16, D=4, H=32, seed=0, weight_scale=1.0):
         norms[t] = np.linalg.norm(dh)
         _, dh, _, _, _ = layers.rnn_step_backward(dh, caches[t])
     return norms
+
+
+def rnn_recurrent_matrix(H=32, D=4, seed=0, weight_scale=1.0):
+    """The W_h of rnn_gradient_norms with the same arguments, (H, H)."""
+    return models.init_params(D, H, 1, 1, np.random.default_rng(seed))["Wh"] * weight_scale
+
+
+def largest_singular_value(W):
+    """The largest singular value of W: the most W can stretch a vector (its spectral norm)."""
+    return float(np.linalg.svd(W, compute_uv=False)[0])
+
+
+# A vanilla RNN whose recurrent weights are 4 times init_params' (largest singular value about
+# 4.2), trained on the adding problem with plain SGD, where a gradient's size is the step's.
+EXPLODING = dict(T=50, H=16, batch=32, steps=200, lr=0.1, weight_scale=4.0, max_norm=1.0, seed=0)
+
+
+def exploding_run(clip_fn=None):
+    """Train the vanilla RNN of EXPLODING with plain SGD (p -= lr * g), clipping the gradients
+    with clip_fn at EXPLODING["max_norm"] when given. Same batches with or without clipping.
+    returns {"loss": [...], "grad_norm": [...]} per step (the norm before clipping); the run
+    stops early if the loss stops being finite."""
+    cfg = EXPLODING
+    rng = np.random.default_rng(cfg["seed"])
+    params = models.init_params(2, cfg["H"], 1, 1, rng)
+    params["Wh"] *= cfg["weight_scale"]
+    model = models.SequenceModel(params, layers.rnn_forward, layers.rnn_backward, readout="last")
+    history = {"loss": [], "grad_norm": []}
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(cfg["steps"]):
+            x, y = data.adding_problem(cfg["batch"], cfg["T"], rng)
+            loss, grads = model.loss_and_grads(x, y)
+            norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+            history["loss"].append(float(loss))
+            history["grad_norm"].append(norm)
+            if not (np.isfinite(loss) and np.isfinite(norm)):
+                break
+            if clip_fn is not None:
+                grads, _ = clip_fn(grads, cfg["max_norm"])
+            for k in params:
+                params[k] -= cfg["lr"] * grads[k]
+    return history
 
 
 def _logistic(z):
@@ -189,6 +248,10 @@ def decay_summary(norms):
 
 # ------------------------------------------------------------------ the adding problem
 
+# The target is the sum of two values uniform in [0, 1): its mean is 1 and its variance 2/12,
+# the error of a model that always predicts the mean.
+BASELINE = 1 / 6
+
 # Settings found by tests/test_adding_problem.py: with them the LSTM reaches test MSE < 0.01
 # and the vanilla RNN stays at the baseline 1/6 (predicting the mean).
 ADDING = dict(T=50, H=8, batch=32, steps=800, lr=3e-2, max_norm=1.0, seed=5, test_seed=1234,
@@ -196,11 +259,13 @@ ADDING = dict(T=50, H=8, batch=32, steps=800, lr=3e-2, max_norm=1.0, seed=5, tes
 
 
 def adding_problem_comparison(lstm_forward, lstm_backward, clip_fn=None, T=None, steps=None,
-                              log_every=0):
+                              log_every=0, forget_bias=None, lstm_only=False):
     """Train an LSTM (the given forward/backward) and a vanilla RNN on the adding problem.
 
     Both models have the same hidden size, initial random stream, batches and optimiser
-    (Adam, gradient clipping with clip_fn at max_norm when clip_fn is given).
+    (Adam, gradient clipping with clip_fn at max_norm when clip_fn is given). forget_bias:
+    the LSTM's initial forget-gate bias (default init_params', 1); lstm_only: train the LSTM
+    only (the result has no "vanilla RNN" entry).
     returns {"LSTM": {"loss", "grad_norm", "test_mse"}, "vanilla RNN": {...}, "baseline": var(y_test)}.
     """
     cfg = dict(ADDING)
@@ -211,8 +276,12 @@ def adding_problem_comparison(lstm_forward, lstm_backward, clip_fn=None, T=None,
     for label, fwd, bwd, gates in (("LSTM", lstm_forward, lstm_backward, 4),
                                    ("vanilla RNN", layers.rnn_forward, layers.rnn_backward, 1)):
         rng = np.random.default_rng(cfg["seed"])
-        model = models.SequenceModel(models.init_params(2, cfg["H"], 1, gates, rng), fwd, bwd,
-                                     readout="last")
+        params = models.init_params(2, cfg["H"], 1, gates, rng)
+        if gates == 4 and forget_bias is not None:
+            params["b"][cfg["H"]:2 * cfg["H"]] = forget_bias
+        if gates == 1 and lstm_only:
+            break
+        model = models.SequenceModel(params, fwd, bwd, readout="last")
         if log_every:
             print(label)
         history = models.train(model, lambda: data.adding_problem(cfg["batch"], T, rng), steps,
@@ -224,13 +293,31 @@ def adding_problem_comparison(lstm_forward, lstm_backward, clip_fn=None, T=None,
     return results
 
 
+def gru_adding_run(clip_fn=None):
+    """Train seqlab's GRU (seqlab.layers.gru_forward, Cho et al.'s form) on the adding problem
+    exactly as adding_problem_comparison trains the LSTM: the same hidden size, random stream,
+    batches, optimiser and clipping. returns its history, with "test_mse"."""
+    cfg = dict(ADDING)
+    x_test, y_test = data.adding_problem(cfg["n_test"], cfg["T"], np.random.default_rng(cfg["test_seed"]))
+    rng = np.random.default_rng(cfg["seed"])
+    model = models.SequenceModel(models.init_params(2, cfg["H"], 1, 3, rng), layers.gru_forward,
+                                 layers.gru_backward, readout="last")
+    history = models.train(model, lambda: data.adding_problem(cfg["batch"], cfg["T"], rng), cfg["steps"],
+                           optim.Adam(lr=cfg["lr"]), clip_fn=clip_fn,
+                           max_norm=cfg["max_norm"] if clip_fn is not None else None)
+    history["test_mse"] = float(np.mean((model.predict(x_test) - y_test) ** 2))
+    return history
+
+
 def adding_summary(results, window=20):
     """The numbers Section 3.5 quotes about a run of adding_problem_comparison.
 
     returns a dict:
-        "test_mse"        {"LSTM": ..., "vanilla RNN": ...} and "baseline" (predicting the mean)
+        "test_mse"        {"LSTM": ..., "vanilla RNN": ...}
+        "baseline"        1/6, the error of always predicting the mean target 1 (its variance)
+        "test_variance"   the test set's own variance: what predicting its mean scores there
         "solved_step"     the first step at which the LSTM's training loss, averaged over the
-                          `window` steps that end there, is below a tenth of the baseline
+                          `window` steps that end there, is below a tenth of the baseline 1/6
                           (None when it never is)
         "rnn_above"       the fraction of steps at which the vanilla RNN's gradient norm (before
                           clipping) is larger than the LSTM's
@@ -245,7 +332,7 @@ def adding_summary(results, window=20):
     """
     out = {"test_mse": {}, "median_norm": {}, "clipped": {}, "output_share": {}, "peak_step": {},
            "clipped_steps": {},
-           "baseline": results["baseline"]}
+           "baseline": BASELINE, "test_variance": results["baseline"]}
     norms = {}
     for name in ("LSTM", "vanilla RNN"):
         hist = results[name]
@@ -265,11 +352,22 @@ def adding_summary(results, window=20):
     loss = np.asarray(results["LSTM"]["loss"], dtype=float)
     if len(loss) >= window:
         avg = np.convolve(loss, np.ones(window) / window, mode="valid")
-        below = np.flatnonzero(avg < results["baseline"] / 10)
+        below = np.flatnonzero(avg < BASELINE / 10)
         out["solved_step"] = int(below[0]) + window if below.size else None
     else:
         out["solved_step"] = None
     return out
+
+
+def solved_step(loss, window=20):
+    """The first step at which a training loss on the adding problem, averaged over the
+    `window` steps that end there, is below a tenth of the baseline 1/6 (None if never)."""
+    loss = np.asarray(loss, dtype=float)
+    if len(loss) < window:
+        return None
+    avg = np.convolve(loss, np.ones(window) / window, mode="valid")
+    below = np.flatnonzero(avg < BASELINE / 10)
+    return int(below[0]) + window if below.size else None
 
 
 # ------------------------------------------------------------------ character-level model

@@ -1,4 +1,4 @@
-"""Building blocks around the recurrence: vanilla RNN, output layer and losses.
+"""Building blocks around the recurrence: vanilla RNN, GRU, output layer and losses.
 
 Conventions (the same as the LSTM exercises):
     N batch size, T time steps, D input size, H hidden size, M (or V) output size.
@@ -78,6 +78,61 @@ def rnn_backward(dh, cache):
     dWx = x.reshape(N * T, -1).T @ rows
     dWh = prev_h.reshape(N * T, H).T @ rows
     return dx, dprev_h, dWx, dWh, rows.sum(axis=0)
+
+
+def _logistic(z):
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0, e) / (1.0 + e)
+
+
+def gru_forward(x, h0, Wx, Wh, b):
+    """A GRU in Cho et al.'s form (Section 3.5) over a whole sequence.
+
+    x (N, T, D), h0 (N, H), Wx (D, 3H), Wh (H, 3H), b (3H,): the 3H columns are the blocks
+    [z | r | n] (update gate, reset gate, candidate). At every step
+        z = sigmoid(x_t Wx_z + h Wh_z + b_z),  r = sigmoid(x_t Wx_r + h Wh_r + b_r)
+        n = tanh(x_t Wx_n + (r * h) Wh_n + b_n),  h_t = (1 - z) * n + z * h
+    returns h (N, T, H) and the cache gru_backward needs.
+    """
+    N, T, _ = x.shape
+    H = h0.shape[1]
+    a_x = x @ Wx + b                                  # (N, T, 3H): the input's part, all steps
+    h = np.empty((N, T, H), np.result_type(x, h0, Wx))
+    gates = np.empty((N, T, 3 * H), h.dtype)          # z, r, n of every step
+    prev = h0
+    for t in range(T):
+        zr = _logistic(a_x[:, t, :2 * H] + prev @ Wh[:, :2 * H])
+        z, r = zr[:, :H], zr[:, H:]
+        n = np.tanh(a_x[:, t, 2 * H:] + (r * prev) @ Wh[:, 2 * H:])
+        prev = (1.0 - z) * n + z * prev
+        gates[:, t, :2 * H], gates[:, t, 2 * H:], h[:, t] = zr, n, prev
+    return h, (x, h0, Wx, Wh, gates, h)
+
+
+def gru_backward(dh, cache):
+    """Backpropagation through time for gru_forward: the gradients of sum(dh * h),
+    (dx, dh0, dWx, dWh, db)."""
+    x, h0, Wx, Wh, gates, h = cache
+    N, T, H = h.shape
+    dx, dWx, dWh, db = np.zeros_like(x), np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(3 * H)
+    carried = np.zeros_like(h0)
+    for t in reversed(range(T)):
+        prev = h[:, t - 1] if t > 0 else h0
+        z, r, n = gates[:, t, :H], gates[:, t, H:2 * H], gates[:, t, 2 * H:]
+        d = dh[:, t] + carried                        # the gradient on h_t
+        da_n = d * (1.0 - z) * (1.0 - n * n)
+        drh = da_n @ Wh[:, 2 * H:].T                  # on r * prev
+        da_z = d * (prev - n) * z * (1.0 - z)
+        da_r = drh * prev * r * (1.0 - r)
+        da_zr = np.concatenate([da_z, da_r], axis=1)
+        da = np.concatenate([da_zr, da_n], axis=1)
+        carried = d * z + drh * r + da_zr @ Wh[:, :2 * H].T
+        dx[:, t] = da @ Wx.T
+        dWx += x[:, t].T @ da
+        dWh[:, :2 * H] += prev.T @ da_zr
+        dWh[:, 2 * H:] += (r * prev).T @ da_n
+        db += da.sum(axis=0)
+    return dx, carried, dWx, dWh, db
 
 
 def temporal_affine_forward(h, W, b):

@@ -46,11 +46,16 @@ def _box(ax, xy, w, h, text, colour, fontsize=12, text_colour="white", rounding=
     ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, color=text_colour, zorder=4)
 
 
-def _arrow(ax, start, end, colour="black", lw=1.4, style="-|>", connection="arc3", shrink=0.0):
+def _arrow(ax, start, end, colour="black", lw=1.4, style="-|>", connection="arc3", shrink=0.0,
+           over=False, halo="white"):
+    """An arrow; over=True draws it above the other arrows with a halo, so that where two
+    lines cross, this one visibly passes over the other."""
+    from matplotlib import patheffects
     from matplotlib.patches import FancyArrowPatch
+    effects = [patheffects.withStroke(linewidth=lw + 5, foreground=halo)] if over else None
     ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=13, color=colour,
                                  linewidth=lw, connectionstyle=connection, shrinkA=shrink,
-                                 shrinkB=shrink, zorder=2))
+                                 shrinkB=shrink, zorder=2.5 if over else 2, path_effects=effects))
 
 
 def _circle(ax, xy, text, r=0.22, colour="white", fontsize=13):
@@ -116,7 +121,7 @@ def draw_lstm_cell(ax=None):
     multiplies tanh(c_t) to give h_t. Returns the figure."""
     fig, ax = _axes(ax, (9.5, 5.6))
     top, mid, bot = 4.0, 2.2, 0.6           # cell-state line, gate row, [h_{t-1}, x_t] line
-    xf, xi, xg, xo = 2.0, 3.4, 4.6, 6.4      # gate columns
+    xi, xf, xg, xo = 2.0, 3.4, 4.6, 6.4      # gate columns, in the order of the 4H columns
     x_mul_f, x_add, x_mul_o = xf, xg, xo + 1.0
 
     # frame of the cell
@@ -140,15 +145,15 @@ def draw_lstm_cell(ax=None):
     ax.text(1.55, -0.45, "$x_t$", fontsize=13, ha="left")
 
     # gates
-    gates = [(xf, "$\\sigma$", "$f_t$", GATE), (xi, "$\\sigma$", "$i_t$", GATE),
+    gates = [(xi, "$\\sigma$", "$i_t$", GATE), (xf, "$\\sigma$", "$f_t$", GATE),
              (xg, "tanh", "$g_t$", CAND), (xo, "$\\sigma$", "$o_t$", GATE)]
     for gx, fn, label, colour in gates:
         ax.plot([gx, gx], [bot, mid - 0.3], color="black", lw=1.4, zorder=1)
         _box(ax, (gx, mid), 0.8, 0.6, fn, colour, fontsize=12, text_colour="black")
         ax.text(gx + 0.45, mid + 0.45, label, fontsize=12, ha="left", va="center")
-    _arrow(ax, (xf, mid + 0.3), (x_mul_f, top - 0.22))                       # f -> x
+    _arrow(ax, (xf, mid + 0.3), (x_mul_f, top - 0.22), over=True, halo="#F4F4F4")   # f -> x
     _circle(ax, (x_add, mid + 1.0), "$\\odot$")                              # i * g
-    _arrow(ax, (xi, mid + 0.3), (x_add - 0.2, mid + 0.9), connection="arc3,rad=-0.2")
+    _arrow(ax, (xi, mid + 0.3), (x_add - 0.2, mid + 0.9), connection="arc3,rad=-0.25")
     _arrow(ax, (xg, mid + 0.3), (x_add, mid + 0.78))
     _arrow(ax, (x_add, mid + 1.22), (x_add, top - 0.22))
 
@@ -185,24 +190,33 @@ def _smooth(values, window):
 
 
 def plot_losses(histories, ax=None, smooth=1, log=True, baseline=None, title="Training loss",
-                ylabel="loss"):
+                ylabel="loss", points=None, exp=False):
     """Training curves. histories: dict label -> list of losses per step, or label -> history
     dict with a "loss" list (what seqlab.models.train returns). smooth: moving-average window
-    in steps. baseline: optional (value, label) drawn as a dashed horizontal line.
-    Returns the figure."""
+    in steps. baseline: optional (value, label) drawn as a dashed horizontal line. points:
+    optional dict label -> (steps, values), curves measured at some steps only (a held-out
+    loss), drawn with markers and not smoothed. exp: plot the exponential of every curve (a
+    cross-entropy becomes a perplexity; smoothing is done before). Returns the figure."""
     fig, ax = _axes(ax, (7.5, 4.2))
+    show = np.exp if exp else np.asarray
     for k, (label, hist) in enumerate(histories.items()):
         loss = hist["loss"] if isinstance(hist, dict) else hist
         y = _smooth(loss, smooth)
         steps = np.arange(len(y)) + (len(loss) - len(y)) + 1
-        ax.plot(steps, y, label=label, color=LINE_COLOURS[k % len(LINE_COLOURS)], lw=1.6)
+        ax.plot(steps, show(y), label=label, color=LINE_COLOURS[k % len(LINE_COLOURS)], lw=1.6)
+    for k, (label, (steps, values)) in enumerate((points or {}).items(), start=len(histories)):
+        ax.plot(steps, show(np.asarray(values, dtype=float)), "o-", label=label, ms=4,
+                color=LINE_COLOURS[k % len(LINE_COLOURS)], lw=1.6)
     if baseline is not None:
         value, label = baseline
         ax.axhline(value, color="grey", ls="--", lw=1.2, label=label)
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("training step")
-    ax.set_ylabel(ylabel + (f" (moving average over {smooth} steps)" if smooth > 1 else ""))
+    if smooth > 1:   # one pair of parentheses: "loss (nats, moving average over 20 steps)"
+        what = f"moving average over {smooth} steps"
+        ylabel = ylabel[:-1] + f", {what})" if ylabel.endswith(")") else f"{ylabel} ({what})"
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
@@ -261,13 +275,13 @@ def draw_step_graph(ax=None):
     def op(xy, label, colour="#EEEEEE", fontsize=12):
         _circle(ax, xy, label, r=0.27, colour=colour, fontsize=fontsize)
 
-    ys = {"f": 4.0, "i": 3.0, "g": 2.0, "o": 1.0}
+    ys = {"i": 4.0, "f": 3.0, "g": 2.0, "o": 1.0}   # top to bottom: the order of the 4H columns
     # inputs and pre-activations
     var((0.6, 2.5), "$x_t,\\ h_{t-1}$", w=1.15)
     op((1.95, 2.5), "aff", fontsize=9)
     _arrow(ax, (1.18, 2.5), (1.68, 2.5))
     ax.text(1.95, 1.95, "$a_t = x_t W_x$\n$+ h_{t-1} W_h + b$", ha="center", va="top", fontsize=9)
-    for name, fn in (("f", "$\\sigma$"), ("i", "$\\sigma$"), ("g", "tanh"), ("o", "$\\sigma$")):
+    for name, fn in (("i", "$\\sigma$"), ("f", "$\\sigma$"), ("g", "tanh"), ("o", "$\\sigma$")):
         y = ys[name]
         colour = orange if name == "f" else "black"
         _arrow(ax, (2.2, 2.5), (3.03, y), colour=colour)
@@ -280,9 +294,9 @@ def draw_step_graph(ax=None):
     # products and sum
     op((5.9, 4.55), "$\\odot$")
     _arrow(ax, (4.85, 5.1), (5.66, 4.68))
-    _arrow(ax, (4.8, 4.0), (5.65, 4.42), colour=orange)
+    _arrow(ax, (4.8, 3.0), (5.68, 4.36), colour=orange, over=True)
     op((5.9, 2.5), "$\\odot$")
-    _arrow(ax, (4.8, 3.0), (5.66, 2.62))
+    _arrow(ax, (4.8, 4.0), (5.66, 2.64))
     _arrow(ax, (4.8, 2.0), (5.66, 2.38))
     op((7.1, 3.5), "$+$")
     _arrow(ax, (6.12, 4.38), (6.88, 3.68))
@@ -312,7 +326,7 @@ def draw_step_graph(ax=None):
     ax.text(10.1, 2.75, "2: through\n$h_t = o_t \\odot \\tanh(c_t)$", color=red, fontsize=10,
             ha="left", va="center")
     ax.text(8.3, 4.55, "$\\delta c_t$ = sum of 1 and 2", color=red, fontsize=11, ha="center")
-    ax.text(5.25, 3.6, "worked\nexample", color=orange, fontsize=9, ha="center", va="center")
+    ax.text(4.3, 3.5, "worked example", color=orange, fontsize=8, ha="center", va="center")
 
     ax.set_xlim(0.0, 12.9)
     ax.set_ylim(0.2, 5.55)

@@ -12,6 +12,7 @@ message names the axis unambiguously.
 The grader uses other, random inputs and shapes: passing these checks is necessary, not
 sufficient.
 """
+import contextlib
 import os
 import re
 import textwrap
@@ -57,6 +58,14 @@ def _num(value):
         return f"{float(value):.6g}"
     except (TypeError, ValueError):
         return repr(value)
+
+
+# sigmoid far in the tails, as float64 rounds the exact value (the smallest are subnormal):
+# a sigmoid that clips x, at +-500 or +-709, is off by many orders of magnitude there.
+SIGMOID_TAIL = np.array([-600.0, -700.0, -709.9, -745.5, -40.0, 40.0, 709.9, 745.5])
+SIGMOID_TAIL_OUT = np.array([float.fromhex(v) for v in (
+    "0x1.4dd4d0d12c071p-866", "0x1.14f2b0fb9307fp-1010", "0x0.38eac7a36430fp-1022", "0x0.0p+0",
+    "0x1.39792499b1a24p-58", "0x1.0p+0", "0x1.0p+0", "0x1.0p+0")])
 
 
 class NotImplementedYet(CheckFailure):
@@ -171,8 +180,13 @@ def _close(name, label, actual, expected, rtol=RTOL, hint=None):
     err = float(diff.max()) / scale if diff.size else 0.0
     if not err <= rtol:
         idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
+        got, want = _num(actual[idx]), _num(expected[idx])
+        digits = 6
+        while got == want and digits < 17:
+            digits += 3
+            got, want = (f"{float(v):.{digits}g}" for v in (actual[idx], expected[idx]))
         msg = (f"{label} is wrong: relative error {err:.2e} (tolerance {rtol:.0e}); largest "
-               f"difference at index {idx}: got {_num(actual[idx])}, expected {_num(expected[idx])}")
+               f"difference at index {idx}: got {got}, expected {want}")
         if hint:
             msg += f". {hint}"
         _fail(name, msg)
@@ -183,9 +197,11 @@ def _unchanged(name, names, before, after):
     for label, b, a in zip(names, before, after):
         if isinstance(b, np.ndarray) and not np.array_equal(a, b):
             _fail(name, f"modified its input `{label}`: a graded function must leave its "
-                        f"arguments unchanged (work on copies: `{label} += ...`, or `d = {label}` "
-                        f"then `d += ...`, changes the caller's array). The grader takes half of this "
-                        f"exercise's points for it, even when every value is right")
+                        f"arguments unchanged. In-place operations such as `{label} *= ...` or "
+                        f"`{label} += ...` (also after `d = {label}`, which is the same array) change "
+                        f"the caller's array; write `d = {label} + ...` or `d = {label} * ...`, which "
+                        f"makes a new array, or start from `{label}.copy()`. The grader takes half of "
+                        f"this exercise's points for it, even when every value is right")
 
 
 def _tuple(name, result, n, labels):
@@ -253,6 +269,23 @@ def check_sigmoid(sigmoid):
     _array(name, "sigmoid on large |x|", out, big.shape)
     _close(name, "sigmoid on large |x| (up to 1e4 in absolute value)", out, fx["big_out"],
            rtol=1e-12, hint="For very negative x, 1/(1+exp(-x)) overflows: use exp(-|x|)")
+    out = _call(name, sigmoid, SIGMOID_TAIL.copy())
+    _array(name, "sigmoid far in the tails", out, SIGMOID_TAIL.shape)
+    err = np.abs(out - SIGMOID_TAIL_OUT)
+    bad = err > 1e-12 * np.abs(SIGMOID_TAIL_OUT) + 2 * 5e-324     # rounding, down to subnormals
+    if bad.any():
+        k = int(np.argmax(bad))
+        if out[k] == 0:
+            _fail(name, f"sigmoid({_num(SIGMOID_TAIL[k])}) is 0, expected {_num(SIGMOID_TAIL_OUT[k])}: your "
+                        f"formula rounds values this small to 0 (as 1 - 1 / (1 + exp(x)) or "
+                        f"0.5 * (1 + tanh(x / 2)) do). Exact to float64 rounding means to a relative "
+                        f"precision, down to the tiny values far in the negative tail: e / (1 + e) with "
+                        f"e = np.exp(-np.abs(x)) keeps them")
+        _fail(name, f"sigmoid({_num(SIGMOID_TAIL[k])}) is {_num(out[k])}, expected "
+                    f"{_num(SIGMOID_TAIL_OUT[k])}: sigmoid must be exact to float64 rounding on the "
+                    f"whole line, and far in the tails the exact value is tiny but not the value at a "
+                    f"clipped x. Did you clip x (to +-500, say) to avoid overflow? No clipping is "
+                    f"needed: e = np.exp(-np.abs(x)) is never larger than 1, so it cannot overflow")
     s = _call(name, sigmoid, np.float64(0.0))
     if not np.isclose(float(np.asarray(s)), 0.5, rtol=0, atol=1e-15):
         _fail(name, f"sigmoid(0.0) should be 0.5, got {_num(s)}")
@@ -260,6 +293,13 @@ def check_sigmoid(sigmoid):
 
 
 def check_lstm_gates(lstm_gates):
+    __tracebackhide__ = True
+    with _upstream_blame("lstm_gates", lstm_gates):
+        _check_lstm_gates(lstm_gates)
+    _ok("lstm_gates")
+
+
+def _check_lstm_gates(lstm_gates):
     __tracebackhide__ = True
     name = "lstm_gates"
     fx = _get(name)
@@ -271,10 +311,16 @@ def check_lstm_gates(lstm_gates):
     for label, out in zip("ifgo", res):
         _array(name, label, out, (N, H), _stacked_hint(H), ("N", "H"))
     _judge(name, dict(zip("ifgo", res)), {g: fx[g] for g in "ifgo"})
-    _ok(name)
 
 
 def check_lstm_step_forward(lstm_step_forward):
+    __tracebackhide__ = True
+    with _upstream_blame("lstm_step_forward", lstm_step_forward):
+        _check_lstm_step_forward(lstm_step_forward)
+    _ok("lstm_step_forward")
+
+
+def _check_lstm_step_forward(lstm_step_forward):
     __tracebackhide__ = True
     name = "lstm_step_forward"
     fx = _get(name)
@@ -288,10 +334,16 @@ def check_lstm_step_forward(lstm_step_forward):
     _array(name, "next_h", next_h, (N, H), _stacked_hint(H), ("N", "H"))
     _array(name, "next_c", next_c, (N, H), _stacked_hint(H), ("N", "H"))
     _judge(name, {"next_h": next_h, "next_c": next_c}, {"next_h": fx["next_h"], "next_c": fx["next_c"]})
-    _ok(name)
 
 
 def check_lstm_forward(lstm_forward):
+    __tracebackhide__ = True
+    with _upstream_blame("lstm_forward", lstm_forward):
+        _check_lstm_forward(lstm_forward)
+    _ok("lstm_forward")
+
+
+def _check_lstm_forward(lstm_forward):
     __tracebackhide__ = True
     name = "lstm_forward"
     fx = _get(name)
@@ -304,7 +356,6 @@ def check_lstm_forward(lstm_forward):
     _unchanged(name, labels, before, args)
     _array(name, "h", h, (N, T, H), _stacked_hint(H), ("N", "T", "H"))
     _judge(name, {"h": h}, {"h": fx["h"]})
-    _ok(name)
 
 
 def check_lstm_step_backward(lstm_step_backward, lstm_step_forward=None):
@@ -346,8 +397,49 @@ def check_lstm_backward(lstm_backward, lstm_forward=None):
     _unchanged(name, ["dh"], before, [dh])
     for label, out in zip(outs, res):
         _array(name, label, out, fx[label].shape, axes=AXES[name][label], sizes=sizes_of(name, fx))
-    _judge(name, dict(zip(outs, res)), {k: fx[k] for k in outs}, _step_backward_note)
+    carried = _carried_story(lstm_backward, fx, dict(zip(outs, res)))
+    _judge(name, dict(zip(outs, res)), {k: fx[k] for k in outs},
+           lambda: carried or _backward_note(lstm_backward, forward))
     _ok(name)
+
+
+def _carried_story(backward, fx, outs):
+    """When the notebook's lstm_step_forward and lstm_step_backward pass their checks, run BPTT
+    on them (no reference: the student's own steps) in the two usual wrong ways; when the
+    student's lstm_backward matches one, say which. '' otherwise."""
+    space = getattr(backward, "__globals__", {})
+    step_f, step_b = space.get("lstm_step_forward"), space.get("lstm_step_backward")
+    if not (callable(step_f) and callable(step_b)) or failure_of("lstm_step_backward", step_b, space):
+        return ""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with np.errstate(all="ignore"):
+                x, h0, Wx, Wh, b, dh = (fx[k].copy() for k in ("x", "h0", "Wx", "Wh", "b", "dh"))
+                N, T, _ = x.shape
+                h, c, caches = h0, np.zeros_like(h0), []
+                for t in range(T):
+                    h, c, cache = step_f(x[:, t], h, c, Wx, Wh, b)
+                    caches.append(cache)
+                stories = {
+                    (False, True): "your lstm_backward gives what BPTT gives when the gradient on h at step t is "
+                                   "dh[:, t] alone: add the gradient carried back from step t + 1, "
+                                   "dnext_h = dh[:, t] + dprev_h. ",
+                    (True, False): "your lstm_backward gives what BPTT gives when the cell-state gradient is not "
+                                   "carried from step to step: pass step t + 1's dprev_c as step t's dnext_c (zero "
+                                   "only after the last step). ",
+                }
+                for (accumulate, carry), words in stories.items():
+                    dprev_h, dprev_c, dx = np.zeros_like(h0), np.zeros_like(h0), np.zeros_like(x)
+                    for t in reversed(range(T)):
+                        got = step_b(dh[:, t] + (dprev_h if accumulate else 0.0),
+                                     dprev_c if carry else np.zeros_like(h0), caches[t])
+                        dx[:, t], dprev_h, dprev_c = got[0], got[1], got[2]
+                    if close(outs["dx"], dx, 1e-6) and not close(dx, fx["dx"], RTOL):
+                        return words
+    except Exception:   # noqa: BLE001 - only a note
+        return ""
+    return ""
 
 
 def check_clip_grad_norm(clip_grad_norm):
@@ -362,7 +454,16 @@ def check_clip_grad_norm(clip_grad_norm):
         res = _tuple(name, _call(name, clip_grad_norm, grads, max_norm), 2,
                      ["clipped", "total_norm"])
         clipped, total = res
+        shared = [k for k in keys if isinstance(clipped, dict) and isinstance(clipped.get(k), np.ndarray)
+                  and np.shares_memory(clipped[k], grads[k])]
         if set(grads) != set(before) or any(not np.array_equal(grads[k], before[k]) for k in keys):
+            if shared:
+                k = shared[0]
+                _fail(name, f"the input arrays were modified: clipped[{k!r}] is the caller's array "
+                            f"grads[{k!r}] itself, scaled in place. dict(grads) or grads.copy() makes a "
+                            f"new dict but keeps the same arrays, so `clipped[k] *= scale` changes the "
+                            f"caller's gradients too. Build new arrays: "
+                            f"`clipped = {{k: g * scale for k, g in grads.items()}}`")
             _fail(name, "the input dict or its arrays were modified; return a new dict of new arrays")
         if not isinstance(clipped, dict):
             _fail(name, f"clipped should be a dict, got {type(clipped).__name__}")
@@ -388,10 +489,262 @@ def check_clip_grad_norm(clip_grad_norm):
         scale = max_norm / (want_total + 1e-6) if want_total > max_norm else 1.0
         for k in keys:
             _array(name, f"clipped[{k!r}]", np.asarray(clipped[k]), before[k].shape)
+            got = np.asarray(clipped[k])
+            if (want_total > max_norm and not close(got, before[k] * scale, 1e-12)
+                    and close(got, before[k] * (max_norm / want_total), 1e-12)):
+                _fail(name, f"clipped[{k!r}] is scaled by max_norm / total_norm = "
+                            f"{max_norm / want_total:.12g}; the scale is max_norm / (total_norm + 1e-6) "
+                            f"= {scale:.12g}, as in PyTorch's clip_grad_norm_. The difference is small "
+                            f"(relative {1e-6 / want_total:.1e} here), but the grader checks it: add the 1e-6")
             _close(name, f"clipped[{k!r}] ({'norm above' if case == 'big' else 'norm below'} "
-                         f"max_norm)", np.asarray(clipped[k]), before[k] * scale,
+                         f"max_norm)", got, before[k] * scale, rtol=1e-12,
                    hint="scale = max_norm / (total_norm + 1e-6) only when total_norm > max_norm")
     _ok(name)
+
+
+# ---------------------------------------------------------------- the optional GRU (not graded)
+
+def _gru_case():
+    rng = np.random.default_rng(23)
+    N, D, H = 2, 3, 4
+    return (rng.normal(size=(N, D)), rng.normal(size=(N, H)), rng.normal(size=(D, 3 * H)) * 0.5,
+            rng.normal(size=(H, 3 * H)) * 0.5, rng.normal(size=3 * H) * 0.5)
+
+
+def _gru_variants(x, h, Wx, Wh, b):
+    """The right next_h of Section 3.5's GRU, and what the usual slips give instead."""
+    H = h.shape[1]
+    logistic = lambda z: 0.5 + 0.5 * np.tanh(0.5 * z)   # noqa: E731
+    a = x @ Wx + b
+    z, r = logistic(a[:, :H] + h @ Wh[:, :H]), logistic(a[:, H:2 * H] + h @ Wh[:, H:2 * H])
+    n = np.tanh(a[:, 2 * H:] + (r * h) @ Wh[:, 2 * H:])
+    z2, r2 = logistic(a[:, H:2 * H] + h @ Wh[:, H:2 * H]), logistic(a[:, :H] + h @ Wh[:, :H])
+    n2 = np.tanh(a[:, 2 * H:] + (r2 * h) @ Wh[:, 2 * H:])
+    return (1 - z) * n + z * h, {
+        "z and 1 - z are swapped: next_h = (1 - z) * n + z * prev_h, so z is the share of the old state "
+        "that is kept": z * n + (1 - z) * h,
+        "the reset gate is applied after the product with Wh_n (PyTorch's form); this exercise uses Cho "
+        "et al.'s form, n = tanh(x Wx_n + (r * prev_h) Wh_n + b_n)":
+            (1 - z) * np.tanh(a[:, 2 * H:] + r * (h @ Wh[:, 2 * H:])) + z * h,
+        "the reset gate is not used: n = tanh(x Wx_n + (r * prev_h) Wh_n + b_n)":
+            (1 - z) * np.tanh(a[:, 2 * H:] + h @ Wh[:, 2 * H:]) + z * h,
+        "z and r are swapped: the 3H columns hold [z | r | n]": (1 - z2) * n2 + z2 * h,
+    }
+
+
+def check_gru_step_forward(gru_step_forward):
+    """The optional GRU exercise of Section 3.5 (not graded): prints its verdict, in a box when
+    something is wrong, and returns True when gru_step_forward is right. It never raises: the
+    exercise is optional, and nothing after it depends on it."""
+    name = "gru_step_forward"
+    args = _gru_case()
+    try:
+        if not callable(gru_step_forward):
+            _fail(name, f"expected a function, got {type(gru_step_forward).__name__}")
+        before = [a.copy() for a in args]
+        out = _call(name, gru_step_forward, *args)
+        _unchanged(name, ["x", "prev_h", "Wx", "Wh", "b"], before, list(args))
+        want, slips = _gru_variants(*before)
+        _array(name, "next_h", out if not isinstance(out, tuple) else out[0], want.shape, axes=("N", "H"))
+        got = out if not isinstance(out, tuple) else out[0]
+        if not close(got, want, RTOL):
+            why = next((words for words, value in slips.items() if close(got, value, RTOL)), None)
+            _fail(name, f"next_h is wrong: {why}" if why else
+                  "next_h is wrong: z = sigmoid(x Wx_z + prev_h Wh_z + b_z), r likewise with its blocks, "
+                  "n = tanh(x Wx_n + (r * prev_h) Wh_n + b_n), next_h = (1 - z) * n + z * prev_h")
+    except CheckFailure as exc:
+        title = "not written yet (optional)" if isinstance(exc, NotImplementedYet) else "check failed"
+        print("\n".join(box(str(exc), title)))
+        return False
+    _ok(name)
+    return True
+
+
+# ---------------------------------------------------------------- whose bug is it?
+#
+# A function that calls another exercise (lstm_step_forward calls lstm_gates, which calls
+# sigmoid) inherits its bugs. When a check fails, the exercises the function calls are checked
+# too, and the message names the first of them that fails its own check: that is the exercise
+# to fix first. Where the fixtures allow, the function is also run with a stand-in that returns
+# the right values for the fixture's inputs (no formula, only stored answers), which tells
+# whether the function itself is right.
+
+class _Inconclusive(Exception):
+    """A stand-in was called with inputs it has no stored answer for."""
+
+
+def calls(fn):
+    """{name: function} of the exercises fn calls, directly or through each other, in the
+    order of the exercises: read from the names its code uses, found in its own globals."""
+    found, todo = {}, [fn]
+    while todo:
+        f = todo.pop()
+        code, space = getattr(f, "__code__", None), getattr(f, "__globals__", {})
+        codes = [code] if code is not None else []
+        names = set()
+        while codes:
+            c = codes.pop()
+            names.update(c.co_names)
+            codes.extend(k for k in c.co_consts if hasattr(k, "co_names"))
+        for n in names:
+            g = space.get(n)
+            if n in _EXERCISES and n not in found and callable(g) and g is not fn:
+                found[n] = g
+                todo.append(g)
+    return {n: found[n] for n in _EXERCISES if n in found}
+
+
+def failure_of(fname, fn, namespace=None):
+    """None when fn passes the public check of exercise fname, else its CheckFailure (the
+    check prints nothing). A backward check takes the forward pass from namespace (default:
+    the functions fn can see)."""
+    space = namespace if namespace is not None else getattr(fn, "__globals__", {})
+    args = [fn]
+    if fname in _FORWARD_OF:
+        args.append(space.get(_FORWARD_OF[fname]))
+        if not callable(args[-1]):
+            return CheckFailure(f"{fname}: its check needs {_FORWARD_OF[fname]}, which is not defined "
+                                f"yet: run its cell")
+    _QUIET.append(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            globals()[f"check_{fname}"](*args)
+    except CheckFailure as exc:
+        return exc
+    except Exception as exc:   # noqa: BLE001 - the student's code can do anything
+        return CheckFailure(f"{fname}: its check could not run ({type(exc).__name__}: {exc})")
+    finally:
+        _QUIET.pop()
+    return None
+
+
+_FORWARD_OF = {"lstm_step_backward": "lstm_step_forward", "lstm_backward": "lstm_forward"}
+
+
+def first_failing(fn, name, skip=()):
+    """(exercise, CheckFailure) of the first exercise, in the exercises' order, among fn (the
+    notebook's function for exercise `name`) and the exercises it calls, that fails its public
+    check; None when all pass. Exercises in skip are not checked."""
+    found = dict(calls(fn))
+    found[name] = fn
+    for n in _EXERCISES:
+        if n in found and n not in skip:
+            space = dict(getattr(found[n], "__globals__", {}))
+            space.update(found)
+            exc = failure_of(n, found[n], space)
+            if exc is not None:
+                return n, exc
+    return None
+
+
+def _without_name(fname, exc):
+    text = str(exc)
+    return text[len(fname) + 2:] if text.startswith(fname + ": ") else text
+
+
+def _upstream_failure(name, fn):
+    """(exercise, failure) of the first exercise fn calls that fails its own check, or None."""
+    for dep, f in calls(fn).items():
+        if dep == name or EXERCISE_NUMBER[dep] > EXERCISE_NUMBER[name]:
+            continue
+        exc = failure_of(dep, f)
+        if exc is not None:
+            return dep, exc
+    return None
+
+
+def _stand_in_gates():
+    """lstm_gates that knows the right gates of the step-backward fixture's inputs only."""
+    fx = _get("lstm_step_backward")
+    want = [fx[k] for k in ("x", "prev_h", "Wx", "Wh", "b")]
+
+    def lstm_gates(x, prev_h, Wx, Wh, b):
+        got = (x, prev_h, Wx, Wh, b)
+        if all(np.shape(a) == e.shape and np.array_equal(a, e) for a, e in zip(got, want)):
+            return tuple(fx[f"gate_{g}"].copy() for g in GATES)
+        raise _Inconclusive()
+    return lstm_gates, fx
+
+
+def right_with_right_gates(step_forward):
+    """True when step_forward, given the right gates in place of the lstm_gates it calls,
+    returns the right next_h and next_c; False when it does not; None when it cannot be told
+    (it does not call lstm_gates on its own inputs, or it fails otherwise)."""
+    space = getattr(step_forward, "__globals__", None)
+    if space is None or "lstm_gates" not in space:
+        return None
+    stand_in, fx = _stand_in_gates()
+    args = [fx[k].copy() for k in ("x", "prev_h", "prev_c", "Wx", "Wh", "b")]
+    saved = space["lstm_gates"]
+    space["lstm_gates"] = stand_in
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with np.errstate(all="ignore"):
+                next_h, next_c = step_forward(*args)[:2]
+        return close(next_h, fx["next_h"], RTOL) and close(next_c, fx["next_c"], RTOL)
+    except Exception:   # noqa: BLE001 - _Inconclusive or the student's own error
+        return None
+    finally:
+        space["lstm_gates"] = saved
+
+
+@contextlib.contextmanager
+def _upstream_blame(name, fn):
+    """Run a check; when it fails and an exercise that fn calls fails its own check, the
+    message says so first, and names the exercise to fix."""
+    __tracebackhide__ = True
+    try:
+        yield
+    except NotImplementedYet:
+        raise
+    except CheckFailure as exc:
+        found = _upstream_failure(name, fn) if callable(fn) else None
+        if not found:
+            raise
+        dep, dexc = found
+        k = EXERCISE_NUMBER[dep]
+        verdict = right_with_right_gates(fn) if (name, dep) == ("lstm_step_forward", "lstm_gates") else None
+        upstream = (f"{name} calls your {dep} (Exercise {k}), which fails its own check: "
+                    f"{_without_name(dep, dexc).rstrip('.')}.")
+        if verdict:
+            message = (f"your {name} itself is right: given the right gates in place of what your {dep} returns, "
+                       f"it returns the right next_h and next_c. The problem is upstream: {upstream} "
+                       f"Fix Exercise {k} first (its check cell says the same); this check passes then.")
+        else:
+            message = (f"the problem starts upstream: {upstream} Fix Exercise {k} first, then run this "
+                       f"cell again. What this check sees now, with your {dep}: {_without_name(name, exc)}")
+            if verdict is False:
+                message += (f" (Even with the right gates your {name} is not right: once Exercise {k} "
+                            f"passes, this check will say what is left.)")
+        _raise(CheckFailure(f"{name}: {message}"))
+
+
+def _backward_note(backward, forward):
+    """When an exercise that lstm_backward or its forward pass calls fails its own check, say
+    so before lstm_backward's message, naming the first such exercise: the errors most likely
+    come from there (an lstm_step_forward that changes prev_c in place corrupts the cache of an
+    lstm_forward built on it, although that forward pass returns the right h)."""
+    found = {}
+    for f in (forward, backward):
+        for n, g in calls(f).items():
+            found.setdefault(n, g)
+    for n in _EXERCISES:
+        if n not in found or n == "lstm_backward":
+            continue
+        space = dict(getattr(found[n], "__globals__", {}))
+        space.update(found)
+        exc = failure_of(n, found[n], space)
+        if exc is None:
+            continue
+        if n == "lstm_step_backward":
+            break
+        k = EXERCISE_NUMBER[n]
+        return (f"your {n} (Exercise {k}) fails its own check, and your lstm_forward and lstm_backward "
+                f"build on it, so these errors most likely come from there: fix Exercise {k} first. Its "
+                f"check says: {_without_name(n, exc).rstrip('.')}. What this check sees now: ")
+    return _step_backward_note()
 
 
 def _step_backward_note():
@@ -439,7 +792,9 @@ def progress(namespace=None):
             except CheckFailure as exc:
                 text = str(exc)
                 text = text[len(fn) + 2:] if text.startswith(fn + ": ") else text
-                print(f"{label} X  " + textwrap.shorten(text, 110, placeholder=" ..."))
+                lead = f"{label} X  "
+                print(textwrap.fill(" ".join(text.split()), 100, initial_indent=lead,
+                                    subsequent_indent=" " * len(lead), break_on_hyphens=False))
             except Exception as exc:   # noqa: BLE001 - one line, whatever happened
                 print(f"{label} X  the check itself failed: {type(exc).__name__}")
             else:
@@ -455,8 +810,9 @@ def progress(namespace=None):
 def _forward_cache(name, fname, forward, args, labels, expected):
     """Run the student's forward pass for a backward check; its cache is what we need."""
     __tracebackhide__ = True
+    copies = [a.copy() for a in args]
     try:
-        res = _tuple(fname, _call(fname, forward, *[a.copy() for a in args]), len(labels), labels)
+        res = _tuple(fname, _call(fname, forward, *copies), len(labels), labels)
     except NotImplementedYet:
         _raise(NotImplementedYet(
             f"{name} cannot be checked yet: it needs the cache of your {fname}, which is not "
@@ -465,13 +821,37 @@ def _forward_cache(name, fname, forward, args, labels, expected):
     except CheckFailure as exc:
         _raise(CheckFailure(f"{name} cannot be checked: calling your {fname} for its cache "
                            f"failed ({exc})"))
+    inputs = _ARGS[fname]
+    changed = [n for n, a, c in zip(inputs, args, copies) if not np.array_equal(a, c)]
+    if changed:
+        n = changed[0]
+        _fail(name, f"{name} cannot be checked yet: your {fname} (Exercise {EXERCISE_NUMBER[fname]}) "
+                    f"modifies its input `{n}`, so the cache it returns holds the changed array and "
+                    f"every gradient computed from it is off, whatever {name} does. Fix Exercise "
+                    f"{EXERCISE_NUMBER[fname]} first: compute a new array (for instance "
+                    f"`next_c = f * prev_c + i * g`) instead of changing `{n}` in place "
+                    f"(`{n} *= ...`, `{n} += ...`); its check names the same input")
     for label, out, ref in zip(labels, res, expected):
         if (not isinstance(out, np.ndarray) or out.shape != ref.shape
                 or not np.all(np.isfinite(out))
                 or np.max(np.abs(out - ref)) > RTOL * max(np.max(np.abs(ref)), 1e-12)):
+            root, why = fname, failure_of(fname, forward)
+            for dep, f in calls(forward).items():
+                dexc = failure_of(dep, f)
+                if dexc is not None and EXERCISE_NUMBER[dep] < EXERCISE_NUMBER[fname]:
+                    root, why = dep, dexc
+                    break
+            via = "" if root == fname else f", because of your {root}, which it calls"
+            said = (f"Its check says: {_without_name(root, why).rstrip('.')}" if why is not None else
+                    f"(Its own check passes: the bug shows on these inputs only.)")
             _fail(name, f"{name} is checked with the cache of your {fname}, but its {label} is "
-                        f"not correct yet: make {fname}'s check pass first")
+                        f"not correct yet{via}. Fix Exercise {EXERCISE_NUMBER[root]} ({root}) first, "
+                        f"then run this cell again. {said}")
     return res[-1]
+
+
+_ARGS = {"lstm_step_forward": ("x", "prev_h", "prev_c", "Wx", "Wh", "b"),
+         "lstm_forward": ("x", "h0", "Wx", "Wh", "b")}
 
 
 def _caller_function(fname):
