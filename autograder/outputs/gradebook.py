@@ -258,8 +258,9 @@ def release_shaped(release_cells, submitted):
     The notebook's metadata is the release's. A cell that stands for a release cell gets that
     cell's type, metadata (nbgrader's flags, points, grade id and checksum included) and id;
     any other cell gets no metadata at all. Of the student's cells only the source is kept (and
-    a markdown cell's raster-image attachments): jupytext pairing, widget state, outputs and
-    unknown keys are gone. A markdown cell whose source differs from its release cell's, and
+    a markdown cell's raster-image attachments; a cell as the release has it keeps the release's
+    attachments, the chapter's diagrams): jupytext pairing, widget state, outputs and unknown
+    keys are gone. A markdown cell whose source differs from its release cell's, and
     any raw or unknown cell (which nbconvert would emit as raw HTML), is shown through
     student_text.safe_markdown."""
     import copy
@@ -278,6 +279,8 @@ def release_shaped(release_cells, submitted):
             new = new_cell("code", source)
         elif unchanged:
             new = new_cell("markdown" if kind == "markdown" else "raw", source)
+            if kind == "markdown" and original.get("attachments"):   # the release's own pictures
+                new.attachments = copy.deepcopy(original.attachments)
         elif kind == "markdown":
             new = new_cell("markdown", student_text.safe_markdown(source))
             attachments = student_text.safe_attachments(cell.get("attachments"))
