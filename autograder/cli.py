@@ -75,17 +75,17 @@ def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=F
     with staging.locked(staging.lock_files(out, gradebook)):
         kept = [] if student is not None else one_class(config, root, out, gradebook, submissions, other_students)
         protected = [root, Path(out)] + ([Path(gradebook)] if gradebook is not None else [])
-        grader = Grader.prepare(config, sandbox_mode, unsandboxed, protected)
-        if grader.sandbox == "none":
-            print(UNSANDBOXED_WARNING, file=sys.stderr)
-        if not quiet:
-            where = {"bubblewrap": "a bubblewrap sandbox", "uid": f"processes of the unprivileged uid {NOBODY}",
-                     "none": "plain processes, UNSANDBOXED"}[grader.sandbox]
-            print(f"Grading {len(submissions)} submission(s) of '{config.name}' in {where}, "
-                  f"{jobs or os.cpu_count()} at a time.", file=sys.stderr)
         stage = None
         try:
             with interruptible():
+                grader = Grader.prepare(config, sandbox_mode, unsandboxed, protected)
+                if grader.sandbox == "none":
+                    print(UNSANDBOXED_WARNING, file=sys.stderr)
+                if not quiet:
+                    where = {"bubblewrap": "a bubblewrap sandbox", "none": "plain processes, UNSANDBOXED",
+                             "uid": f"processes of the unprivileged uid {NOBODY}"}[grader.sandbox]
+                    print(f"Grading {len(submissions)} submission(s) of '{config.name}' in {where}, "
+                          f"{jobs or os.cpu_count()} at a time.", file=sys.stderr)
                 started = time.monotonic()
                 bar, advance = progress_bar(len(submissions), quiet)
                 with bar:

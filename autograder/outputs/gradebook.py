@@ -398,7 +398,7 @@ def write(config, results, submissions, db_path, quiet=False, progress=None, sta
         return _write(config, results, submissions, db_path, quiet, progress, staged, names or {})
 
 
-def _write(config, results, submissions, db_path, quiet, progress, staged=None, names=()):
+def _write(config, results, submissions, db_path, quiet, progress, staged, names):
     from sqlalchemy.exc import SQLAlchemyError
     db_path = Path(db_path).resolve()
     folder = db_path.parent

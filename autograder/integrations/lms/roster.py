@@ -80,7 +80,10 @@ SAVED = ".roster.csv"   # the roster `collect --roster` keeps in ROOT, for `grad
 def gradebook_names(student):
     """A Student's name as nbgrader's gradebook keeps it: Canvas's "Smith, John" and Moodle's
     "Ada Lovelace" -> {first_name, last_name, email}."""
-    last, comma, first = student.name.partition(",")
+    from autograder.outputs.student_text import printable
+    name = printable(student.name)
+    last, comma, first = name.partition(",")
     if not comma:
-        first, _, last = student.name.rpartition(" ")
-    return {"first_name": first.strip() or None, "last_name": last.strip() or None, "email": student.email or None}
+        first, _, last = name.rpartition(" ")
+    return {"first_name": first.strip() or None, "last_name": last.strip() or None,
+            "email": printable(student.email) or None}
