@@ -218,12 +218,14 @@ def _grading_worker():
 
 
 def _worker_stop(signum, frame):
+    """A grading worker's SIGTERM handler: unwind the submission in hand, or leave when idle."""
     if _BUSY:
         raise Interrupted("SIGTERM")
     os._exit(1)
 
 
 def _grade_one(item):
+    """One submission in a pool worker; an interrupt ends the worker once its student is gone."""
     global _BUSY
     _BUSY = True
     try:
