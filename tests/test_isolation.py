@@ -71,7 +71,7 @@ def student(mode, tmp_path, memory_mb=1024, call_seconds=3, cells=PROBES, guard=
     shutil.move(scratch, tmp_path / "scratch")
     scratch = tmp_path / "scratch"
     if not guard:
-        (scratch / ".autograder" / "guard.py").write_text(
+        (scratch / "agent" / "guard.py").write_text(
             "def install(writable, readable):\n    return (lambda fn, *args: fn(*args)), (lambda: None)\n")
     limits = Limits(wall_seconds=60, call_seconds=call_seconds, memory_mb=memory_mb, **limits)
 
@@ -343,7 +343,7 @@ TAMPER_ATTEMPTS = {
     "a fresh _signal": "import _imp, importlib.machinery\n"
                        "_imp.create_builtin(importlib.machinery.ModuleSpec('_signal', None)).signal(10, print)",
     "a worker function's defaults": "sys.modules['__main__'].session.__defaults__ = ()",
-    "a worker function's code": "sys.modules['__main__'].zygote.__code__ = (lambda: 1).__code__",
+    "a worker function's code": "sys.modules['__main__'].main.__code__ = (lambda: 1).__code__",
     "a guard function's defaults": "sys.modules['guard'].install.__defaults__ = ()",
 }
 TAMPER_EXPECTED = {**EXPECTED, "signal.signal.__wrapped__": "AttributeError", "a fresh _signal": "ImportError"}

@@ -128,12 +128,12 @@ class LocalImpl(Impl):
 
 
 class StudentImpl(Impl):
-    """The student's functions, in sessions of the submission's fork server (channel.py).
+    """The student's functions, in sessions (channel.py): each a sandboxed process of its own,
+    started for it, which runs the notebook's cells and then serves calls.
 
-    The worker runs the notebook's cells once; a session (forked from there) is opened on
-    demand, and again after a timeout or a crash, so a hang costs only the call it stopped.
-    `fresh()` gives a block of calls a session of its own, which no earlier call has touched. A
-    worker that died is started again (the cells run again)."""
+    A session is started on demand, and again after a timeout or a crash, so a hang costs only
+    the call it stopped. `fresh()` gives a block of calls a session of its own, a process no
+    earlier call (and no earlier session's cells) has touched."""
 
     def __init__(self, start_server, parameter_names, limits, time_left):
         super().__init__(parameter_names)
@@ -143,25 +143,21 @@ class StudentImpl(Impl):
         self.fresh_depth = 0
 
     def open(self):
+        """Start a new session (a new process, which runs the cells first)."""
         if self.failed_start is not None:
             raise self.failed_start
         seconds = self.time_left()
         if seconds <= 0:
             raise TimedOut("notebook", "the submission used up its total time limit")
-        if self.server is not None and not self.server.alive():
-            self.close()
+        self.close()
         try:
-            starting = self.server is None
-            if starting:
-                self.server = self.start_server(seconds)
-                self.run_reply = self.run_reply or self.server.report
-            self.server.open_session()
+            self.server = self.start_server(seconds)
         except (ChannelTimeout, ChannelClosed) as exc:
-            self.close()
             failure = (TimedOut if isinstance(exc, ChannelTimeout) else Crashed)("notebook", str(exc))
-            if starting:
+            if self.run_reply is None:      # its cells never ran to the end: they will not next time
                 self.failed_start = failure
             raise failure from None
+        self.run_reply = self.run_reply or self.server.report
         self.sessions += 1
 
     @contextlib.contextmanager
@@ -169,15 +165,13 @@ class StudentImpl(Impl):
         if self.fresh_depth:            # already in a fresh session: share it
             yield
             return
-        if self.server is not None:
-            self.server.close_session()
+        self.close()
         self.fresh_depth += 1
         try:
             yield
         finally:
             self.fresh_depth -= 1
-            if self.server is not None:
-                self.server.close_session()
+            self.close()
 
     def call(self, fn, *args, opaque=()):
         if self.server is None or not self.server.session_open:
