@@ -300,7 +300,8 @@ def to_gradescope(result, settings, notes, answers, manual):
     return {"score": result["score"], "execution_time": round(result["seconds"], 1), "output": "\n".join(lines),
             "visibility": settings["visibility"], "stdout_visibility": settings["stdout_visibility"],
             "tests": tests, "extra_data": {"student_id": result["student_id"], "status": result["status"],
-                                           "sandbox": result.get("sandbox")}}
+                                           "sandbox": result.get("sandbox"),
+                                           "sandbox_refused": result.get("sandbox_refused", [])}}
 
 
 def recorded_catalogue(path):
