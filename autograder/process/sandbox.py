@@ -561,21 +561,36 @@ def allocate_uid():
 
 def kill_uid(uid):
     """Kill every process of `uid`: a child of the grader becomes that uid and signals all it
-    may (kill(-1)), until none is left; whatever they started, detached or not, goes too."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            for _ in range(100000):
-                os.kill(-1, 9)
-        except ProcessLookupError:
-            os._exit(0)
-        finally:
-            os._exit(1)
-    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
-        raise GraderError(f"the processes of uid {uid} could not all be killed")
+    may (kill(-1)), again until no living process of the uid is left; whatever they started,
+    detached or not, goes too."""
+    for _ in range(500):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+                for _ in range(3):
+                    os.kill(-1, 9)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        if not processes_of(uid):
+            return
+        time.sleep(0.005)
+    raise GraderError(f"the processes of uid {uid} could not all be killed")
+
+
+def processes_of(uid):
+    """The pids of the living (not zombie) processes whose real, effective or saved uid is `uid`."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        fields = dict(line.split(":", 1) for line in read_lines_of(Path(entry.path, "status")) if ":" in line)
+        if fields.get("State", "Z").split()[:1] != ["Z"] and str(uid) in fields.get("Uid", "").split()[:3]:
+            found.append(int(entry.name))
+    return found
 
 
 @functools.lru_cache(maxsize=None)
