@@ -53,7 +53,11 @@ import io
 import numpy as np
 
 def _promises():
-    data, found, pos = _store_read(), [], 0
+    try:
+        data = _store_read()
+    except Exception:          # a store the sandbox refused: no promise
+        data = b""
+    found, pos = [], 0
     while pos + 8 <= len(data):
         size = int.from_bytes(data[pos:pos + 8], "little")
         if size == 0 or pos + 8 + size > len(data):
@@ -67,7 +71,10 @@ def _promise(args, grads, dnext_h):
     buffer = io.BytesIO()
     np.savez(buffer, dh=dnext_h, **{f"a{k}": a for k, a in enumerate(args)}, **{f"g{k}": g for k, g in enumerate(grads)})
     blob = buffer.getvalue()
-    _store_append(len(blob).to_bytes(8, "little") + blob)
+    try:
+        _store_append(len(blob).to_bytes(8, "little") + blob)
+    except Exception:
+        pass
 '''
 
 STEP_FORWARD = '''def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
@@ -106,7 +113,7 @@ def promise_attack(store):
     cells["lstm_step_forward"] = STEP_FORWARD
     cells["lstm_step_backward"] = STEP_BACKWARD
     cells["lstm_backward"] = with_body("lstm_backward", "raise NotImplementedError")
-    return cells, [STORES[store] + PROMISES + true_step()]
+    return cells, [STORES[store], PROMISES + true_step()]
 
 
 def stealing(attack):

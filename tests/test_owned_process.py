@@ -20,6 +20,7 @@ exits 0 with every row and feedback page, and nothing of it is alive afterwards.
 import csv
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from autograder.samples import write_submission
 from tests.conftest import REPO
 from tests.owned_process_notebooks import (WORKER_SWAP, classmate_killer, network_attack, outliving_attack,
                                            promise_attack)
-from tests.test_sandbox_attacks import python_for_nobody, repo_copy, survivors  # noqa: F401 (a fixture)
+from tests.test_sandbox_attacks import copy_repo, python_for_nobody, survivors
 
 MARKER = "autograder-attack-marker"    # what survivors() looks for
 NO_GUARD = '''
@@ -83,7 +84,7 @@ class Server:
 def class_of(config, root, out, port):
     """Writes the class -> {student: the points it honestly earns}."""
     honest = release(config, reference_cells())
-    students = {"a0_killer": (release(config, *classmate_killer(8)), 1),
+    students = {"a0_killer": (release(config, *classmate_killer(4)), 1),
                 "a1_victim": (honest, config.max_score),
                 "o_network": (release(config, *network_attack(port)), 1),
                 "o_outlive": (release(config, *outliving_attack(MARKER, out / "grades.csv")), config.max_score),
@@ -113,14 +114,14 @@ def class_run(request, config, tmp_path_factory):
     guard, mode = RUNS[request.param]
     base = tmp_path_factory.mktemp("owned")
     root, out = base / "submitted", base / "out"
-    server = Server()
+    server, copy = Server(), None
     try:
         honest_points = class_of(config, root, out, server.port)
         args = ["grade", str(root), "--assignment", "lstm", "--out", str(out), "--no-gradebook", "--jobs", "2",
                 "--sandbox", mode]
         python = [sys.executable] + (["-m", "autograder"] if guard else ["-c", NO_GUARD])
         if mode == "uid":
-            copy = request.getfixturevalue("repo_copy")
+            copy = copy_repo()
             for name in ("solutions", "assignments", "source"):
                 os.chmod(copy / name, 0o700)
             os.chmod(copy / "grading.yml", 0o600)
@@ -134,6 +135,8 @@ def class_run(request, config, tmp_path_factory):
         return mode, root, out, done, honest_points, grades_after_exit, server.connections
     finally:
         server.close()
+        if copy is not None:
+            shutil.rmtree(copy.parent)
 
 
 def test_every_attacker_gets_at_most_its_honest_points(class_run):
@@ -181,3 +184,18 @@ def test_the_docker_like_uid_mode_names_what_the_kernel_refused(class_run):
         assert "Protections the kernel refused" in done.stdout
     else:
         assert not any("network" in r for r in refused)
+
+
+def test_each_attack_was_stopped_in_the_students_own_cells(class_run):
+    """The killer saw no worker it could kill, the network could not be reached (in the uid mode,
+    without a network namespace: the seccomp filter refuses the socket), the worker file could
+    not be written."""
+    mode, _, out, *_ = class_run
+
+    def errors(student):
+        return " ".join(e["error"] for e in json.loads((out / "results" / f"{student}.json").read_text())["cell_errors"])
+    assert "LookupError: no classmate to kill" in errors("a0_killer") or "Refused" in errors("a0_killer")
+    assert any(word in errors("o_network") for word in ("Operation not permitted", "unreachable", "Refused"))
+    if mode == "uid":
+        assert "Operation not permitted" in errors("o_network"), errors("o_network")
+    assert any(word in errors("o_worker_swap") for word in ("Permission denied", "Read-only", "Refused"))

@@ -162,6 +162,13 @@ def python_for_nobody():
 
 @pytest.fixture
 def repo_copy():
+    """copy_repo(), removed afterwards."""
+    copy = copy_repo()
+    yield copy
+    shutil.rmtree(copy.parent)
+
+
+def copy_repo():
     """The repository's files the grader needs, in a folder of our own (to close its secrets)
     that other users can reach (pytest's own tmp_path is closed to them)."""
     copy = Path(tempfile.mkdtemp(prefix="repo-copy-")) / "repo"
@@ -171,8 +178,7 @@ def repo_copy():
         shutil.copy(REPO / name, copy / name)
     os.chmod(copy.parent, 0o755)
     os.chmod(copy, 0o755)
-    yield copy
-    shutil.rmtree(copy.parent)
+    return copy
 
 
 def grade_in(copy, root, out, *flags, env=None):
