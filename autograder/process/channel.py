@@ -98,7 +98,9 @@ class Reader:
                     if len(self.head) == 8:
                         self.size = int.from_bytes(self.head, "big")
                         if self.size > self.size_limit:
-                            raise ChannelClosed(f"sent a message of {self.size} bytes (over the limit)")
+                            raise ChannelClosed(f"sent a message of {self.size} bytes, over the limit of "
+                                                f"{self.size_limit} (a reply is bounded by the size of the "
+                                                f"arguments the grader sent)")
                         self.body = bytearray(min(self.size, READ_CHUNK))
                     continue
                 if self.got == len(self.body):   # full, and more is announced: double it
@@ -359,6 +361,11 @@ class ForkServer:
             for fd, reader in ((self.rep, self.replies), (self.ctl_out, self.control)):
                 if fd in ready and not reader.fill():
                     raise ChannelClosed(exit_reason(self.process.kill(grace=1.0), "its process ended"))
+
+    def bound_replies(self, size):
+        """Replies of more than `size` bytes (wire.MAX_MESSAGE_BYTES at most) are refused before
+        they are read: the session is closed (ChannelClosed)."""
+        self.replies.size_limit = min(size, wire.MAX_MESSAGE_BYTES)
 
     def close_session(self):
         """End the session: its process, and everything it started, is killed."""

@@ -17,6 +17,12 @@ import numpy as np
 
 from autograder.process.channel import ChannelClosed, ChannelTimeout, Opaque, fp_errors
 
+# A reply may hold at most REPLY_FACTOR times the bytes of the arrays the grader sent to its
+# session so far, plus REPLY_SLACK: a reply over that is refused before it is read (the grader's
+# memory stays bounded by what it sent, whatever the student's process announces).
+REPLY_FACTOR = 4
+REPLY_SLACK = 8 * 2**20
+
 
 class StudentFailure(Exception):
     """A call of a student function that produced no usable result."""
@@ -159,6 +165,7 @@ class StudentImpl(Impl):
             raise failure from None
         self.run_reply = self.run_reply or self.server.report
         self.sessions += 1
+        self.sent = 0                   # bytes of the arrays sent to this session
 
     @contextlib.contextmanager
     def fresh(self):
@@ -186,6 +193,8 @@ class StudentImpl(Impl):
         seconds = min(self.limits.call_seconds, self.time_left())
         if seconds <= 0:
             raise TimedOut(fn, "the submission used up its total time limit")
+        self.sent += array_bytes(args)
+        self.server.bound_replies(REPLY_FACTOR * self.sent + REPLY_SLACK)
         try:
             outcome = self.server.call(fn, wire_args, opaque, seconds)
         except ChannelTimeout:
@@ -231,6 +240,17 @@ def failure(fn, error):
     if kind == "MemoryError":
         return Crashed(fn, "ran out of memory (the memory limit is in grading.yml)", error)
     return StudentFailure(fn, f"raised {text}", error)
+
+
+def array_bytes(value):
+    """Bytes of the numpy arrays in `value` (arrays, lists, tuples and dicts of them)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.nbytes
+    if isinstance(value, (list, tuple)):
+        return sum(array_bytes(v) for v in value)
+    if isinstance(value, dict):
+        return sum(array_bytes(v) for v in value.values())
+    return 0
 
 
 def to_arrays(value):
