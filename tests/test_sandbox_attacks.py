@@ -79,6 +79,13 @@ def attacks(root, out):
         "a_torch": ("import torch\nstolen = None", "ImportRefused"),
         "a_ctypes": ("import ctypes\nctypes.CDLL(None).system(b'true')", "ImportRefused"),
         "a_frames": ("import gc\nworker = [o for o in gc.get_objects() if type(o).__name__ == 'Worker']", "Refused"),
+        # traceback.extract_stack hands sys._getframe's frame to walk_stack, a module attribute: from
+        # it, f_back and f_locals reach the worker's as_grader, which runs anything with the hook off
+        "a_walk_stack": ("import traceback\ncaptured = []\nreal = traceback.walk_stack\n"
+                         "traceback.walk_stack = lambda f: captured.append(f) or real(f)\ntraceback.extract_stack()\n"
+                         "if not captured:\n    raise LookupError('no frame reached')\nframe = captured[0]\n"
+                         "while 'as_grader' not in frame.f_locals:\n    frame = frame.f_back\n"
+                         f"stolen = frame.f_locals['as_grader'](lambda: open({str(solutions)!r}).read())", "LookupError"),
     }
 
 

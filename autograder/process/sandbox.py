@@ -30,6 +30,7 @@ removes (`clean_dead_runs`): each run holds a lock while it lives.
 import fcntl
 import functools
 import grp
+import hashlib
 import importlib.util
 import os
 import platform
@@ -79,11 +80,13 @@ def choose_mode(requested="auto", unsandboxed=False, protected=()):
     skipped = set(os.environ.get(SKIP_ENV, "").split(","))
     if requested in ("auto", "bubblewrap") and "bubblewrap" not in skipped and bubblewrap_works():
         return "bubblewrap"
+    bubblewrap = "skipped by " + SKIP_ENV if "bubblewrap" in skipped else bubblewrap_problem()
     if requested == "bubblewrap":
-        raise GraderError("--sandbox bubblewrap was asked for, but bubblewrap does not work on this machine")
+        raise GraderError(f"--sandbox bubblewrap was asked for, but it cannot be used here: {bubblewrap}")
     problem = None
     if requested in ("auto", "uid") and "uid" not in skipped:
-        problem = uid_problem(protected) if os.geteuid() == 0 else "the grader does not run as root"
+        problem = (uid_problem(protected) if os.geteuid() == 0 else
+                   "the grader does not run as root (the uid mode needs root: run it with sudo)")
         if problem is None:
             return "uid"
         if requested == "uid":
@@ -93,17 +96,22 @@ def choose_mode(requested="auto", unsandboxed=False, protected=()):
     if requested == "none":
         raise GraderError("--sandbox none grades without a kernel boundary: pass --unsandboxed to confirm")
     raise GraderError(
-        "no kernel-level sandbox works here: bubblewrap is missing or cannot create its namespaces (install it: "
-        f"apt install bubblewrap), and the unprivileged uid cannot be used ({problem or 'skipped by ' + SKIP_ENV}). "
+        f"no kernel-level sandbox works here: bubblewrap cannot be used ({bubblewrap}), and the unprivileged uid "
+        f"cannot be used ({problem or 'skipped by ' + SKIP_ENV}). "
         "To grade anyway, without a boundary a determined student cannot cross, pass --unsandboxed "
         "(not for grades of record).")
 
 
-@functools.lru_cache(maxsize=None)
 def bubblewrap_works():
     """True when bubblewrap exists and can create its namespaces and tmpfs on this machine."""
+    return bubblewrap_problem() is None
+
+
+@functools.lru_cache(maxsize=None)
+def bubblewrap_problem():
+    """None when bubblewrap works here; else why not and what to do, in words."""
     if not shutil.which("bwrap"):
-        return False
+        return "it is not installed: apt install bubblewrap (or your system's package)"
     scratch = Path(tempfile.mkdtemp(prefix="autograder-probe-"))
     try:
         for name in ("release", "agent"):
@@ -111,7 +119,11 @@ def bubblewrap_works():
         probe = subprocess.run(bubblewrap_prefix(scratch, 16) + ["true"], capture_output=True)
     finally:
         shutil.rmtree(scratch)
-    return probe.returncode == 0
+    if probe.returncode == 0:
+        return None
+    return (f"bwrap cannot create its namespaces here ({last_line(probe.stderr.decode(errors='replace'))}): allow "
+            "unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, or the container's seccomp "
+            "profile), or run the grader as root for the uid mode")
 
 
 def bubblewrap_prefix(scratch, tmpfs_mb):
@@ -167,7 +179,7 @@ def hidden_modules():
 
 
 UID_PROBE = """
-import os, sys
+import os
 import numpy  # the worker needs it
 for path in sys.stdin.read().splitlines():
     try:
@@ -195,14 +207,12 @@ def uid_problem(protected, limit=5000):
                     break
         elif top.exists():
             paths.append(str(top))
-    try:
-        probe = subprocess.run([sys.executable, "-I", "-c", UID_PROBE], input="\n".join(paths), text=True,
-                               capture_output=True, preexec_fn=become_nobody, timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
-        probe = subprocess.CompletedProcess([], 1, "", str(exc))
+    python = uid_python()
+    if isinstance(python, str):
+        return python
+    probe = run_as_nobody(python, UID_PROBE, "\n".join(paths))
     if probe.returncode != 0:
-        return (f"uid {NOBODY} cannot run {sys.executable} with numpy (a folder above it may be closed to other "
-                f"users, e.g. /root): install bubblewrap, or install Python where every user can run it")
+        return f"uid {NOBODY} cannot run {python[0]} with numpy: {last_line(probe.stderr)}"
     readable = probe.stdout.splitlines()
     if readable:
         return (f"uid {NOBODY} can read {len(readable)} file(s) or folder(s) a student must not, e.g. "
@@ -210,6 +220,109 @@ def uid_problem(protected, limit=5000):
                 f"solutions/, assignments/, source/, .git/, grading.yml, the submissions and the output "
                 f"folder) or install bubblewrap")
     return None
+
+
+def run_as_nobody(python, source, stdin=""):
+    """Run `source` with `python` ((interpreter, site folders, environment), see uid_python) as
+    uid 65534, in /, as the student's worker starts (-I -S, the site folders appended)."""
+    interpreter, site_folders, env = python
+    try:
+        return subprocess.run([interpreter, "-I", "-S", "-c", "import sys\nsys.path.extend(sys.argv[1:])\n" + source,
+                               *site_folders], input=stdin, text=True,
+                              capture_output=True, preexec_fn=become_nobody, timeout=60, cwd="/",
+                              env={"PATH": "/usr/bin:/bin", **env})
+    except (OSError, subprocess.SubprocessError) as exc:
+        return subprocess.CompletedProcess([], 1, "", str(exc))
+
+
+def last_line(text):
+    """The last non-empty line of `text` (a probe's error), or "no message"."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no message"
+
+
+@functools.lru_cache(maxsize=None)
+def uid_python():
+    """What the "uid" mode's student process runs: (interpreter, site-packages folders,
+    environment). This interpreter where uid 65534 can run it with numpy; else (the repository,
+    or Python itself, lies below a folder closed to other users, such as /root or a 0700
+    temporary folder) its copy made by `python_copy`, which every user can reach. A string
+    saying why and what to do when neither runs."""
+    own = (sys.executable, site_packages(), {})
+    probe = run_as_nobody(own, "import numpy")
+    if probe.returncode == 0:
+        return own
+    reason = last_line(probe.stderr)
+    try:
+        copy = python_copy()
+    except OSError as exc:
+        return (f"uid {NOBODY} cannot run {sys.executable} ({reason}) and a copy of it could not be made "
+                f"({exc}): install Python where every user may run it (e.g. below /usr/local or /opt, with its "
+                f"packages), or install bubblewrap")
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    python = (str(copy / "bin" / version), tuple(str(p) for p in sorted(copy.glob("site-*"))),
+              {"LD_LIBRARY_PATH": str(copy / "lib")})
+    probe = run_as_nobody(python, "import numpy")
+    if probe.returncode == 0:
+        return python
+    return (f"uid {NOBODY} can run neither {sys.executable} ({reason}) nor its copy {python[0]} "
+            f"({last_line(probe.stderr)}): install Python where every user may run it (e.g. below /usr/local or "
+            f"/opt, with its packages), or install bubblewrap")
+
+
+def python_copy():
+    """A folder every user may read holding what the student's Python needs: the interpreter,
+    its shared library and standard library (without its tests and site-packages) and each of
+    site_packages() as site-<k>, without the modules the guard blocks. Files are hard links
+    where the filesystem allows (else copies), owned as the originals; made once per
+    installation, in the temporary folder, and kept for later runs."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    executable, base = Path(os.path.realpath(sys.executable)), Path(sys.base_prefix)
+    key = hashlib.sha256(repr((str(executable), str(base), site_packages(), hidden_modules(),
+                               [os.stat(p).st_mtime_ns for p in site_packages()])).encode()).hexdigest()[:16]
+    target = Path(tempfile.gettempdir()) / f"autograder-python-{key}"
+    if target.is_dir():
+        return target
+    building = Path(tempfile.mkdtemp(prefix=f"autograder-python-{key}-building-"))
+    try:
+        os.chmod(building, 0o755)
+        link_tree(base / "lib" / version, building / "lib" / version,
+                  {str(base / "lib" / version / name) for name in ("site-packages", "test")})
+        for library in (base / "lib").glob("libpython*"):
+            link(library, building / "lib" / library.name)
+        (building / "bin").mkdir(mode=0o755)
+        shutil.copy2(executable, building / "bin" / version)
+        for k, folder in enumerate(site_packages()):
+            link_tree(Path(folder), building / f"site-{k}", set(hidden_modules()))
+        os.rename(building, target)
+    except OSError:
+        shutil.rmtree(building, ignore_errors=True)
+        if not target.is_dir():      # another run made it meanwhile: use theirs
+            raise
+    return target
+
+
+def link(source, destination):
+    """A hard link of `source` at `destination`; a copy across filesystems; symbolic links as they are."""
+    if source.is_symlink():
+        os.symlink(os.readlink(source), destination)
+        return
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def link_tree(source, destination, skip):
+    """`source`'s files linked (see `link`) below `destination` (folders 0755), but for the paths in `skip`."""
+    destination.mkdir(mode=0o755, parents=True, exist_ok=True)
+    for entry in os.scandir(source):
+        if entry.path in skip:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            link_tree(Path(entry.path), destination / entry.name, skip)
+        else:
+            link(Path(entry.path), destination / entry.name)
 
 
 def become_nobody():
@@ -700,7 +813,9 @@ class StudentProcess:
         tmpfs_mb = limits.tmpfs_mb if mode == "bubblewrap" or self.mounted else 0
         self.cgroup = Cgroup(limits.memory_mb + tmpfs_mb, limits.processes)
         agent = AGENT if mode == "bubblewrap" else str(scratch / "agent")
-        worker = [sys.executable, "-I", "-S", f"{agent}/worker.py", *map(str, fds), *site_packages()]
+        python, site_folders, python_env = uid_python() if mode == "uid" else (sys.executable, site_packages(), {})
+        env.update(python_env)
+        worker = [python, "-I", "-S", f"{agent}/worker.py", *map(str, fds), *site_folders]
         if mode == "bubblewrap":   # seed the tmpfs working folder, then become the worker
             worker = bubblewrap_prefix(scratch, tmpfs_mb) + [
                 "/bin/sh", "-c", f'cp -R {SEED}/. {SANDBOX_HOME} && exec "$@"', "sh"] + worker
