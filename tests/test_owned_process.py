@@ -10,8 +10,7 @@ The runs switch the audit hook off (a no-op guard.py in every scratch folder, as
 found a route past it would), so that what holds, holds because of the grader's own process and
 the kernel: under bubblewrap, and in the "uid" mode of a Docker-like container, simulated here
 (bubblewrap ruled out; the kernel's network namespace, tmpfs and cgroups refused through
-sandbox.REFUSE_ENV; the Python installation reached through a private mount namespace, as
-tests/test_sandbox_attacks.py does). One run under bubblewrap keeps the hook on: the attacks that
+sandbox.REFUSE_ENV). One run under bubblewrap keeps the hook on: the attacks that
 need no system call it refuses (the memfd on descriptor 0) must fail there too.
 
 Every attacker gets at most what it honestly implements, honest classmates full marks, the run
@@ -36,7 +35,7 @@ from autograder.samples import write_submission
 from tests.conftest import REPO
 from tests.owned_process_notebooks import (WORKER_SWAP, classmate_killer, network_attack, outliving_attack,
                                            promise_attack)
-from tests.test_sandbox_attacks import copy_repo, python_for_nobody, survivors
+from tests.test_sandbox_attacks import copy_repo, survivors
 
 MARKER = "autograder-attack-marker"    # what survivors() looks for
 NO_GUARD = '''
@@ -126,7 +125,7 @@ def class_run(request, config, tmp_path_factory):
                 os.chmod(copy / name, 0o700)
             os.chmod(copy / "grading.yml", 0o600)
             os.chmod(root, 0o700)
-            done = grade(python_for_nobody() + python + args, copy,
+            done = grade(python + args, copy,
                          {sandbox.SKIP_ENV: "bubblewrap", sandbox.REFUSE_ENV: "netns,tmpfs,cgroup"})
         else:
             done = grade(python + args, REPO, {})

@@ -153,20 +153,6 @@ def test_every_attacker_gets_at_most_its_honest_points(class_run, config):
     assert not [p for parent in sandbox.cgroup_parents().values() for p in parent.glob(sandbox.cgroup_prefix() + "*")]
 
 
-def python_for_nobody():
-    """A command prefix that runs what follows in a private mount namespace where uid 65534 can
-    reach this Python (here it lives under /root, which is 0700): a tmpfs over /root holding
-    only the Python installation. On machines where Python is open to all, nothing."""
-    home = Path("/root")
-    if not str(Path(sys.base_prefix).resolve()).startswith("/root/"):
-        return []
-    keep = Path(sys.base_prefix).resolve().relative_to(home).parts[0]
-    script = (f"mkdir -p /run/keep && mount --bind /root/{keep} /run/keep && "
-              f"mount -t tmpfs -o mode=0711 tmpfs /root && mkdir /root/{keep} && "
-              f"mount --bind /run/keep /root/{keep} && exec \"$@\"")
-    return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh"]
-
-
 @pytest.fixture
 def repo_copy():
     """copy_repo(), removed afterwards."""
@@ -189,7 +175,7 @@ def copy_repo():
 
 
 def grade_in(copy, root, out, *flags, env=None):
-    command = python_for_nobody() + [sys.executable, "-m", "autograder", "grade", str(root), "--assignment", "lstm",
+    command = [sys.executable, "-m", "autograder", "grade", str(root), "--assignment", "lstm",
                                      "--out", str(out), "--no-gradebook", "--jobs", "1", *flags]
     return subprocess.run(command, cwd=copy, capture_output=True, text=True, timeout=600,
                           env={**os.environ, **(env or {})})
