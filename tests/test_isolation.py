@@ -360,3 +360,17 @@ def test_the_guard_and_the_worker_hold_when_the_notebook_tampers_with_them(tmp_p
         assert got == {name: TAMPER_EXPECTED.get(name, "Refused") for name in TAMPER_ATTEMPTS}
     finally:
         impl.close()
+
+
+def test_a_process_that_stops_reading_is_killed_not_waited_for(tmp_path, monkeypatch):
+    """A worker that never reads (a notebook that swapped it, say) while the grader sends 1 MB of
+    cells: the grader's write gives up after SEND_SECONDS and the process is killed."""
+    from autograder.process import channel
+    monkeypatch.setattr(channel, "SEND_SECONDS", 1.0)
+    impl = student("none", tmp_path, cells="x = 1\n" * 200_000)
+    (tmp_path / "scratch" / "agent" / "worker.py").write_text("import time\ntime.sleep(60)\n")
+    started = time.monotonic()
+    with pytest.raises(Crashed, match="did not read what the grader sent within 1 s"):
+        impl.call("anything")
+    assert time.monotonic() - started < 10
+    impl.close()

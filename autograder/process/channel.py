@@ -324,10 +324,10 @@ class ForkServer:
             raise ChannelClosed("sent something else than its key when it started")
         return key
 
-    def _send(self, fd, obj, seconds=SEND_SECONDS):
-        """Write one message to the student's process, which must read it within `seconds`:
+    def _send(self, fd, obj):
+        """Write one message to the student's process, which must read it within SEND_SECONDS:
         else it is killed (ChannelClosed)."""
-        data = memoryview(frame(obj))
+        data, seconds = memoryview(frame(obj)), SEND_SECONDS
         deadline = time.monotonic() + seconds
         try:
             while data:
