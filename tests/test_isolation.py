@@ -68,8 +68,9 @@ import numpy as np
 
 def student(mode, tmp_path, memory_mb=1024, call_seconds=3, cells=PROBES, guard=True, **limits):
     scratch = sandbox.make_scratch(None, "lstm.ipynb")
-    shutil.move(scratch, tmp_path / "scratch")
-    scratch = tmp_path / "scratch"
+    if mode != "uid":     # (the uid's processes cannot reach pytest's folders; the next run removes it)
+        shutil.move(scratch, tmp_path / "scratch")
+        scratch = tmp_path / "scratch"
     if not guard:
         (scratch / "agent" / "guard.py").write_text(
             "def install(writable, readable):\n    return (lambda fn, *args: fn(*args)), (lambda: None)\n")
@@ -374,3 +375,72 @@ def test_a_process_that_stops_reading_is_killed_not_waited_for(tmp_path, monkeyp
         impl.call("anything")
     assert time.monotonic() - started < 10
     impl.close()
+
+
+CARRY = '''
+import os, mmap
+from multiprocessing import shared_memory
+_fd = os.memfd_create("carry")
+os.dup2(_fd, 0)
+_map = mmap.mmap(-1, 4096)
+_cells_ran = os.urandom(8).hex()       # which run of the cells a session comes from
+PLACES = {"memfd on descriptor 0": 0, "shared mapping": 1, "working folder": 2, "/tmp": 3, "POSIX shared memory": 4}
+def leave(secret):
+    data, left = secret.encode(), []
+    def attempt(place, write):
+        try:
+            write()
+            left.append(PLACES[place])
+        except Exception:
+            pass
+    attempt("memfd on descriptor 0", lambda: os.pwrite(0, data, 0))
+    attempt("shared mapping", lambda: _map.write(data))
+    attempt("working folder", lambda: open("carry.txt", "wb").write(data))
+    attempt("/tmp", lambda: open("/tmp/carry.txt", "wb").write(data))
+    def shm():
+        block = shared_memory.SharedMemory("autograder-carry", create=True, size=64)
+        block.buf[:len(data)] = data
+    attempt("POSIX shared memory", shm)
+    return [_cells_ran, left]
+def find(secret):
+    data, found = secret.encode(), []
+    def attempt(place, read):
+        try:
+            if data in read():
+                found.append(PLACES[place])
+        except Exception:
+            pass
+    attempt("memfd on descriptor 0", lambda: os.pread(0, 64, 0))
+    attempt("shared mapping", lambda: _map[:64])
+    attempt("working folder", lambda: open("carry.txt", "rb").read())
+    attempt("/tmp", lambda: open("/tmp/carry.txt", "rb").read())
+    attempt("POSIX shared memory", lambda: bytes(shared_memory.SharedMemory("autograder-carry").buf[:64]))
+    return [_cells_ran, found]
+'''
+UID = pytest.mark.skipif(os.geteuid() != 0, reason="the uid sandbox needs root")
+
+
+@pytest.mark.parametrize("mode", [pytest.param("bubblewrap", marks=BWRAP), pytest.param("uid", marks=UID), "none"])
+def test_a_fresh_session_meets_nothing_an_earlier_one_left(mode, tmp_path):
+    """With the audit hook off, a session leaves a secret wherever the kernel lets it (a memfd the
+    cells put on descriptor 0, a shared mapping the cells made, its working folder, /tmp, POSIX
+    shared memory); a fresh session, a process of its own, finds it nowhere (in "none", with no
+    kernel boundary, /tmp and /dev/shm are shared: only what the grader itself gives each
+    session is checked there)."""
+    impl = student(mode, tmp_path, cells=CARRY, guard=False)
+    try:
+        first, left = impl.call("leave", "s3cr3t-promise")
+        left = np.asarray(left).tolist()
+        assert {0, 1, 2} <= set(left), left          # the cells' own memfd, mapping and folder took it
+        with impl.fresh():
+            second, found = impl.call("find", "s3cr3t-promise")
+        found = np.asarray(found).tolist()
+        assert second != first                       # the cells ran again, in a process of its own
+        shared = {3, 4} if mode == "none" else set()
+        assert set(found) <= shared, found
+    finally:
+        impl.close()
+        if mode == "none":
+            for path in ("/tmp/carry.txt", "/dev/shm/autograder-carry"):
+                if os.path.exists(path):
+                    os.unlink(path)
