@@ -136,14 +136,11 @@ class Placed:
 
 
 class Arena:
-    """A memfd shared with the worker; each call's arguments go to fresh pages (a student's
-    cache may keep views of earlier arguments for the whole session)."""
+    """A memfd shared with one session's worker; each call's arguments go to fresh pages (a
+    student's cache may keep views of earlier arguments for the whole session)."""
 
     def __init__(self):
         self.fd = os.memfd_create("autograder-arena", 0)
-        self.cursor = 0
-
-    def reset(self):
         self.cursor = 0
 
     def place(self, args):
