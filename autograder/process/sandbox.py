@@ -35,6 +35,7 @@ import importlib.util
 import os
 import platform
 import pwd
+import re
 import resource
 import struct
 import shutil
@@ -281,8 +282,8 @@ def python_copy():
     key = hashlib.sha256(repr((str(executable), str(base), site_packages(), hidden_modules(),
                                [os.stat(p).st_mtime_ns for p in site_packages()])).encode()).hexdigest()[:16]
     target = Path(tempfile.gettempdir()) / f"autograder-python-{key}"
-    if target.is_dir():
-        return target
+    if os.path.lexists(target):
+        return trusted(target)
     building = Path(tempfile.mkdtemp(prefix=f"autograder-python-{key}-building-"))
     try:
         os.chmod(building, 0o755)
@@ -297,9 +298,17 @@ def python_copy():
         os.rename(building, target)
     except OSError:
         shutil.rmtree(building, ignore_errors=True)
-        if not target.is_dir():      # another run made it meanwhile: use theirs
+        if not os.path.lexists(target):      # another run made it meanwhile: use theirs
             raise
-    return target
+    return trusted(target)
+
+
+def trusted(folder):
+    """`folder`, when it is a folder of this user's that no one else may write; else OSError."""
+    info = os.lstat(folder)
+    if not os.path.isdir(folder) or folder.is_symlink() or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise OSError(f"{folder} belongs to someone else, or others may write it: remove it")
+    return folder
 
 
 def link(source, destination):
@@ -590,11 +599,21 @@ def start_child(limits, cgroup, uid, confinement, new_netns):
 def run_id():
     """This run's id, under a lock held as long as any process of this run (the grader and its
     pool) lives: a run whose lock is free has died (clean_dead_runs)."""
-    RUNS.mkdir(mode=0o700, exist_ok=True)
+    own_folder(RUNS)
     ident = uuid.uuid4().hex[:12]
     fd = os.open(RUNS / f"{ident}.lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return ident
+
+
+def own_folder(folder):
+    """Make `folder` (0700) unless it exists; GraderError unless this user owns it and no one
+    else may write it (another user may have made it first, in the shared temporary folder)."""
+    folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        trusted(folder)
+    except OSError as exc:
+        raise GraderError(f"{exc}, then grade again") from None
 
 
 def cgroup_prefix():
@@ -626,6 +645,8 @@ def clean_dead_runs():
     scratch and working folders), and kill every process of a "uid"-mode uid no run holds."""
     run_id()
     for lock in RUNS.glob("*.lock"):
+        if not re.fullmatch(r"uid-\d+|[0-9a-f]{12}", lock.stem):
+            continue
         held = locked_by_someone(lock)
         if held is True:
             continue
@@ -659,7 +680,7 @@ def known_ids():
 def allocate_uid():
     """A uid of UIDS no other student process holds -> (uid, lock descriptor); its leftovers
     (processes of an earlier holder) are killed first."""
-    RUNS.mkdir(mode=0o700, exist_ok=True)
+    own_folder(RUNS)
     for uid in UIDS:
         if uid in known_ids():
             continue
