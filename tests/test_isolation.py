@@ -438,6 +438,8 @@ def test_a_fresh_session_meets_nothing_an_earlier_one_left(mode, tmp_path):
         assert second != first                       # the cells ran again, in a process of its own
         shared = {3, 4} if mode == "none" else set()
         assert set(found) <= shared, found
+        resumed, kept = impl.call("find", "s3cr3t-promise")      # the interrupted session goes on
+        assert resumed == first and {0, 1, 2} <= set(np.asarray(kept).tolist())
     finally:
         impl.close()
         if mode == "none":

@@ -139,12 +139,14 @@ class StudentImpl(Impl):
 
     A session is started on demand, and again after a timeout or a crash, so a hang costs only
     the call it stopped. `fresh()` gives a block of calls a session of its own, a process no
-    earlier call (and no earlier session's cells) has touched."""
+    earlier call (and no earlier session's cells) has touched; the session the block interrupted
+    waits, untouched by it, and serves the calls after it. `sessions` numbers the current
+    session (handles name the session they belong to)."""
 
     def __init__(self, start_server, parameter_names, limits, time_left):
         super().__init__(parameter_names)
         self.start_server, self.limits, self.time_left = start_server, limits, time_left
-        self.server, self.sessions, self.run_reply = None, 0, None
+        self.server, self.sessions, self.started, self.run_reply = None, 0, 0, None
         self.failed_start = None      # the notebook's cells could not run: the same again next time
         self.fresh_depth = 0
 
@@ -164,7 +166,8 @@ class StudentImpl(Impl):
                 self.failed_start = failure
             raise failure from None
         self.run_reply = self.run_reply or self.server.report
-        self.sessions += 1
+        self.started += 1
+        self.sessions = self.started
         self.sent = 0                   # bytes of the arrays sent to this session
 
     @contextlib.contextmanager
@@ -172,13 +175,15 @@ class StudentImpl(Impl):
         if self.fresh_depth:            # already in a fresh session: share it
             yield
             return
-        self.close()
+        waiting = self.server, self.sessions
+        self.server = None              # the next call starts a new session
         self.fresh_depth += 1
         try:
             yield
         finally:
             self.fresh_depth -= 1
             self.close()
+            self.server, self.sessions = waiting
 
     def call(self, fn, *args, opaque=()):
         if self.server is None or not self.server.session_open:
