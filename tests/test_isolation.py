@@ -446,3 +446,32 @@ def test_a_fresh_session_meets_nothing_an_earlier_one_left(mode, tmp_path):
             for path in ("/tmp/carry.txt", "/dev/shm/autograder-carry"):
                 if os.path.exists(path):
                     os.unlink(path)
+
+
+CACHED_PROBES = ("landlock_abi", "confinement_works", "netns_works", "tmpfs_works", "cgroup_parents")
+
+
+@UID
+def test_the_uid_mode_grades_and_says_so_where_the_kernel_refuses_every_protection(tmp_path, monkeypatch):
+    """A container refusing the network namespace, Landlock, seccomp, tmpfs and cgroups (simulated
+    through REFUSE_ENV): the uid mode still runs the student, as a uid of its own, and names
+    every protection it went without; without Landlock, the student can indeed write /tmp."""
+    monkeypatch.setenv(sandbox.REFUSE_ENV, "netns,landlock,seccomp,tmpfs,cgroup")
+    for name in CACHED_PROBES:
+        getattr(sandbox, name).cache_clear()
+    marker = f"/tmp/autograder-refused-{os.getpid()}"
+    impl = student("uid", tmp_path, guard=False,
+                   cells=f"import os\ndef f():\n    open({marker!r}, 'w').write('x')\n    return os.getuid()\n")
+    try:
+        refused = " ".join(sandbox.refused_protections("uid"))
+        for name in ("cgroup", "tmpfs", "network namespace", "Landlock", "seccomp"):
+            assert name in refused, refused
+        assert int(impl.call("f")) in sandbox.UIDS
+        assert os.path.exists(marker)
+    finally:
+        impl.close()
+        if os.path.exists(marker):
+            os.unlink(marker)
+        monkeypatch.undo()
+        for name in CACHED_PROBES:
+            getattr(sandbox, name).cache_clear()

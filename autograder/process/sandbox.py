@@ -507,17 +507,18 @@ class Confinement:
     """What a "uid"-mode student process applies to itself before exec (`apply`, in the
     preexec_fn): no new privileges, Landlock (writes only beneath `work` and to /dev/null, no
     TCP, abstract unix sockets and signals scoped to its own domain) and the seccomp filter,
-    each where the kernel allows it. Everything is built here, in the grader."""
+    each unless told not to (`landlock`, `seccomp`: what confinement_works found the kernel
+    allows). Everything is built here, in the grader."""
 
-    def __init__(self, work):
+    def __init__(self, work, landlock=True, seccomp=True):
         import ctypes
         self.ctypes = ctypes
-        self.abi = landlock_abi()
+        self.abi = landlock_abi() if landlock else 0
         writes = sum(bits for version, bits in LANDLOCK_WRITES.items() if version <= self.abi)
         self.ruleset = struct.pack("QQQ", writes, 0x3 if self.abi >= 4 else 0, 0x3 if self.abi >= 6 else 0)
         self.ruleset_size = 8 * (1 + (self.abi >= 4) + (self.abi >= 6))
         self.rules = [(os.fsencode(work), writes), (b"/dev/null", LANDLOCK_FILE_WRITES & writes)]
-        self.seccomp = seccomp_program()
+        self.seccomp = seccomp_program() if seccomp else None
 
     def apply(self):
         """In the child: raises OSError when a protection the probes found working fails."""
@@ -546,12 +547,12 @@ class Confinement:
 
 @functools.lru_cache(maxsize=None)
 def confinement_works():
-    """{"landlock": bool, "seccomp": bool}: what a child of this process could apply."""
+    """{"landlock": bool, "seccomp": bool}: what a child of this process could apply, each alone."""
     work = tempfile.mkdtemp(prefix="autograder-probe-")
     try:
-        confinement = Confinement(work)
-        return {"landlock": confinement.abi > 0 and in_child(lambda: confinement.apply() or True),
-                "seccomp": confinement.seccomp is not None and in_child(lambda: confinement.apply() or True)}
+        landlock, seccomp = Confinement(work, seccomp=False), Confinement(work, landlock=False)
+        return {"landlock": landlock.abi > 0 and in_child(lambda: landlock.apply() or True),
+                "seccomp": seccomp.seccomp is not None and in_child(lambda: seccomp.apply() or True)}
     finally:
         os.rmdir(work)
 
@@ -840,7 +841,7 @@ class StudentProcess:
         if mode == "bubblewrap":   # seed the tmpfs working folder, then become the worker
             worker = bubblewrap_prefix(scratch, tmpfs_mb) + [
                 "/bin/sh", "-c", f'cp -R {SEED}/. {SANDBOX_HOME} && exec "$@"', "sh"] + worker
-        confinement = Confinement(self.work) if mode == "uid" else None
+        confinement = Confinement(self.work, **confinement_works()) if mode == "uid" else None
         new_netns = mode == "uid" and netns_works()
         try:
             self.process = subprocess.Popen(
