@@ -661,9 +661,15 @@ def clean_dead_runs():
 
 
 def remove_run(ident):
-    """Everything named after run `ident`: cgroups (their processes killed), mounts, folders."""
+    """Everything named after run `ident`: cgroups (their processes killed), the processes
+    whose command line or working folder names it, mounts, folders."""
     pattern = f"autograder-*-{ident}-*"
     remove_cgroups([folder for parent in cgroup_parents().values() for folder in parent.glob(pattern)])
+    for pid in processes_naming(f"-{ident}-"):
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
     mounts = [line.split()[1] for line in read_lines_of(Path("/proc/self/mounts"))]
     for mount in mounts:
         if f"-{ident}-" in os.path.basename(mount) and os.path.basename(mount).startswith("autograder-"):
@@ -714,6 +720,23 @@ def kill_uid(uid):
             return
         time.sleep(0.005)
     raise GraderError(f"the processes of uid {uid} could not all be killed")
+
+
+def processes_naming(name):
+    """The pids of the processes whose command line or working folder holds `name` within a
+    path of the temporary folder's autograder-* folders (a run's workers, bubblewrap included)."""
+    found, marker = [], os.fsencode(os.path.join(tempfile.gettempdir(), "autograder-"))
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            where = Path(entry.path, "cmdline").read_bytes().split(b"\0") + [os.fsencode(os.readlink(
+                os.path.join(entry.path, "cwd")))]
+        except OSError:
+            continue
+        if any(part.startswith(marker) and os.fsencode(name) in part for part in where):
+            found.append(int(entry.name))
+    return found
 
 
 def processes_of(uid):
