@@ -12,7 +12,7 @@ from autograder.outputs.student_text import printable
 from autograder.integrations.lms.collect import CollectError
 from autograder.grade import Grader, grade_all
 from autograder.integrations.lms.roster import RosterError
-from autograder.process.sandbox import MODES, NOBODY, GraderError
+from autograder.process.sandbox import MODES, UIDS, GraderError, refused_protections
 
 
 def progress_bar(total, quiet=False, desc="grading"):
@@ -66,10 +66,14 @@ def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=F
     if grader.sandbox == "none":
         print(UNSANDBOXED_WARNING, file=sys.stderr)
     if not quiet:
-        where = {"bubblewrap": "a bubblewrap sandbox", "uid": f"processes of the unprivileged uid {NOBODY}",
+        where = {"bubblewrap": "a bubblewrap sandbox",
+                 "uid": f"processes of unprivileged uids ({UIDS.start}-{UIDS.stop - 1}, one per process)",
                  "none": "plain processes, UNSANDBOXED"}[grader.sandbox]
         print(f"Grading {len(submissions)} submission(s) of '{config.name}' in {where}, "
               f"{jobs or os.cpu_count()} at a time.", file=sys.stderr)
+    refused = refused_protections(grader.sandbox)
+    if refused and not quiet:
+        print(refused_line(refused), file=sys.stderr)
     started = time.monotonic()
     bar, advance = progress_bar(len(submissions), quiet)
     with bar:
@@ -87,12 +91,20 @@ def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=F
         print(report.table(config, everyone))
         for line in integrity_flags(results):
             print(printable(line))
+        if refused:
+            print("\n" + refused_line(refused))
         print(f"\n{len(results)} graded in {graded_seconds:.1f} s ({report.status_counts(results)}). "
               f"Grades: {Path(out) / 'grades.csv'}; feedback: {Path(out) / 'feedback'}/; "
               f"details: {Path(out) / 'results'}/")
     if gradebook is not None:
         write_gradebook(config, results, submissions, gradebook, quiet)
     return results
+
+
+def refused_line(refused):
+    """The TA's line naming the protections of the sandbox mode the kernel refused."""
+    return ("Protections the kernel refused on this machine (each result's \"sandbox_refused\" names them): "
+            + "; ".join(refused) + ".")
 
 
 def integrity_flags(results):
