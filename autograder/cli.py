@@ -15,7 +15,7 @@ from autograder.outputs.student_text import printable
 from autograder.integrations.lms.collect import CollectError
 from autograder.grade import Grader, Interrupted, grade_all, held, interruptible
 from autograder.integrations.lms.roster import RosterError
-from autograder.process.sandbox import MODES, NOBODY, GraderError
+from autograder.process.sandbox import MODES, UIDS, GraderError, refused_protections
 
 
 def progress_bar(total, quiet=False, desc="grading"):
@@ -83,9 +83,13 @@ def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=F
                     print(UNSANDBOXED_WARNING, file=sys.stderr)
                 if not quiet:
                     where = {"bubblewrap": "a bubblewrap sandbox", "none": "plain processes, UNSANDBOXED",
-                             "uid": f"processes of the unprivileged uid {NOBODY}"}[grader.sandbox]
+                             "uid": f"processes of unprivileged uids ({UIDS.start}-{UIDS.stop - 1}, one per "
+                                    "process)"}[grader.sandbox]
                     print(f"Grading {len(submissions)} submission(s) of '{config.name}' in {where}, "
                           f"{jobs or os.cpu_count()} at a time.", file=sys.stderr)
+                refused = refused_protections(grader.sandbox)
+                if refused and not quiet:
+                    print(refused_line(refused), file=sys.stderr)
                 started = time.monotonic()
                 bar, advance = progress_bar(len(submissions), quiet)
                 with bar:
@@ -123,6 +127,8 @@ def grade_command(config, root, out, jobs, sandbox_mode, gradebook=None, quiet=F
         print(report.table(config, shown))
         for line in integrity_flags(results):
             print(printable(line))
+        if refused:
+            print("\n" + refused_line(refused))
         print(f"\n{len(results)} graded in {graded_seconds:.1f} s ({report.status_counts(results)}). "
               f"Grades: {Path(out) / 'grades.csv'}; feedback: {Path(out) / 'feedback'}/; "
               f"details: {Path(out) / 'results'}/")
@@ -181,6 +187,12 @@ def gradebook_lines(db_path, flags, manuals):
         print(f"Manual grades to look at again ({len(flags)}), flagged in formgrader:")
         for student, cell, why in flags:
             print(printable(f"  {student} {cell}: {why}"))
+
+
+def refused_line(refused):
+    """The TA's line naming the protections of the sandbox mode the kernel refused."""
+    return ("Protections the kernel refused on this machine (each result's \"sandbox_refused\" names them): "
+            + "; ".join(refused) + ".")
 
 
 def integrity_flags(results):

@@ -116,7 +116,8 @@ def grade_notebook(student_id, notebook_path, setting, graded, reference, miscon
     limits, started = setting.limits, time.monotonic()
     result = {"student_id": student_id, "assignment": setting.assignment, "status": "graded",
               "reason": None, "score": 0.0, "max_score": float(sum(setting.points.values())),
-              "exercises": [], "cell_errors": [], "seconds": 0.0, "sandbox": setting.sandbox}
+              "exercises": [], "cell_errors": [], "seconds": 0.0, "sandbox": setting.sandbox,
+              "sandbox_refused": sandbox.refused_protections(setting.sandbox)}
     try:
         if notebook_path is None:
             raise Unreadable(f"no {setting.notebook} found in the submission")

@@ -68,10 +68,11 @@ import numpy as np
 
 def student(mode, tmp_path, memory_mb=1024, call_seconds=3, cells=PROBES, guard=True, **limits):
     scratch = sandbox.make_scratch(None, "lstm.ipynb")
-    shutil.move(scratch, tmp_path / "scratch")
-    scratch = tmp_path / "scratch"
+    if mode != "uid":     # (the uid's processes cannot reach pytest's folders; the next run removes it)
+        shutil.move(scratch, tmp_path / "scratch")
+        scratch = tmp_path / "scratch"
     if not guard:
-        (scratch / ".autograder" / "guard.py").write_text(
+        (scratch / "agent" / "guard.py").write_text(
             "def install(writable, readable):\n    return (lambda fn, *args: fn(*args)), (lambda: None)\n")
     limits = Limits(wall_seconds=60, call_seconds=call_seconds, memory_mb=memory_mb, **limits)
 
@@ -343,7 +344,7 @@ TAMPER_ATTEMPTS = {
     "a fresh _signal": "import _imp, importlib.machinery\n"
                        "_imp.create_builtin(importlib.machinery.ModuleSpec('_signal', None)).signal(10, print)",
     "a worker function's defaults": "sys.modules['__main__'].session.__defaults__ = ()",
-    "a worker function's code": "sys.modules['__main__'].zygote.__code__ = (lambda: 1).__code__",
+    "a worker function's code": "sys.modules['__main__'].main.__code__ = (lambda: 1).__code__",
     "a guard function's defaults": "sys.modules['guard'].install.__defaults__ = ()",
 }
 TAMPER_EXPECTED = {**EXPECTED, "signal.signal.__wrapped__": "AttributeError", "a fresh _signal": "ImportError"}
@@ -360,3 +361,117 @@ def test_the_guard_and_the_worker_hold_when_the_notebook_tampers_with_them(tmp_p
         assert got == {name: TAMPER_EXPECTED.get(name, "Refused") for name in TAMPER_ATTEMPTS}
     finally:
         impl.close()
+
+
+def test_a_process_that_stops_reading_is_killed_not_waited_for(tmp_path, monkeypatch):
+    """A worker that never reads (a notebook that swapped it, say) while the grader sends 1 MB of
+    cells: the grader's write gives up after SEND_SECONDS and the process is killed."""
+    from autograder.process import channel
+    monkeypatch.setattr(channel, "SEND_SECONDS", 1.0)
+    impl = student("none", tmp_path, cells="x = 1\n" * 200_000)
+    (tmp_path / "scratch" / "agent" / "worker.py").write_text("import time\ntime.sleep(60)\n")
+    started = time.monotonic()
+    with pytest.raises(Crashed, match="did not read what the grader sent within 1 s"):
+        impl.call("anything")
+    assert time.monotonic() - started < 10
+    impl.close()
+
+
+CARRY = '''
+import os, mmap
+from multiprocessing import shared_memory
+_fd = os.memfd_create("carry")
+os.dup2(_fd, 0)
+_map = mmap.mmap(-1, 4096)
+_cells_ran = os.urandom(8).hex()       # which run of the cells a session comes from
+PLACES = {"memfd on descriptor 0": 0, "shared mapping": 1, "working folder": 2, "/tmp": 3, "POSIX shared memory": 4}
+def leave(secret):
+    data, left = secret.encode(), []
+    def attempt(place, write):
+        try:
+            write()
+            left.append(PLACES[place])
+        except Exception:
+            pass
+    attempt("memfd on descriptor 0", lambda: os.pwrite(0, data, 0))
+    attempt("shared mapping", lambda: _map.write(data))
+    attempt("working folder", lambda: open("carry.txt", "wb").write(data))
+    attempt("/tmp", lambda: open("/tmp/carry.txt", "wb").write(data))
+    def shm():
+        block = shared_memory.SharedMemory("autograder-carry", create=True, size=64)
+        block.buf[:len(data)] = data
+    attempt("POSIX shared memory", shm)
+    return [_cells_ran, left]
+def find(secret):
+    data, found = secret.encode(), []
+    def attempt(place, read):
+        try:
+            if data in read():
+                found.append(PLACES[place])
+        except Exception:
+            pass
+    attempt("memfd on descriptor 0", lambda: os.pread(0, 64, 0))
+    attempt("shared mapping", lambda: _map[:64])
+    attempt("working folder", lambda: open("carry.txt", "rb").read())
+    attempt("/tmp", lambda: open("/tmp/carry.txt", "rb").read())
+    attempt("POSIX shared memory", lambda: bytes(shared_memory.SharedMemory("autograder-carry").buf[:64]))
+    return [_cells_ran, found]
+'''
+UID = pytest.mark.skipif(os.geteuid() != 0, reason="the uid sandbox needs root")
+
+
+@pytest.mark.parametrize("mode", [pytest.param("bubblewrap", marks=BWRAP), pytest.param("uid", marks=UID), "none"])
+def test_a_fresh_session_meets_nothing_an_earlier_one_left(mode, tmp_path):
+    """With the audit hook off, a session leaves a secret wherever the kernel lets it (a memfd the
+    cells put on descriptor 0, a shared mapping the cells made, its working folder, /tmp, POSIX
+    shared memory); a fresh session, a process of its own, finds it nowhere (in "none", with no
+    kernel boundary, /tmp and /dev/shm are shared: only what the grader itself gives each
+    session is checked there)."""
+    impl = student(mode, tmp_path, cells=CARRY, guard=False)
+    try:
+        first, left = impl.call("leave", "s3cr3t-promise")
+        left = np.asarray(left).tolist()
+        assert {0, 1, 2} <= set(left), left          # the cells' own memfd, mapping and folder took it
+        with impl.fresh():
+            second, found = impl.call("find", "s3cr3t-promise")
+        found = np.asarray(found).tolist()
+        assert second != first                       # the cells ran again, in a process of its own
+        shared = {3, 4} if mode == "none" else set()
+        assert set(found) <= shared, found
+        resumed, kept = impl.call("find", "s3cr3t-promise")      # the interrupted session goes on
+        assert resumed == first and {0, 1, 2} <= set(np.asarray(kept).tolist())
+    finally:
+        impl.close()
+        if mode == "none":
+            for path in ("/tmp/carry.txt", "/dev/shm/autograder-carry"):
+                if os.path.exists(path):
+                    os.unlink(path)
+
+
+CACHED_PROBES = ("landlock_abi", "confinement_works", "netns_works", "tmpfs_works", "cgroup_parents")
+
+
+@UID
+def test_the_uid_mode_grades_and_says_so_where_the_kernel_refuses_every_protection(tmp_path, monkeypatch):
+    """A container refusing the network namespace, Landlock, seccomp, tmpfs and cgroups (simulated
+    through REFUSE_ENV): the uid mode still runs the student, as a uid of its own, and names
+    every protection it went without; without Landlock, the student can indeed write /tmp."""
+    monkeypatch.setenv(sandbox.REFUSE_ENV, "netns,landlock,seccomp,tmpfs,cgroup")
+    for name in CACHED_PROBES:
+        getattr(sandbox, name).cache_clear()
+    marker = f"/tmp/autograder-refused-{os.getpid()}"
+    impl = student("uid", tmp_path, guard=False,
+                   cells=f"import os\ndef f():\n    open({marker!r}, 'w').write('x')\n    return os.getuid()\n")
+    try:
+        refused = " ".join(sandbox.refused_protections("uid"))
+        for name in ("cgroup", "tmpfs", "network namespace", "Landlock", "seccomp"):
+            assert name in refused, refused
+        assert int(impl.call("f")) in sandbox.UIDS
+        assert os.path.exists(marker)
+    finally:
+        impl.close()
+        if os.path.exists(marker):
+            os.unlink(marker)
+        monkeypatch.undo()
+        for name in CACHED_PROBES:
+            getattr(sandbox, name).cache_clear()

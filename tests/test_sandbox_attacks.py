@@ -79,6 +79,13 @@ def attacks(root, out):
         "a_torch": ("import torch\nstolen = None", "ImportRefused"),
         "a_ctypes": ("import ctypes\nctypes.CDLL(None).system(b'true')", "ImportRefused"),
         "a_frames": ("import gc\nworker = [o for o in gc.get_objects() if type(o).__name__ == 'Worker']", "Refused"),
+        # traceback.extract_stack hands sys._getframe's frame to walk_stack, a module attribute: from
+        # it, f_back and f_locals reach the worker's as_grader, which runs anything with the hook off
+        "a_walk_stack": ("import traceback\ncaptured = []\nreal = traceback.walk_stack\n"
+                         "traceback.walk_stack = lambda f: captured.append(f) or real(f)\ntraceback.extract_stack()\n"
+                         "if not captured:\n    raise LookupError('no frame reached')\nframe = captured[0]\n"
+                         "while 'as_grader' not in frame.f_locals:\n    frame = frame.f_back\n"
+                         f"stolen = frame.f_locals['as_grader'](lambda: open({str(solutions)!r}).read())", "LookupError"),
     }
 
 
@@ -146,22 +153,15 @@ def test_every_attacker_gets_at_most_its_honest_points(class_run, config):
     assert not [p for parent in sandbox.cgroup_parents().values() for p in parent.glob(sandbox.cgroup_prefix() + "*")]
 
 
-def python_for_nobody():
-    """A command prefix that runs what follows in a private mount namespace where uid 65534 can
-    reach this Python (here it lives under /root, which is 0700): a tmpfs over /root holding
-    only the Python installation. On machines where Python is open to all, nothing."""
-    home = Path("/root")
-    if not str(Path(sys.base_prefix).resolve()).startswith("/root/"):
-        return []
-    keep = Path(sys.base_prefix).resolve().relative_to(home).parts[0]
-    script = (f"mkdir -p /run/keep && mount --bind /root/{keep} /run/keep && "
-              f"mount -t tmpfs -o mode=0711 tmpfs /root && mkdir /root/{keep} && "
-              f"mount --bind /run/keep /root/{keep} && exec \"$@\"")
-    return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh"]
-
-
 @pytest.fixture
 def repo_copy():
+    """copy_repo(), removed afterwards."""
+    copy = copy_repo()
+    yield copy
+    shutil.rmtree(copy.parent)
+
+
+def copy_repo():
     """The repository's files the grader needs, in a folder of our own (to close its secrets)
     that other users can reach (pytest's own tmp_path is closed to them)."""
     copy = Path(tempfile.mkdtemp(prefix="repo-copy-")) / "repo"
@@ -171,12 +171,11 @@ def repo_copy():
         shutil.copy(REPO / name, copy / name)
     os.chmod(copy.parent, 0o755)
     os.chmod(copy, 0o755)
-    yield copy
-    shutil.rmtree(copy.parent)
+    return copy
 
 
 def grade_in(copy, root, out, *flags, env=None):
-    command = python_for_nobody() + [sys.executable, "-m", "autograder", "grade", str(root), "--assignment", "lstm",
+    command = [sys.executable, "-m", "autograder", "grade", str(root), "--assignment", "lstm",
                                      "--out", str(out), "--no-gradebook", "--jobs", "1", *flags]
     return subprocess.run(command, cwd=copy, capture_output=True, text=True, timeout=600,
                           env={**os.environ, **(env or {})})

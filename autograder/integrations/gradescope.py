@@ -312,7 +312,8 @@ def to_gradescope(result, settings, notes, answers, manual):
             "test_output_format": "text", "test_name_format": "text",
             "visibility": settings["visibility"], "stdout_visibility": settings["stdout_visibility"],
             "tests": tests, "extra_data": {"student_id": result["student_id"], "status": result["status"],
-                                           "sandbox": result.get("sandbox")}}
+                                           "sandbox": result.get("sandbox"),
+                                           "sandbox_refused": result.get("sandbox_refused", [])}}
 
 
 def recorded_catalogue(path):

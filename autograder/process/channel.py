@@ -1,13 +1,16 @@
-"""The grader's side of worker.py: one worker per submission, its sessions, and the arena.
+"""The grader's side of worker.py: one sandboxed process per session, and its arena.
 
-A `ForkServer` is one sandboxed worker process for one submission (sandbox.StudentProcess): it
-runs the notebook's cells once, then forks sessions on request (`open_session`), each starting
-from the state the cells left; `call` calls one student function in the open session. Arguments travel through the `Arena`, a memfd both processes
-map: after the call the grader reads the arguments back itself (an argument changed in place is
-seen there, whatever the student's process says) and the call's status slot, where the worker's
-own code wrote the call's nonce and the numpy floating-point errors the call raised. Replies are
-checked against a schema and their text is cut to a short, printable first line: nothing the
-student's process sends can crash the grader or carry more than a line of text to the feedback.
+A `ForkServer` is one session: a sandboxed worker process started for it (sandbox.StudentProcess)
+that runs the notebook's cells, then serves `call`s of the student's functions until it is
+closed. No state passes from one session to the next: each has its own process, pipes, arena and
+working folder, and the grader starts a new one (impl.StudentImpl) for every fresh session.
+Arguments travel through the `Arena`, a memfd both processes map: after the call the grader
+reads the arguments back itself (an argument changed in place is seen there, whatever the
+student's process says) and the call's status slot, where the worker's own code wrote the
+call's nonce and the numpy floating-point errors the call raised. Replies are checked against a
+schema and their text is cut to a short, printable first line: nothing the student's process
+sends can crash the grader or carry more than a line of text to the feedback. Every write to the
+student's pipes is bounded in time: a process that stops reading is killed.
 """
 import fcntl
 import hashlib
@@ -31,6 +34,7 @@ STATUS_BYTES = 48        # nonce (16) | floating-point error flags (8) | dicts c
 FP_NAMES = {1: "divide by zero", 2: "overflow", 8: "invalid value"}
 TEXT_LIMIT = 120         # characters of student text a message may carry
 PIPE_BYTES = 1 << 20     # buffer of the session's pipes
+SEND_SECONDS = 10.0      # the student's process reads what the grader sends within this, or is killed
 READ_CHUNK = 1 << 20     # bytes a message's buffer starts with
 
 
@@ -94,7 +98,9 @@ class Reader:
                     if len(self.head) == 8:
                         self.size = int.from_bytes(self.head, "big")
                         if self.size > self.size_limit:
-                            raise ChannelClosed(f"sent a message of {self.size} bytes (over the limit)")
+                            raise ChannelClosed(f"sent a message of {self.size} bytes, over the limit of "
+                                                f"{self.size_limit} (a reply is bounded by the size of the "
+                                                f"arguments the grader sent)")
                         self.body = bytearray(min(self.size, READ_CHUNK))
                     continue
                 if self.got == len(self.body):   # full, and more is announced: double it
@@ -130,14 +136,11 @@ class Placed:
 
 
 class Arena:
-    """A memfd shared with the worker; each call's arguments go to fresh pages (a student's
-    cache may keep views of earlier arguments for the whole session)."""
+    """A memfd shared with one session's worker; each call's arguments go to fresh pages (a
+    student's cache may keep views of earlier arguments for the whole session)."""
 
     def __init__(self):
         self.fd = os.memfd_create("autograder-arena", 0)
-        self.cursor = 0
-
-    def reset(self):
         self.cursor = 0
 
     def place(self, args):
@@ -268,10 +271,13 @@ class CallOutcome:
 
 
 class ForkServer:
-    """One sandboxed worker process for one submission; at most one session at a time.
+    """One session: a sandboxed worker process of its own, for one submission.
 
-    Starting it runs the notebook's cells (at most `seconds`); `report` is what the worker said
-    of them: {"cell_errors": [...], "threads": n}, validated."""
+    Starting it runs the notebook's cells (at most `seconds`), then reads the key that signs the
+    session's status slots; `report` is what the worker said of the cells: {"cell_errors":
+    [...], "threads": n}, validated. The session stays open until a call times out, breaks the
+    protocol or crashes, or `close_session()`: then its process and everything it started are
+    killed, and a new session is a new ForkServer."""
 
     def __init__(self, scratch, limits, mode, cells, seconds):
         self.arena = Arena()
@@ -285,15 +291,21 @@ class ForkServer:
             except OSError:
                 pass
         child_fds = [ctl_in_r, ctl_out_w, req_r, rep_w, self.arena.fd]
+        self.process = None
         try:
             self.process = StudentProcess(scratch, limits, mode, child_fds)
         finally:
             for fd in child_fds[:4]:
                 os.close(fd)
+            if self.process is None:
+                self._close_channel()
+        for fd in (self.ctl_in, self.req):   # writes wait in select, with a deadline (_send)
+            os.set_blocking(fd, False)
         self.control, self.replies = Reader(self.ctl_out, 1 << 20), Reader(self.rep, wire.MAX_MESSAGE_BYTES)
-        self.session_open, self.key = False, b""
+        self.session_open, self.key = True, b""
         try:
             self.report = self._run_cells(cells, limits.call_seconds, seconds)
+            self.key = self._read_key()
         except BaseException:
             self.kill()
             raise
@@ -309,11 +321,34 @@ class ForkServer:
                                 "(the grader does not run notebooks that start threads)")
         return report
 
+    def _read_key(self):
+        """The session's first message, sent before any student code ran: its 32-byte key."""
+        first = self._wait_reply(5.0, "while starting")
+        key = first.get("key") if isinstance(first, dict) and set(first) == {"key"} else None
+        try:
+            key = bytes.fromhex(key)
+        except (TypeError, ValueError):
+            key = b""
+        if len(key) != 32:
+            self.close_session()
+            raise ChannelClosed("sent something else than its key when it started")
+        return key
+
     def _send(self, fd, obj):
-        data = memoryview(frame(obj))
+        """Write one message to the student's process, which must read it within SEND_SECONDS:
+        else it is killed (ChannelClosed)."""
+        data, seconds = memoryview(frame(obj)), SEND_SECONDS
+        deadline = time.monotonic() + seconds
         try:
             while data:
-                data = data[os.write(fd, data):]
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([], [fd], [], left)[1]:
+                    self.kill()
+                    raise ChannelClosed(f"it did not read what the grader sent within {seconds:g} s")
+                try:
+                    data = data[os.write(fd, data):]
+                except BlockingIOError:
+                    pass
         except OSError:
             raise ChannelClosed(exit_reason(self.process.kill(grace=1.0), "its channel closed")) from None
 
@@ -337,52 +372,24 @@ class ForkServer:
                 if fd in ready and not reader.fill():
                     raise ChannelClosed(exit_reason(self.process.kill(grace=1.0), "its process ended"))
 
-    def _control(self, message, expect, seconds=10.0):
-        self._send(self.ctl_in, message)
-        while True:
-            kind, answer = self._await(seconds, want_reply=False)
-            if kind == "timeout":
-                self.process.kill()
-                raise ChannelClosed("its worker stopped answering")
-            if isinstance(answer, dict) and expect in answer:
-                return answer[expect]
-
-    def open_session(self):
-        """Fork a fresh session from the state the cells left; its first message is the key
-        that signs its calls' status."""
-        self.close_session()
-        self.arena.reset()
-        self.replies.drain()
-        self._control({"op": "open"}, "opened")
-        self.session_open = True
-        first = self._wait_reply(5.0, "while starting")
-        key = first.get("key") if isinstance(first, dict) and set(first) == {"key"} else None
-        try:
-            self.key = bytes.fromhex(key)
-        except (TypeError, ValueError):
-            self.key = b""
-        if len(self.key) != 32:
-            self.close_session()
-            raise ChannelClosed("sent something else than its key when it started")
+    def bound_replies(self, size):
+        """Replies of more than `size` bytes (wire.MAX_MESSAGE_BYTES at most) are refused before
+        they are read: the session is closed (ChannelClosed)."""
+        self.replies.size_limit = min(size, wire.MAX_MESSAGE_BYTES)
 
     def close_session(self):
-        """End the current session (killed if still running)."""
-        if self.session_open:
-            self.session_open = False
-            self._control({"op": "close"}, "closed")
-            self.replies.drain()
+        """End the session: its process, and everything it started, is killed."""
+        self.session_open = False
+        self.kill()
 
     def _wait_reply(self, seconds, doing, grace=GRACE_SECONDS):
         kind, message = self._await(seconds + grace, want_reply=True)
         if kind == "reply":
             return message
-        self.session_open = kind == "timeout"
         self.close_session()
         if kind == "timeout":
             raise ChannelTimeout(f"no answer within {seconds:g} s")
-        code = message.get("exited") if isinstance(message, dict) else None
-        self.replies.drain()
-        raise ChannelClosed(session_exit_reason(code if type(code) is int else None, doing))
+        raise ChannelClosed(f"sent a message nobody asked for {doing}")
 
     def call(self, fn, args, opaque, seconds, stubs=None, answer=None, grace=GRACE_SECONDS):
         """Call `fn` in the open session; -> CallOutcome (reply validated, arguments read back).
@@ -426,26 +433,18 @@ class ForkServer:
         return self.process is not None and self.process.process.poll() is None
 
     def kill(self):
+        """Kill the session's process (and all it started) and close its channel."""
         if self.process is None:
             return
         self.process.kill()
         self.process = None
+        self.session_open = False
+        self._close_channel()
+
+    def _close_channel(self):
         for fd in (self.ctl_in, self.ctl_out, self.req, self.rep):
             try:
                 os.close(fd)
             except OSError:
                 pass
         self.arena.close()
-
-
-def session_exit_reason(code, doing):
-    """Words for how a session ended, from its exit code (negative: a signal)."""
-    if code == 86:   # worker.py: a thread of the student's was alive
-        return f"a thread it started was still running {doing} (the grader does not allow threads)"
-    if code is not None and code < 0:
-        name = {9: "SIGKILL (the memory or process limit?)", 11: "SIGSEGV", 6: "SIGABRT",
-                24: "SIGXCPU (CPU time limit)", 25: "SIGXFSZ (file size limit)"}.get(-code, f"signal {-code}")
-        return f"the process was killed by {name} {doing}"
-    if code is not None:
-        return f"the process exited with status {code} {doing}"
-    return f"the process stopped answering {doing}"

@@ -12,8 +12,11 @@ process and network parts too; elsewhere this hook is the only line for them.
 
 It returns two functions only the worker holds, in local variables:
 - `as_grader(fn, *args)` runs the worker's own `fn` with the hook off in the calling thread (to
-  read a traceback's frames, to map the arena, to fork); no student code may run meanwhile;
-- `seal()` takes back every write permission (a forked session writes no file).
+  read a traceback's frames, to map the arena); no student code may run meanwhile;
+- `seal()` takes back every write permission (the calls write no file).
+traceback's stack summaries are replaced by versions that never hand a frame to code a notebook
+could replace (`replace_stack_summaries`). All of this is a second line inside a process the
+notebook owns (README, "Isolation"): known routes are closed, the boundary is the kernel's.
 """
 import _thread
 import os
@@ -38,17 +41,14 @@ BLOCKED_MODULES = {
     "tf_keras", "mxnet", "theano", "aesara", "pytensor", "tinygrad", "mlx", "chainer", "cupy",
     "paddle", "mindspore", "oneflow", "dynet", "numdifftools", "sympy", "casadi",
 }
-# Attributes that hand out frames or generators' code. Not f_code: traceback.extract_stack reads
-# it (pyparsing calls that when matplotlib is imported), and a frame cannot be had in the first place.
+# Attributes that hand out frames or generators' code. Not f_code: a frame cannot be had in the
+# first place.
 FRAME_ATTRIBUTES = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "gi_code"}
 # A function's code and default arguments, refused on the functions of the worker's own files
 # (this folder: worker.py, wire.py, guard.py), which bind what they need as defaults.
 PROTECTED_ATTRIBUTES = {"__code__", "__defaults__", "__kwdefaults__"}
 OWN_FOLDER = os.path.dirname(os.path.realpath(__file__)) + os.sep
 O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-# traceback's functions that return a summary of the stack (names and lines, no frames): they
-# may call sys._getframe (pyparsing, which matplotlib imports, calls extract_stack).
-SUMMARIES = {traceback.extract_stack.__code__, traceback.format_stack.__code__, traceback.print_stack.__code__}
 PATH_EVENTS = {   # event -> which roots its path arguments (both, for two-path events) must be inside
     "os.listdir": "readable", "os.scandir": "readable",
     "os.remove": "writable", "os.rename": "writable", "os.rmdir": "writable", "os.mkdir": "writable",
@@ -106,8 +106,7 @@ def install(writable, readable):
 
     def hook(event, args, _ident=_thread.get_ident, _events=frozenset(BLOCKED_EVENTS),
              _modules=frozenset(BLOCKED_MODULES), _frames=frozenset(FRAME_ATTRIBUTES),
-             _summaries=frozenset(SUMMARIES), _paths=dict(PATH_EVENTS), _protected=frozenset(PROTECTED_ATTRIBUTES),
-             _caller=caller_code, _check_open=check_open, _inside=inside, _starts=str.startswith,
+             _paths=dict(PATH_EVENTS), _protected=frozenset(PROTECTED_ATTRIBUTES), _check_open=check_open, _inside=inside, _starts=str.startswith,
              _refused=Refused, _import_refused=ImportRefused, _frame_refused=RefusedFrame,
              _attribute_refused=RefusedAttribute, _own=OWN_FOLDER, _getattr=getattr):
         if grader[0] == _ident():
@@ -116,7 +115,7 @@ def install(writable, readable):
             raise _refused(f"the grader does not allow {event}")
         if event == "import" and args[0].partition(".")[0] in _modules:
             raise _import_refused(f"the grader does not allow importing {args[0]}")
-        if event == "sys._getframe" and as_grader(_caller) not in _summaries:
+        if event == "sys._getframe":
             raise _frame_refused("the grader does not allow sys._getframe")
         if event == "object.__getattr__" and args[1] in _frames:
             raise _attribute_refused(f"the grader does not allow {args[1]}")
@@ -142,12 +141,45 @@ def install(writable, readable):
         writable[:] = sealed
 
     sys.addaudithook(hook)
+    replace_stack_summaries(as_grader)
     return as_grader, seal
 
 
-def caller_code(_getframe=sys._getframe):
-    """The code object of the function that called sys._getframe (called from the hook)."""
-    return _getframe(3).f_code   # 0 this, 1 as_grader, 2 the hook, 3 the caller
+def stack_entries(limit, _getframe=sys._getframe, _append=list.append, _len=len):
+    """(file name, line, function name) of each frame of the caller's caller's stack,
+    innermost first, at most `limit` (`limit` < 0: the outermost); run through as_grader: frames
+    are read with C attribute reads only, and only strings and numbers leave."""
+    entries, frame = [], _getframe(3)    # 0 this, 1 as_grader, 2 the summary function, 3 its caller
+    while frame is not None and (limit is None or limit < 0 or _len(entries) < limit):
+        code = frame.f_code
+        _append(entries, (code.co_filename, frame.f_lineno, code.co_name))
+        frame = frame.f_back
+    return entries[limit:] if limit is not None and limit < 0 else entries
+
+
+def replace_stack_summaries(as_grader, _entries=stack_entries, _summary=traceback.FrameSummary,
+                            _from_list=traceback.StackSummary.from_list, _format=traceback.format_list,
+                            _print=traceback.print_list, _int=int, _add=int.__add__, _type=type):
+    """traceback's extract_stack, format_stack and print_stack (pyparsing, which matplotlib
+    imports, calls extract_stack) become functions that give the same summary (names and lines)
+    without ever handing a frame to code a notebook could replace: sys._getframe itself is
+    refused to the notebook, whoever calls it."""
+    def extract_stack(f=None, limit=None):
+        if f is not None:
+            raise Refused("the grader does not allow summaries of a given frame")
+        if limit is not None and _type(limit) is not _int:    # a plain int: nothing of the notebook's
+            limit = _add(0, _int(limit))                       # runs while the hook is off
+        entries = as_grader(_entries, limit)
+        stack = _from_list([_summary(name, line, function, lookup_line=False) for name, line, function in entries])
+        stack.reverse()
+        return stack
+
+    def format_stack(f=None, limit=None):
+        return _format(extract_stack(f, limit))
+
+    def print_stack(f=None, limit=None, file=None):
+        _print(extract_stack(f, limit), file=file)
+    traceback.extract_stack, traceback.format_stack, traceback.print_stack = extract_stack, format_stack, print_stack
 
 
 def inside(path, roots, _realpath=os.path.realpath, _fspath=os.fspath, _fsdecode=os.fsdecode,

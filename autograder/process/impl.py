@@ -17,6 +17,12 @@ import numpy as np
 
 from autograder.process.channel import ChannelClosed, ChannelTimeout, Opaque, fp_errors
 
+# A reply may hold at most REPLY_FACTOR times the bytes of the arrays the grader sent to its
+# session so far, plus REPLY_SLACK: a reply over that is refused before it is read (the grader's
+# memory stays bounded by what it sent, whatever the student's process announces).
+REPLY_FACTOR = 4
+REPLY_SLACK = 8 * 2**20
+
 
 class StudentFailure(Exception):
     """A call of a student function that produced no usable result."""
@@ -238,63 +244,63 @@ class LocalImpl(Impl):
 
 
 class StudentImpl(Impl):
-    """The student's functions, in sessions of the submission's fork server (channel.py).
+    """The student's functions, in sessions (channel.py): each a sandboxed process of its own,
+    started for it, which runs the notebook's cells and then serves calls.
 
-    The worker runs the notebook's cells once; a session (forked from there) is opened on
-    demand, and again after a timeout or a crash, so a hang costs only the call it stopped.
-    `fresh()` gives a block of calls a session of its own, which no earlier call has touched. A
-    worker that died is started again (the cells run again)."""
+    A session is started on demand, and again after a timeout or a crash, so a hang costs only
+    the call it stopped. `fresh()` gives a block of calls a session of its own, a process no
+    earlier call (and no earlier session's cells) has touched; the session the block interrupted
+    waits, untouched by it, and serves the calls after it. `sessions` numbers the current
+    session (handles name the session they belong to)."""
 
     enforces_limits = True
 
     def __init__(self, start_server, parameter_names, limits, time_left):
         super().__init__(parameter_names)
         self.start_server, self.limits, self.time_left = start_server, limits, time_left
-        self.server, self.sessions, self.run_reply = None, 0, None
+        self.server, self.sessions, self.started, self.run_reply = None, 0, 0, None
         self.failed_start = None      # the notebook's cells could not run: the same again next time
         self.fresh_depth = 0
         self.stand_ins = None         # StandIns while a block of calls is judged with them
 
     def open(self):
+        """Start a new session (a new process, which runs the cells first)."""
         if self.failed_start is not None:
             raise self.failed_start
         seconds = self.time_left()
         if seconds <= 0:
             raise TimedOut("notebook", "the submission used up its total time limit")
-        if self.server is not None and not self.server.alive():
-            self.close()
+        self.close()
         try:
-            starting = self.server is None
-            if starting:
-                self.server = self.start_server(seconds)
-                self.run_reply = self.run_reply or self.server.report
-            self.server.open_session()
+            self.server = self.start_server(seconds)
         except (ChannelTimeout, ChannelClosed) as exc:
-            self.close()
             failure = (TimedOut if isinstance(exc, ChannelTimeout) else Crashed)("notebook", str(exc))
-            if starting:
+            if self.run_reply is None:      # its cells never ran to the end: they will not next time
                 self.failed_start = failure
             raise failure from None
-        self.sessions += 1
+        self.run_reply = self.run_reply or self.server.report
+        self.started += 1
+        self.sessions = self.started
+        self.sent = 0                   # bytes of the arrays sent to this session
 
     def new_session(self):
-        if self.server is not None and not self.fresh_depth:
-            self.server.close_session()
+        if not self.fresh_depth:
+            self.close()                # the next call starts a new process
 
     @contextlib.contextmanager
     def fresh(self):
         if self.fresh_depth:            # already in a fresh session: share it
             yield
             return
-        if self.server is not None:
-            self.server.close_session()
+        waiting = self.server, self.sessions
+        self.server = None              # the next call starts a new session
         self.fresh_depth += 1
         try:
             yield
         finally:
             self.fresh_depth -= 1
-            if self.server is not None:
-                self.server.close_session()
+            self.close()
+            self.server, self.sessions = waiting
 
     @contextlib.contextmanager
     def substituted(self, names, reference, opaque, budget):
@@ -325,6 +331,8 @@ class StudentImpl(Impl):
         stand_ins = self.stand_ins
         if stand_ins is not None:
             stand_ins.begin(args)
+        self.sent += array_bytes(args)
+        self.server.bound_replies(REPLY_FACTOR * self.sent + REPLY_SLACK)
         try:
             outcome = self.server.call(fn, wire_args, opaque, seconds, stand_ins and stand_ins.stubs,
                                        stand_ins and stand_ins.answer, **({"grace": 0.0} if strict else {}))
@@ -372,6 +380,17 @@ def failure(fn, error):
     if kind == "MemoryError":
         return Crashed(fn, "ran out of memory (the memory limit is in grading.yml)", error)
     return StudentFailure(fn, f"raised {text}", error)
+
+
+def array_bytes(value):
+    """Bytes of the numpy arrays in `value` (arrays, lists, tuples and dicts of them)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.nbytes
+    if isinstance(value, (list, tuple)):
+        return sum(array_bytes(v) for v in value)
+    if isinstance(value, dict):
+        return sum(array_bytes(v) for v in value.values())
+    return 0
 
 
 def to_arrays(value):

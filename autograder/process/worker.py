@@ -1,22 +1,19 @@
-"""Runs inside the student's sandbox: the notebook's cells once, then sessions forked from there.
+"""Runs inside the student's sandbox: one session, which runs the notebook's cells, then serves calls.
 
-Started by sandbox.py as ``python -I -S worker.py CTL_IN CTL_OUT REQUEST REPLY ARENA SITE...`` in
-a scratch copy of the release folder (SITE: the grader's site-packages folders, put on sys.path
-by hand: Python starts without `site`, and no .pth file runs). It imports numpy, installs the
-audit hook (guard.py), takes signal handlers away from the notebook, runs the notebook's cells
-({"cells": [[index, source], ...], "cell_seconds": s} on the control channel) and becomes a
-*zygote*: each {"op": "open"} forks a session that serves calls until the grader ends it. No
-graded call ever runs in the zygote, so every session starts from the state the cells left, and
-nothing a student function saw or remembered in one session is there in the next: the grader
-grades in one session and opens a fresh one for every second opinion it asks of the student's
-code.
+Started by sandbox.py as ``python -I -S worker.py CTL_IN CTL_OUT REQUEST REPLY ARENA SITE...``
+(SITE: the grader's site-packages folders, put on sys.path by hand: Python starts without `site`,
+and no .pth file runs), from a read-only folder outside the student's working folder, which is
+the current directory. It imports numpy, sends the key that signs its calls' status slots,
+installs the audit hook (guard.py), takes signal handlers away from the notebook, runs the
+notebook's cells ({"cells": [[index, source], ...], "cell_seconds": s} on the control channel),
+then serves calls until the grader ends it. Every session is a process of its own, started for
+it: the grader grades in one session and starts a new process, which runs the cells again, for
+every second opinion it asks of the student's code. Nothing links two sessions: no descriptor,
+mapping, memory or working folder of one exists in the next (sandbox.py gives each its own).
 
 Control channel (grader -> worker: framed marshal; worker -> grader: wire.py, checked there):
     {"cells": ..., "cell_seconds": s} -> {"cell_errors": [[index, type, message, line], ...], "threads": n}
-    {"op": "open"}   -> {"opened": True} when the session runs; only one session at a time
-    {"op": "close"}  -> {"closed": status}  (the session is killed first when still running)
-    and, unasked, {"exited": status} when the session dies on its own.
-Session channel (grader -> session: marshal; session -> grader: wire.py, numbers only):
+Session channel (grader -> worker: marshal; worker -> grader: wire.py, numbers only):
     first, unasked, {"key": hex}: the key that signs this session's status slots
     {"op": "call", "fn", "args", "opaque", "status", "base", "length", "nonce", "stubs"}
         -> {"ok": true, "result": ...} or {"ok": false, "error": {"type", "message", "where", "functions"}}
@@ -26,22 +23,19 @@ Session channel (grader -> session: marshal; session -> grader: wire.py, numbers
     by the grader (the reference's values: no line of the reference is in this process). Values
     the grader keeps for itself (a reference's cache) reach the student as `GraderValue` handles.
 
-What decides points never comes from the student's word: arguments arrive as arrays over the
-shared ARENA (a memfd the grader reads back itself: an argument changed in place is seen there),
-and after each call the session writes the call's nonce, the numpy floating-point errors the
-call raised and the argument dicts it changed into the call's status slot of the arena, signed
-with the session's key. The code doing that, and the zygote's, is bound in local variables
-before any student code runs (a notebook cannot reach them: guard.py refuses frame and
-garbage-collector introspection, and no signal handler, which would receive a frame, can be
-installed); signals are blocked whenever it runs; the zygote forks with libc's fork, so no fork
-handler a notebook registered runs; a notebook that leaves a thread running is not served, and a
-call after which a thread of the student's is alive is void. This file imports only the standard library, numpy,
-wire.py and guard.py.
+Arguments arrive as arrays over the ARENA (a memfd of this session's, which the grader reads back
+itself: an argument changed in place is seen there), and after each call the worker writes the
+call's nonce, the numpy floating-point errors the call raised and the argument dicts it changed
+into the call's status slot of the arena, signed with the session's key. The code doing that is
+bound in local variables before any student code runs; signals are blocked whenever it runs; a
+notebook that leaves a thread running is not served, and a call after which a thread of the
+student's is alive is void. All of this is a second line: the notebook owns this process, and
+what decides points is established by the grader's own process and the kernel (README,
+"Isolation"). This file imports only the standard library, numpy, wire.py and guard.py.
 """
 import _blake2      # hashlib's blake2b, without hashlib's OpenSSL import (milliseconds per submission)
 import _signal
 import _thread
-import ctypes
 import marshal
 import mmap
 import os
@@ -122,13 +116,6 @@ def frame(header, _to_bytes=int.to_bytes, _len=len):
     """A wire.py message with a JSON header built by the caller and no arrays."""
     body = _to_bytes(_len(header), 4, "big") + header
     return _to_bytes(_len(body), 8, "big") + body
-
-
-def control(key, value, _repr=int.__repr__, _encode=str.encode, _frame=frame):
-    """{key: value} (value None, True or an int) as a wire.py message, built from C functions
-    only: the zygote runs nothing a notebook could have replaced after its cells ran."""
-    text = b"null" if value is None else b"true" if value is True else _encode(_repr(value))
-    return _frame(b'{"' + _encode(key) + b'": ' + text + b"}")
 
 
 def put(fd, data, _write=os.write):
@@ -308,7 +295,7 @@ def session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader, key,
             _dict=dict, _len=len, _all=all, _zip=zip, _enumerate=enumerate, _list=list,
             _mac=_blake2.blake2b, _reported=FP_REPORTED, _exception=BaseException, _name_error=NameError,
             _stand_in=stand_in, _missing=object()):
-    """A forked session: serves calls until the grader sends anything but a call, or kills it.
+    """The session's calls: served until the grader sends anything but a call, or kills it.
 
     Everything the call path needs is bound as a default argument above, before any student
     code runs, so that patching modules, numpy or this file's globals changes nothing here.
@@ -393,67 +380,17 @@ def session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader, key,
         _send(reply_fd, reply)
 
 
-def zygote(ctl_in, ctl_out, session_forever, as_grader, _read=read, _put=put, _control=control, _fork=None,
-           _select=__import__("select").select, _kill=os.kill, _waitpid=os.waitpid, _close=os.close,
-           _pidfd_open=os.pidfd_open, _code=os.waitstatus_to_exitcode, _threads=_thread._count, _exit=os._exit):
-    """After the cells: fork one session at a time on request; report its exit unasked.
-
-    Forks with libc's fork (`_fork`), through guard's as_grader: no Python fork handler runs, so
-    nothing a notebook registered with os.register_at_fork runs here or in the session."""
-    child, pidfd = None, None
-
-    def reap(kill):
-        nonlocal child, pidfd
-        if child is None:
-            return None
-        if kill:
-            as_grader(_kill, child, 9)
-        _, status = _waitpid(child, 0)
-        _close(pidfd)
-        child, pidfd = None, None
-        return _code(status)
-
-    while True:
-        if _threads():
-            _exit(86)   # a thread was alive
-        ready, _, _ = _select([ctl_in] + ([pidfd] if pidfd is not None else []), [], [])
-        if pidfd in ready and ctl_in not in ready:
-            _put(ctl_out, _control("exited", reap(kill=False)))
-            continue
-        message = _read(ctl_in)
-        if message is None:
-            reap(kill=True)
-            _exit(0)
-        if message["op"] == "open":
-            reap(kill=True)
-            pid = as_grader(_fork)
-            if pid == 0:
-                session_forever()
-            if pid < 0 or _threads():
-                _exit(86)   # a thread was alive
-            child, pidfd = pid, _pidfd_open(pid)
-            _put(ctl_out, _control("opened", True))
-        else:
-            _put(ctl_out, _control("closed", reap(kill=True)))
-
-
-def libc_fork():
-    """libc's fork(), through ctypes (loaded before the audit hook, which refuses ctypes)."""
-    fork = ctypes.CDLL(None, use_errno=True).fork
-    fork.restype, fork.argtypes = ctypes.c_int, []
-    return fork
-
-
 def main(_threads=_thread._count, _sigmask=_signal.pthread_sigmask, _block=_signal.SIG_BLOCK,
          _all_signals=_signal.valid_signals(), _monotonic=__import__("time").monotonic,
-         _sleep=__import__("time").sleep, _exit=os._exit, _close=os.close, _send=wire.send,
-         _describe=describe, _session=session, _zygote=zygote, _grace=THREAD_GRACE, _listdir=os.listdir,
-         _int=int, _urandom=os.urandom, _hex=bytes.hex, _encode=str.encode, _frame=frame, _put=put):
+         _sleep=__import__("time").sleep, _exit=os._exit, _send=wire.send, _describe=describe,
+         _session=session, _grace=THREAD_GRACE, _urandom=os.urandom, _hex=bytes.hex, _encode=str.encode,
+         _frame=frame, _put=put):
     """Everything used after the cells ran is bound above, before they run."""
     ctl_in, ctl_out, request_fd, reply_fd, arena_fd = (int(a) for a in sys.argv[1:6])
+    key = _urandom(32)          # first, before any student code: it signs this session's status slots
+    _put(reply_fd, _frame(b'{"key": "' + _encode(_hex(key)) + b'"}'))
     here = os.getcwd()
     sys.path.insert(0, here)
-    fork = libc_fork()
     readable = [sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr/share", "/usr/lib",
                 "/dev/null", "/proc/self", "/etc/localtime"] + [p for p in sys.path if p]
     message = read(ctl_in)
@@ -463,23 +400,6 @@ def main(_threads=_thread._count, _sigmask=_signal.pthread_sigmask, _block=_sign
     def explain(exc):
         return _describe(exc, as_grader)
 
-    def session_forever():
-        """In the forked session, before any student code: only the session's channel and the
-        arena stay open (no descriptor a notebook opened links two sessions), and no file
-        may be written."""
-        try:
-            key = _urandom(32)          # first, before anything a notebook may have replaced runs
-            _put(reply_fd, _frame(b'{"key": "' + _encode(_hex(key)) + b'"}'))
-            for fd in as_grader(_listdir, "/proc/self/fd"):
-                if _int(fd) > 2 and _int(fd) not in (request_fd, reply_fd, arena_fd):
-                    try:
-                        _close(_int(fd))
-                    except OSError:
-                        pass
-            seal()
-            _session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader, key)
-        finally:
-            _exit(1)
     namespace = {"__name__": "__main__", "__builtins__": __builtins__, "display": lambda *a, **k: None}
     errors = run_cells(namespace, message["cells"], message["cell_seconds"], explain, set_handler)
     deadline = _monotonic() + _grace
@@ -490,7 +410,11 @@ def main(_threads=_thread._count, _sigmask=_signal.pthread_sigmask, _block=_sign
     _send(ctl_out, {"cell_errors": errors, "threads": threads})
     if threads or _threads():   # (sending runs wire.py's code, which the cells may have replaced)
         _exit(86)   # a thread was alive
-    _zygote(ctl_in, ctl_out, session_forever, as_grader, _fork=fork)
+    seal()                      # the calls write no file
+    try:
+        _session(namespace, request_fd, reply_fd, arena_fd, explain, as_grader, key)
+    finally:
+        _exit(1)
 
 
 if __name__ == "__main__":
