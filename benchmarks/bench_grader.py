@@ -52,7 +52,7 @@ def function_seconds(grader, student_id, notebook):
     config = grader.config
     names = config.parameter_names()
     reference = LocalImpl(vars(config.reference), names)
-    ctx = Context(LocalImpl(vars(config.reference), names), reference, config.tolerance)
+    ctx = Context(LocalImpl(vars(config.reference), names), reference, config.tolerance, config.limits)
     started = time.perf_counter()
     for exercise in config.exercises:
         grade_exercise(exercise, ctx, exercise.cases(grader.rng(student_id, exercise.id, notebook_digest(notebook))),
