@@ -25,7 +25,7 @@ verified on the spot. A forward pass whose differences vanish where the referenc
 gives none.
 
 The backward exercises' larger cases are derivation cases (drawn from the same ranges as the
-forward exercises' larger cases, T >= 4 so the recurrence mixes every unit): the student's
+forward exercises' larger cases, T >= 5 so the recurrence mixes every unit): the student's
 backward call may take DERIVE limits (grading.yml) times the reference's time on the same
 inputs; a backward pass computed by numerical differentiation of a forward pass takes hundreds
 of times that. Too slow twice, or right on the small cases and wrong on a larger one, costs the
@@ -43,7 +43,7 @@ CLOSE = 0.25            # relative error under which an upstream function counts
 GATES = ("i", "f", "g", "o")
 STEP_GRADS = ("dx", "dprev_h", "dprev_c", "dWx", "dWh", "db")
 SEQ_GRADS = ("dx", "dh0", "dWx", "dWh", "db")
-LARGER = dict(n=(6, 10), d=(12, 24), h=(24, 40), t=(4, 6))   # ranges (inclusive) of the larger cases' sizes
+LARGER = dict(n=(6, 10), d=(12, 24), h=(24, 40), t=(5, 8))   # ranges (inclusive) of the larger cases' sizes
 KEPT = {"lstm_step_forward": (2,), "lstm_forward": (1,)}      # results the reference keeps: its caches
 
 
