@@ -267,7 +267,6 @@ class CallOutcome:
     modified: list          # argument positions changed in place
     fp_errors: list         # numpy floating-point errors the call raised
     seconds: float          # the call's time, less the grader's own time answering its stand-ins
-    upcalls: int = 0        # calls of stand-ins the grader answered
 
 
 class ForkServer:
@@ -402,7 +401,7 @@ class ForkServer:
         request = {"op": "call", "fn": fn, "args": specs, "opaque": list(opaque), "status": 0,
                    "base": placed.base, "length": placed.length, "nonce": placed.nonce, "stubs": stubs or {}}
         started = time.monotonic()
-        deadline, answering, upcalls = started + seconds, 0.0, 0
+        deadline, answering = started + seconds, 0.0
         self._send(self.req, request)
         try:
             while True:
@@ -414,20 +413,19 @@ class ForkServer:
                 self._send(self.req, answer(*upcall) if answer and stubs else REFUSED_UPCALL)
                 answering += time.monotonic() - begun
                 deadline += time.monotonic() - begun
-                upcalls += 1
             reply = checked_call_reply(message)
         except ChannelClosed:   # a malformed or forged reply: the session's next words cannot be trusted either
             self.close_session()
             raise
         elapsed = time.monotonic() - started - answering
         if not reply["ok"]:
-            return CallOutcome(reply, [], [], elapsed, upcalls)
+            return CallOutcome(reply, [], [], elapsed)
         try:
             modified, flags = self.arena.read_back(placed, self.key)
         except ChannelClosed:
             self.close_session()
             raise
-        return CallOutcome(reply, modified, fp_errors(flags), elapsed, upcalls)
+        return CallOutcome(reply, modified, fp_errors(flags), elapsed)
 
     def alive(self):
         return self.process is not None and self.process.process.poll() is None

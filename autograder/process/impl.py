@@ -53,13 +53,12 @@ class Crashed(StudentFailure):
 @dataclass
 class CallRecord:
     """What one call did besides returning: arguments it changed, floating-point errors it
-    raised (numpy's divide, overflow, invalid), how long it took (less the grader's time
-    answering its stand-ins) and how many stand-in calls it made."""
+    raised (numpy's divide, overflow, invalid) and how long it took (less the grader's time
+    answering its stand-ins)."""
     fn: str
     modified: list = field(default_factory=list)
     fp_errors: list = field(default_factory=list)
     seconds: float = 0.0
-    upcalls: int = 0
 
 
 @dataclass(frozen=True)
@@ -342,8 +341,7 @@ class StudentImpl(Impl):
             raise Crashed(fn, f"{exc}") from None
         if not outcome.reply["ok"]:
             raise failure(fn, outcome.reply["error"])
-        self.log.append(CallRecord(fn, self.names(fn, outcome.modified), outcome.fp_errors, outcome.seconds,
-                                   outcome.upcalls))
+        self.log.append(CallRecord(fn, self.names(fn, outcome.modified), outcome.fp_errors, outcome.seconds))
         result = outcome.reply["result"]
         if opaque:
             if not isinstance(result, list) or any(not (isinstance(result[k], dict) and set(result[k]) == {"handle"}
