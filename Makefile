@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
+export OPENBLAS_NUM_THREADS := 1
 
 .PHONY: venv sandbox browser test demo bench release clean
 

@@ -12,3 +12,11 @@ notebook), grading one and many (grade) and building sample submissions (samples
 - outputs/: what grading writes (report, gradebook, scores, late, tables, staging: one run as one transaction);
 - integrations/: Gradescope, and the LMS (lms/: collect, roster, export).
 """
+import os
+
+# The grader times the reference on derivation cases (judging.exercise.time_derivation_case) by
+# its CPU time, against the student's, whose process runs numpy's BLAS on one thread: so does
+# the grader's, wherever the grader is the first to load numpy (a BLAS thread pool's waiting
+# counts as CPU time). Set before anything imports numpy.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")

@@ -20,8 +20,12 @@ class Limits:
     memory_mb: int        # address space of the student's process; with tmpfs_mb, its cgroup's memory
     tmpfs_mb: int = 256   # the student's tmpfs: bubblewrap's /tmp (working folder inside), else the working folder
     processes: int = 32   # processes and threads of one submission at a time
-    derive_factor: float = 50.0          # a derivation case's call may take this many times the reference's time,
-    derive_floor_seconds: float = 0.15   # and never less than this (README, "derivation cases")
+    # On a derivation case the student's forward and backward passes together may take this many
+    # times the reference's, in wall time and in CPU time (README, "derivation cases"), never less
+    # than the floors: the wall clock's covers a loaded machine, the CPU clock's the channel.
+    derive_factor: float = 50.0
+    derive_floor_seconds: float = 0.15
+    derive_cpu_floor_seconds: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,8 @@ def load(assignment, path=REPO / "grading.yml"):
         limits=Limits(float(limits["wall_seconds"]), float(limits["call_seconds"]), int(limits["memory_mb"]),
                       int(limits.get("tmpfs_mb", Limits.tmpfs_mb)), int(limits.get("processes", Limits.processes)),
                       float(limits.get("derive_factor", Limits.derive_factor)),
-                      float(limits.get("derive_floor_seconds", Limits.derive_floor_seconds))),
+                      float(limits.get("derive_floor_seconds", Limits.derive_floor_seconds)),
+                      float(limits.get("derive_cpu_floor_seconds", Limits.derive_cpu_floor_seconds))),
         tolerance={k: float(v) for k, v in section["tolerance"].items()},
         input_modified_penalty=float(section.get("input_modified_penalty", 0.5)),
         points={k: float(v) for k, v in section["exercises"].items()},

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder.process import sandbox
+from autograder.process import sandbox, upcall_cost
 from autograder.process.channel import ForkServer
 from autograder.judging.exercise import Context, ExerciseResult, grade_exercise
 from autograder.process.impl import LocalImpl, StudentImpl
@@ -134,7 +134,8 @@ def grade_notebook(student_id, notebook_path, setting, graded, reference, miscon
 
     scratch = sandbox.make_scratch(setting.support_dir, setting.notebook)
     student = StudentImpl(lambda seconds: ForkServer(scratch, limits, setting.sandbox, cells, seconds),
-                          setting.parameter_names, limits, time_left)
+                          setting.parameter_names, limits, time_left,
+                          lambda: upcall_cost.measured(scratch, limits, setting.sandbox))
     ctx = Context(student, reference, setting.tolerance, limits, misconception_impls=misconception_impls)
     try:
         for exercise, cases in graded:

@@ -1,4 +1,5 @@
 """Shared fixtures. Tests run from the repository root (pyproject's pytest pythonpath)."""
+import autograder  # noqa: F401  (first: numpy's BLAS on one thread in this process, as the grader's)
 import json
 import subprocess
 import sys

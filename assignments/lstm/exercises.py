@@ -26,9 +26,10 @@ gives none.
 
 The backward exercises' larger cases are derivation cases (drawn from the same ranges as the
 forward exercises' larger cases, T >= 5 so the recurrence mixes every unit): the student's
-backward call may take DERIVE limits (grading.yml) times the reference's time on the same
-inputs; a backward pass computed by numerical differentiation of a forward pass takes hundreds
-of times that. Too slow twice, or right on the small cases and wrong on a larger one, costs the
+forward and backward calls together may take `derive_factor` (grading.yml) times the
+reference's on the same inputs, in wall time and in CPU time; a backward pass computed by
+numerical differentiation of a forward pass, in the backward or ahead of it in the forward,
+takes hundreds of times that. Too slow twice, or right on the small cases and wrong on a larger one, costs the
 whole exercise and flags it (autograder.judging.exercise).
 """
 import hashlib
@@ -43,7 +44,7 @@ CLOSE = 0.25            # relative error under which an upstream function counts
 GATES = ("i", "f", "g", "o")
 STEP_GRADS = ("dx", "dprev_h", "dprev_c", "dWx", "dWh", "db")
 SEQ_GRADS = ("dx", "dh0", "dWx", "dWh", "db")
-LARGER = dict(n=(6, 10), d=(12, 24), h=(24, 40), t=(5, 8))   # ranges (inclusive) of the larger cases' sizes
+LARGER = dict(n=(6, 10), d=(24, 48), h=(48, 96), t=(5, 8))   # ranges (inclusive) of the larger cases' sizes
 KEPT = {"lstm_step_forward": (2,), "lstm_forward": (1,)}      # results the reference keeps: its caches
 
 
@@ -178,9 +179,9 @@ def probe_gates(impl, case):
                                   GATES, "lstm_gates")))
 
 
-def step_forward(impl, c):
+def step_forward(impl, c, seconds=None):
     return unpack(impl.call("lstm_step_forward", c["x"], c["prev_h"], c["prev_c"], c["Wx"], c["Wh"], c["b"],
-                            opaque=(2,)), ("next_h", "next_c", "cache"), "lstm_step_forward")
+                            opaque=(2,), seconds=seconds), ("next_h", "next_c", "cache"), "lstm_step_forward")
 
 
 def probe_step_forward(impl, case):
@@ -188,8 +189,8 @@ def probe_step_forward(impl, case):
     return {"next_h": next_h, "next_c": next_c}
 
 
-def sequence_forward(impl, c):
-    return unpack(impl.call("lstm_forward", c["x"], c["h0"], c["Wx"], c["Wh"], c["b"], opaque=(1,)),
+def sequence_forward(impl, c, seconds=None):
+    return unpack(impl.call("lstm_forward", c["x"], c["h0"], c["Wx"], c["Wh"], c["b"], opaque=(1,), seconds=seconds),
                   ("h", "cache"), "lstm_forward")
 
 
@@ -197,42 +198,85 @@ def probe_forward(impl, case):
     return {"h": sequence_forward(impl, case)[0]}
 
 
-def timed_backward(impl, case, fn, *args):
-    """Call a backward function; on a derivation case (case["seconds"]: the grader's limit from
-    the reference's own time), a student's call slower than that raises TooSlow."""
-    forward_seconds = impl.log[-1].seconds
-    limit = case.get("seconds") if impl.enforces_limits else None
+def derivation_limit(impl, case):
+    """The wall-time limit of a derivation case's forward and backward calls together (None on
+    other cases, and for the reference: the grader times it to set the limit)."""
+    return case.get("seconds") if impl.enforces_limits else None
+
+
+def timed_forward(impl, case, forward, fn):
+    """forward(impl, case, seconds) before backward function `fn`: on a derivation case it too
+    must end within the limit (a forward pass that differentiates ahead is too slow), else TooSlow."""
+    limit = derivation_limit(impl, case)
     try:
-        grads = impl.call(fn, *args, seconds=limit)
+        return forward(impl, case, seconds=limit)
     except TimedOut:
         if limit is None:
             raise
-        raise TooSlow(fn, "did not finish in time", None, forward_seconds) from None
-    seconds = impl.log[-1].seconds
-    if limit is not None and seconds > limit:
-        raise TooSlow(fn, f"took {seconds:.2f} s", seconds, forward_seconds)
+        raise TooSlow(fn, "did not get its cache in time: the forward pass before it did not finish", True) from None
+
+
+def timed_backward(impl, case, fn, *args):
+    """Call a backward function right after its forward pass; on a derivation case the two
+    calls together must stay within the grader's limits from the reference's own time
+    (case["seconds"] of wall time, case["cpu_seconds"] of CPU time), the time of the grader's
+    stand-ins' round trips left out (impl.stand_in_time), else TooSlow."""
+    forward = impl.log[-1]
+    limit = derivation_limit(impl, case)
+    if limit is None:
+        return impl.call(fn, *args)
+    forward_wall, forward_cpu = own_time(impl, forward)
+    slow_forward = forward_slow(case, forward_wall, forward_cpu)
+    if forward_wall >= limit:
+        raise TooSlow(fn, f"the forward pass before it took {forward_wall:.3f} s (wall clock)", True)
+    try:
+        grads = impl.call(fn, *args, seconds=limit - forward_wall)
+    except TimedOut:
+        raise TooSlow(fn, "did not finish in time", slow_forward) from None
+    backward_wall, backward_cpu = own_time(impl, impl.log[-1])
+    seconds = forward_wall + backward_wall
+    if seconds > limit:
+        raise TooSlow(fn, f"took {seconds:.3f} s (wall clock) with the forward pass before it", slow_forward)
+    if None not in (forward_cpu, backward_cpu) and forward_cpu + backward_cpu > case["cpu_seconds"]:
+        raise TooSlow(fn, f"used {forward_cpu + backward_cpu:.3f} s of CPU time with the forward pass before it "
+                      f"(the limit was {case['cpu_seconds']:.3f} s)", slow_forward)
     return grads
+
+
+def own_time(impl, record):
+    """(wall, CPU) seconds of a call of the student's, less its stand-ins' round trips (CPU None
+    where it is not measured)."""
+    wall, cpu = impl.stand_in_time(record)
+    return record.seconds - wall, None if record.cpu_seconds is None else record.cpu_seconds - cpu
+
+
+def forward_slow(case, wall, cpu):
+    """Was the student's forward pass more than ten times the reference's (at least 1 ms), on
+    the CPU clock where it is measured (a loaded machine does not change it), else the wall's?"""
+    reference_wall, reference_cpu = case["reference_forward"]
+    own, reference = (wall, reference_wall) if cpu is None else (cpu, reference_cpu)
+    return own > 10 * max(reference, 1e-3)
 
 
 def slow_message(case, slow, numerical):
     """What a student reads when a backward pass was too slow on a derivation case."""
     N, H = np.shape(case["x"])[0], np.shape(case["Wh"])[0]
-    took = "longer than the time limit" if slow.seconds is None else f"{slow.seconds:.2f} s"
-    return (f"{slow.fn} took {took} on a larger hidden case (N = {N}, H = {H}), where a backward pass "
-            f"derived by hand takes about a millisecond (the limit was {case['seconds']:.2f} s, twice). "
+    took = slow.message if "limit was" in slow.message else f"{slow.message} (the limit was {case['seconds']:.2f} s)"
+    return (f"{slow.fn} {took} on a larger hidden case (N = {N}, H = {H}), twice, where the forward and "
+            "backward passes derived by hand take about a millisecond together. "
             + ("A backward pass computed by numerical differentiation of the forward pass earns no points: "
                "the exercise is to derive it." if numerical else
                "Your forward pass is slow too: make both faster (vectorise over the batch with numpy)."))
 
 
 def probe_step_backward(impl, case):
-    _, _, cache = step_forward(impl, case)
+    _, _, cache = timed_forward(impl, case, step_forward, "lstm_step_backward")
     grads = timed_backward(impl, case, "lstm_step_backward", case["dnext_h"], case["dnext_c"], cache)
     return dict(zip(STEP_GRADS, unpack(grads, STEP_GRADS, "lstm_step_backward")))
 
 
 def probe_backward(impl, case):
-    _, cache = sequence_forward(impl, case)
+    _, cache = timed_forward(impl, case, sequence_forward, "lstm_backward")
     grads = timed_backward(impl, case, "lstm_backward", case["dh"], cache)
     return dict(zip(SEQ_GRADS, unpack(grads, SEQ_GRADS, "lstm_backward")))
 

@@ -20,10 +20,11 @@ An assignment defines each exercise as
 The same probe runs against the student (sandboxed), the reference and each misconception.
 
 Cases marked `derive` are derivation cases (a backward pass must be derived, not differentiated
-numerically): the grader times the reference on them and gives the student's last call of the
-probe `limits.derive_factor` times that (at least `derive_floor_seconds`); a probe that is
-slower twice, or an output that is right on every other case and wrong on a derivation case,
-costs the whole exercise and flags it. An output wrong on a derivation case earns nothing.
+numerically): the grader times the reference's probe on them, and the student's last two calls
+(its forward and backward passes) together may take `limits.derive_factor` times that, in wall
+time (at least `derive_floor_seconds`) and in CPU time, all its processes counted (at least
+`derive_cpu_floor_seconds`); a probe that is slower twice, or an output that is right on every
+other case and wrong on a derivation case, costs the whole exercise and flags it. An output wrong on a derivation case earns nothing.
 Only values the grader computed decide: no exception, message or traceback excuses a case.
 """
 from dataclasses import asdict, dataclass, field
@@ -45,14 +46,14 @@ class Disqualified(StudentFailure):
 
 
 class TooSlow(StudentFailure):
-    """Raised by a probe when its timed call took longer than a derivation case allows
-    (`seconds` of it, None when it was stopped); `forward_seconds`: the student's forward pass
-    on the same case, against the reference's."""
+    """Raised by a probe when its timed calls took longer than a derivation case allows;
+    `forward_slow`: the student's forward pass was slow itself (then the exercise is flagged
+    `too_slow` rather than `numerical_gradient`)."""
     status = "timeout"
 
-    def __init__(self, fn, message, seconds, forward_seconds):
+    def __init__(self, fn, message, forward_slow):
         super().__init__(fn, message)
-        self.seconds, self.forward_seconds = seconds, forward_seconds
+        self.forward_slow = forward_slow
 
 
 @dataclass(frozen=True)
@@ -162,17 +163,21 @@ class Attempt:
 
 
 def time_derivation_case(exercise, ctx, case):
-    """On a derivation case, the limit of the student's timed call, from the reference's own
-    time on the same inputs (best of three, in this process): case["seconds"]; and the
-    reference's forward time before it, case["reference_forward_seconds"]."""
-    timings = []
+    """On a derivation case, the limits of the student's forward and backward calls together,
+    from the reference's own time on the same inputs (best of three, in this process): wall
+    time case["seconds"], CPU time case["cpu_seconds"]; and the reference's forward pass alone,
+    case["reference_forward"] = (wall, CPU) seconds."""
+    wall, cpu, forward = [], [], []
     for _ in range(3):
         exercise.probe(ctx.reference, case)
-        timings.append((ctx.reference.log[-1].seconds, ctx.reference.log[-2].seconds if len(ctx.reference.log) > 1
-                        else 0.0))
+        calls = ctx.reference.log[-2:]
+        wall.append(sum(c.seconds for c in calls))
+        cpu.append(sum(c.cpu_seconds for c in calls))
+        forward.append((calls[0].seconds, calls[0].cpu_seconds))
     limits = ctx.limits
-    case["seconds"] = max(limits.derive_floor_seconds, limits.derive_factor * min(t for t, _ in timings))
-    case["reference_forward_seconds"] = min(f for _, f in timings)
+    case["seconds"] = max(limits.derive_floor_seconds, limits.derive_factor * min(wall))
+    case["cpu_seconds"] = max(limits.derive_cpu_floor_seconds, limits.derive_factor * min(cpu))
+    case["reference_forward"] = tuple(min(f[k] for f in forward) for k in (0, 1))
 
 
 def attempt(exercise, ctx, case, expected_out, on_its_own, explained):
@@ -264,8 +269,7 @@ def grade_exercise(exercise, ctx, cases, max_points, input_penalty):
     except Disqualified as flagged:
         return disqualified(exercise, max_points, len(cases), flagged.message, flagged.flag)
     except TooSlow as slow:
-        case = cases[current]
-        numerical = slow.forward_seconds < 10 * max(case.get("reference_forward_seconds", 0.0), 1e-3)
+        case, numerical = cases[current], not slow.forward_slow
         message = exercise.slow_message(case, slow, numerical) if exercise.slow_message else slow.message
         return disqualified(exercise, max_points, len(cases), message,
                             "numerical_gradient" if numerical else "too_slow")

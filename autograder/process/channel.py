@@ -36,6 +36,7 @@ TEXT_LIMIT = 120         # characters of student text a message may carry
 PIPE_BYTES = 1 << 20     # buffer of the session's pipes
 SEND_SECONDS = 10.0      # the student's process reads what the grader sends within this, or is killed
 READ_CHUNK = 1 << 20     # bytes a message's buffer starts with
+UPCALL_WALL_SECONDS = 0.001   # a call's time limit grows this much per stand-in request (a round trip)
 
 
 class ChannelTimeout(Exception):
@@ -71,7 +72,7 @@ class Reader:
     bytes a message."""
 
     def __init__(self, fd, size_limit):
-        self.fd, self.size_limit = fd, size_limit
+        self.fd, self.size_limit, self.last_size = fd, size_limit, 0
         os.set_blocking(fd, False)
         self.clear()
 
@@ -79,10 +80,10 @@ class Reader:
         self.head, self.body, self.got, self.size = b"", None, 0, 0
 
     def message(self, decode):
-        """The message read completely, decoded (and forgotten), or None."""
+        """The message read completely, decoded (and forgotten), or None; `last_size`: its bytes."""
         if self.body is None or self.got < self.size:
             return None
-        body = self.body
+        body, self.last_size = self.body, self.size
         self.clear()
         return decode(body)
 
@@ -267,6 +268,9 @@ class CallOutcome:
     modified: list          # argument positions changed in place
     fp_errors: list         # numpy floating-point errors the call raised
     seconds: float          # the call's time, less the grader's own time answering its stand-ins
+    cpu_seconds: float      # CPU time of all the session's processes during the call; None without a cgroup
+    upcalls: int = 0        # stand-in requests it made (answered or refused)
+    upcall_bytes: int = 0   # their bytes and their answers' together
 
 
 class ForkServer:
@@ -335,8 +339,9 @@ class ForkServer:
 
     def _send(self, fd, obj):
         """Write one message to the student's process, which must read it within SEND_SECONDS:
-        else it is killed (ChannelClosed)."""
+        else it is killed (ChannelClosed); -> its size in bytes."""
         data, seconds = memoryview(frame(obj)), SEND_SECONDS
+        size = len(data)
         deadline = time.monotonic() + seconds
         try:
             while data:
@@ -350,6 +355,7 @@ class ForkServer:
                     pass
         except OSError:
             raise ChannelClosed(exit_reason(self.process.kill(grace=1.0), "its channel closed")) from None
+        return size
 
     def _await(self, seconds, want_reply):
         """Wait for a session reply (want_reply) or a control message; -> (kind, message)."""
@@ -392,7 +398,8 @@ class ForkServer:
 
     def call(self, fn, args, opaque, seconds, stubs=None, answer=None, grace=GRACE_SECONDS):
         """Call `fn` in the open session; -> CallOutcome (reply validated, arguments read back).
-        The session is killed `grace` seconds after `seconds`.
+        The session is killed `grace` seconds after `seconds`, which the grader's time answering
+        stand-ins, and UPCALL_WALL_SECONDS a request, extend.
 
         stubs: {name: parameter names} of the functions the grader stands in for during the call;
         answer(name, args) -> the marshal answer to a stand-in's request (computed in this
@@ -400,8 +407,8 @@ class ForkServer:
         specs, placed = self.arena.place(args)
         request = {"op": "call", "fn": fn, "args": specs, "opaque": list(opaque), "status": 0,
                    "base": placed.base, "length": placed.length, "nonce": placed.nonce, "stubs": stubs or {}}
-        started = time.monotonic()
-        deadline, answering = started + seconds, 0.0
+        started, cpu_started = time.monotonic(), self.process.cgroup.cpu_seconds()
+        deadline, answering, upcalls, upcall_bytes = started + seconds, 0.0, 0, 0
         self._send(self.req, request)
         try:
             while True:
@@ -410,22 +417,25 @@ class ForkServer:
                 if upcall is None:
                     break
                 begun = time.monotonic()
-                self._send(self.req, answer(*upcall) if answer and stubs else REFUSED_UPCALL)
+                upcalls += 1
+                upcall_bytes += self.replies.last_size + self._send(
+                    self.req, answer(*upcall) if answer and stubs else REFUSED_UPCALL)
                 answering += time.monotonic() - begun
-                deadline += time.monotonic() - begun
+                deadline += time.monotonic() - begun + UPCALL_WALL_SECONDS
             reply = checked_call_reply(message)
         except ChannelClosed:   # a malformed or forged reply: the session's next words cannot be trusted either
             self.close_session()
             raise
         elapsed = time.monotonic() - started - answering
+        cpu = None if cpu_started is None else self.process.cgroup.cpu_seconds() - cpu_started
         if not reply["ok"]:
-            return CallOutcome(reply, [], [], elapsed)
+            return CallOutcome(reply, [], [], elapsed, cpu, upcalls, upcall_bytes)
         try:
             modified, flags = self.arena.read_back(placed, self.key)
         except ChannelClosed:
             self.close_session()
             raise
-        return CallOutcome(reply, modified, fp_errors(flags), elapsed)
+        return CallOutcome(reply, modified, fp_errors(flags), elapsed, cpu, upcalls, upcall_bytes)
 
     def alive(self):
         return self.process is not None and self.process.process.poll() is None

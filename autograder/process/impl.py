@@ -54,11 +54,16 @@ class Crashed(StudentFailure):
 class CallRecord:
     """What one call did besides returning: arguments it changed, floating-point errors it
     raised (numpy's divide, overflow, invalid) and how long it took (less the grader's time
-    answering its stand-ins)."""
+    answering its stand-ins): wall time, and CPU time (None where it cannot be measured: a
+    student's session without a cgroup); the stand-in requests it made and their bytes, answers
+    included."""
     fn: str
     modified: list = field(default_factory=list)
     fp_errors: list = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float = None
+    upcalls: int = 0
+    upcall_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -226,15 +231,15 @@ class LocalImpl(Impl):
         args = [a.key if handle else a for a, handle in zip(args, handles)]
         work = [a if handle or not self.watch_inputs else copy.deepcopy(a) for a, handle in zip(args, handles)]
         flags = [0]
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
 
         def on_fp_error(kind, flag):
             flags[0] |= flag
         with np.errstate(all="call", under="ignore", call=on_fp_error):
             result = self.namespace[fn](*work)
-        seconds = time.monotonic() - started
+        seconds, cpu_seconds = time.monotonic() - started, time.process_time() - cpu_started
         changed = [k for k, (a, b) in enumerate(zip(args, work)) if a is not b and not same_value(a, b)]
-        self.log.append(CallRecord(fn, self.names(fn, changed), fp_errors(flags[0]), seconds))
+        self.log.append(CallRecord(fn, self.names(fn, changed), fp_errors(flags[0]), seconds, cpu_seconds))
         if opaque:
             result = list(result)
             for k in opaque:
@@ -250,13 +255,15 @@ class StudentImpl(Impl):
     the call it stopped. `fresh()` gives a block of calls a session of its own, a process no
     earlier call (and no earlier session's cells) has touched; the session the block interrupted
     waits, untouched by it, and serves the calls after it. `sessions` numbers the current
-    session (handles name the session they belong to)."""
+    session (handles name the session they belong to). `upcall_cost()`: what a stand-in's round
+    trip costs a session on this machine (upcall_cost.UpcallCost)."""
 
     enforces_limits = True
 
-    def __init__(self, start_server, parameter_names, limits, time_left):
+    def __init__(self, start_server, parameter_names, limits, time_left, upcall_cost=None):
         super().__init__(parameter_names)
         self.start_server, self.limits, self.time_left = start_server, limits, time_left
+        self.upcall_cost = upcall_cost
         self.server, self.sessions, self.started, self.run_reply = None, 0, 0, None
         self.failed_start = None      # the notebook's cells could not run: the same again next time
         self.fresh_depth = 0
@@ -341,7 +348,8 @@ class StudentImpl(Impl):
             raise Crashed(fn, f"{exc}") from None
         if not outcome.reply["ok"]:
             raise failure(fn, outcome.reply["error"])
-        self.log.append(CallRecord(fn, self.names(fn, outcome.modified), outcome.fp_errors, outcome.seconds))
+        self.log.append(CallRecord(fn, self.names(fn, outcome.modified), outcome.fp_errors, outcome.seconds,
+                                   outcome.cpu_seconds, outcome.upcalls, outcome.upcall_bytes))
         result = outcome.reply["result"]
         if opaque:
             if not isinstance(result, list) or any(not (isinstance(result[k], dict) and set(result[k]) == {"handle"}
@@ -350,6 +358,13 @@ class StudentImpl(Impl):
             for k in opaque:
                 result[k] = Handle(self.sessions, result[k]["handle"])
         return to_arrays(result)
+
+    def stand_in_time(self, record):
+        """(wall, CPU) seconds of `record`'s call that were its stand-ins' round trips, as the
+        grader grants them back on a derivation case (upcall_cost.granted)."""
+        if not record.upcalls or self.upcall_cost is None:
+            return 0.0, 0.0
+        return self.upcall_cost().granted(record.upcalls, record.upcall_bytes)
 
     def close(self):
         if self.server is not None:

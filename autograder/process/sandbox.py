@@ -562,7 +562,10 @@ def refused_protections(mode):
     words: every result and the TA's summary name them."""
     refused = []
     if not cgroup_parents():
-        refused.append("cgroup (memory and process count of all the student's processes together)")
+        refused.append("cgroup (memory, process count and CPU time of all the student's processes together; "
+                       "derivation cases timed by the wall clock only)")
+    elif not set(cgroup_parents()) & set(CPU_USAGE):
+        refused.append("cgroup CPU accounting (derivation cases timed by the wall clock only)")
     if mode != "bubblewrap" and not tmpfs_works():
         refused.append("tmpfs (what the student writes is bounded per file only, on the host disk)")
     if mode == "uid":
@@ -753,8 +756,9 @@ def processes_of(uid):
 
 @functools.lru_cache(maxsize=None)
 def cgroup_parents():
-    """{"memory": folder, "pids": folder} (cgroup v1) or {"v2": folder}: where this process may
-    create the student's cgroups, below its own; {} where it may not (rlimits only, then)."""
+    """{"memory": folder, "pids": folder} (cgroup v1, with "cpuacct" where this process may create
+    one) or {"v2": folder}: where this process may create the student's cgroups, below its own;
+    {} where it may not (rlimits only, then)."""
     if "cgroup" in simulated_refusals():
         return {}
     try:
@@ -762,8 +766,9 @@ def cgroup_parents():
     except OSError:
         return {}
     own = {c: path for _, controllers, path in (line.split(":", 2) for line in lines) for c in controllers.split(",")}
-    v1 = {c: Path("/sys/fs/cgroup", c, own[c].lstrip("/")) for c in ("memory", "pids") if c in own}
-    if len(v1) == 2 and all(os.access(p, os.W_OK) for p in v1.values()):
+    v1 = {c: Path("/sys/fs/cgroup", c, own[c].lstrip("/")) for c in ("memory", "pids", "cpuacct") if c in own}
+    v1 = {c: folder for c, folder in v1.items() if os.access(folder, os.W_OK)}
+    if {"memory", "pids"} <= set(v1):
         return v1
     v2 = Path("/sys/fs/cgroup", own.get("", "/").lstrip("/"))
     controllers = (v2 / "cgroup.subtree_control")
@@ -771,6 +776,9 @@ def cgroup_parents():
             and os.access(v2, os.W_OK):
         return {"v2": v2}
     return {}
+
+
+CPU_USAGE = {"cpuacct": "cpuacct.usage", "v2": "cpu.stat"}   # where a cgroup counts its CPU time
 
 
 def remove_cgroups(folders):
@@ -798,7 +806,8 @@ def remove_cgroups(folders):
 
 class Cgroup:
     """The cgroup(s) of one student process: memory (tmpfs included) and process count of
-    everything it starts, bounded together; `close()` kills all of it and removes the cgroups."""
+    everything it starts, bounded together, and the CPU time all of it used (`cpu_seconds`);
+    `close()` kills all of it and removes the cgroups."""
 
     def __init__(self, memory_mb, processes):
         self.folders = []
@@ -806,12 +815,16 @@ class Cgroup:
         memory = str(int(memory_mb) * 2**20)
         settings = {"memory": {"memory.limit_in_bytes": memory, "memory.memsw.limit_in_bytes": memory},
                     "pids": {"pids.max": str(processes)},
-                    "v2": {"memory.max": memory, "memory.swap.max": "0", "pids.max": str(processes)}}
+                    "v2": {"memory.max": memory, "memory.swap.max": "0", "pids.max": str(processes)},
+                    "cpuacct": {}}
+        self.usage = None   # the file that counts its CPU time
         try:
             for kind, parent in cgroup_parents().items():
                 folder = parent / name
                 folder.mkdir()
                 self.folders.append(folder)
+                if kind in CPU_USAGE:
+                    self.usage = folder / CPU_USAGE[kind]
                 for key, value in settings[kind].items():
                     if (folder / key).exists():
                         (folder / key).write_text(value)
@@ -823,10 +836,22 @@ class Cgroup:
         for folder in self.folders:
             (folder / "cgroup.procs").write_text(str(os.getpid()))
 
+    def cpu_seconds(self):
+        """CPU time (user and system) of every process that ever ran in the cgroup, those that
+        have ended included, to the nanosecond (v1) or microsecond (v2); None without a cgroup."""
+        try:
+            text = self.usage.read_text()
+        except (AttributeError, OSError):
+            return None
+        if self.usage.name == CPU_USAGE["v2"]:
+            fields = dict(line.split() for line in text.splitlines() if line.count(" ") == 1)
+            return int(fields["usage_usec"]) / 1e6
+        return int(text) / 1e9
+
     def close(self):
         """Kill every process still in the cgroups, then remove them."""
         remove_cgroups(self.folders)
-        self.folders = []
+        self.folders, self.usage = [], None
 
 
 def read_lines_of(path):
