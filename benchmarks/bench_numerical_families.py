@@ -10,7 +10,7 @@ Printed per family: the ratio distribution (min / median / max) over the cases, 
 answer is within grading.yml's rtol, and whether today's limit (derive_factor x the reference,
 at least derive_floor_seconds) lets it through.
 
-    python benchmarks/bench_numerical_families.py [--cases 12] [--seed 2026]
+    python benchmarks/bench_numerical_families.py [--cases 12] [--seed 2026] [--only NAME] [--t LO HI]
 """
 import os
 
@@ -110,8 +110,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=9)
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--only", default="")
+    parser.add_argument("--only", default="", help="only the passes whose name holds this")
+    parser.add_argument("--t", type=int, nargs=2, help="draw T from this range instead (what if the "
+                        "derivation cases were longer?)")
     options = parser.parse_args()
+    if options.t:
+        exercises.LARGER["t"] = tuple(options.t)
     config = configuration.load("lstm")
     limits, rtol = config.limits, config.tolerance["rtol"]
     rng = np.random.default_rng(options.seed)

@@ -54,11 +54,11 @@ def cheating(*exercises):
 
 
 PASSES_TODAY = "today's limit (50x the reference, at least 0.15 s of wall time) lets it through: {}"
-COST_BLIND = "cost-blind: {} (about what an honest pass costs), no time limit can catch it"
+COST_BLIND = "cost-blind: {}, less than an honest slow pass costs: no time limit can catch it"
 
 
 OVERLAPS = ("today's limit lets it through ({}), and its CPU time overlaps the slowest honest "
-            "passes' (8-53x the reference): a CPU limit that catches it on every draw flags honest work")
+            "passes' (up to 42x the reference): a CPU limit that catches it on every draw flags honest work")
 
 
 def overlaps(why):
@@ -76,64 +76,69 @@ def cost_blind(why):
 
 JACOBIAN_FORWARD = fam.forward_with_jacobian(inspect.getsource(reference.lstm_forward))
 
-# id: (builder, expected points, exercises flagged, marks); measured costs (median over cases,
-# x the reference's backward, wall = CPU in one thread) from benchmarks/bench_numerical_families.py
+# id: (builder, expected points, exercises flagged, marks). Costs: CPU time of the backward call
+# against the reference's backward on derivation-case shapes, min-max over 12 draws
+# (benchmarks/bench_numerical_families.py; wall time equals it on an idle core).
 FAMILIES = {
-    # (a) compressed centred differences, one step: 2(5D + 5H + 5) passes, batched: 6 ms, 200-1500x
+    # (a) compressed centred differences, one step: 2(5D + 5H + 5) passes batched into 12 numpy
+    # calls: 6-18 ms, 140-1500x
     "a_step_compressed": (numerical(step=fam.STEP_COMPRESSED), cheating(STEP), [STEP],
-                          [passes_today("about 6 ms, under the 0.15 s floor")]),
-    # (b) lstm_backward by pre-activation pushes per step, every sample and column at once, from
-    # the cached state of that step: 30-200 ms, 50-270x CPU; caught today on its largest case,
-    # in the sandbox (close to the floor: a quieter machine or smaller draws may let it through)
+                          [passes_today("6-18 ms, under the 0.15 s floor")]),
+    # (b) lstm_backward by pre-activation pushes per step, every sample and column at once, run
+    # from the cached state of that step: 15-200 ms, 55-250x; caught today on its largest draw, in
+    # the sandbox (near the floor: a quiet machine or small draws may let it through)
     "b_seq_pushes_centred": (numerical(seq=fam.seq_pushes("centred")), cheating(SEQ), [SEQ], []),
-    # (b'') pushes of the state (h_t, c_t), 2H a sample, then step t's own colours: half of (b)
+    # (b'') pushes of the state (h_t, c_t) instead, 2H a sample, then step t's own colours: 20-80x
     "b_seq_state_pushes": (numerical(seq=fam.state_pushes(False)), cheating(SEQ), [SEQ],
-                           [overlaps("20-60 ms, 25-80x CPU")]),
+                           [overlaps("10-40 ms, 20-80x CPU")]),
     # (b') the issue's compressed differences of the inputs (x columns, h0 columns over samples),
-    # weights entry by entry (they cannot be compressed in a sequence): 0.9 s, 1600-3500x
+    # weights entry by entry (a sequence mixes every unit after one step): 1-3 s, 1300-8400x
     "b_seq_compressed_inputs": (numerical(seq=fam.SEQ_COMPRESSED), cheating(SEQ), [SEQ], []),
-    # (c) coloured: the step's pre-activation Jacobian in 4 colours (+1 for prev_c): 7x
+    # (c) coloured: the step's pre-activation Jacobian in 4 colours (+1 for prev_c), exact
+    # products after: 6-9x
     "c_step_coloured": (numerical(step=fam.STEP_COLOURED), cheating(STEP), [STEP],
-                        [cost_blind("10 elementwise passes, 0.1 ms, 6-7x")]),
-    # (c) the same inside a hand-written BPTT loop: 4-7x
+                        [cost_blind("10 elementwise passes, 0.1-0.2 ms, 6-9x")]),
+    # (c) the same inside a hand-written BPTT loop: 4-6x
     "c_seq_coloured_bptt": (numerical(seq=fam.SEQ_COLOURED), cheating(SEQ), [SEQ],
-                            [cost_blind("10 elementwise passes a step, 1-2 ms, 4-7x")]),
-    # (d) complex step: the step's compressed directions (25 ms, 430-1050x), the same split over
-    # two threads (wall about halves, CPU does not), the sequence's pushes (110-200 ms, 230-700x)
+                            [cost_blind("10 elementwise passes a step, 1-2 ms, 4-6x")]),
+    # (d) complex step: the step's compressed directions (15-40 ms, 390-1600x), the same on two
+    # threads (wall time about halves, CPU time does not: 300-1200x of the process), the
+    # sequence's pushes (60-300 ms, 175-870x)
     "d_step_complex": (numerical(step=fam.STEP_COMPLEX), cheating(STEP), [STEP],
-                       [passes_today("about 25 ms, under the 0.15 s floor")]),
-    "d_seq_complex": (numerical(seq=fam.seq_pushes("complex")), cheating(SEQ), [SEQ], []),
+                       [passes_today("15-40 ms, under the 0.15 s floor")]),
     "d_step_complex_threads": (numerical(step=fam.STEP_COMPLEX_THREADS), cheating(STEP), [STEP],
-                               [passes_today("about 15 ms of wall time on two threads")]),
-    # (e) one-sided differences (half the passes; a step of 1e-7 keeps them within rtol; Richardson
-    # would need as many passes as centred differences): of (b)'s pushes 12-30 ms, 25-120x CPU;
-    # of (b'')'s state pushes 10-20 ms, 15-40x CPU
+                               [passes_today("10-20 ms of wall time on two threads")]),
+    "d_seq_complex": (numerical(seq=fam.seq_pushes("complex")), cheating(SEQ), [SEQ], []),
+    # (e) one-sided differences: half the passes, a step of 1e-7 keeps them within rtol (Richardson
+    # needs as many passes as centred differences, for nothing): of (b)'s pushes 20-120x, of
+    # (b'')'s state pushes 13-43x
     "e_seq_one_sided": (numerical(seq=fam.seq_pushes("one-sided")), cheating(SEQ), [SEQ],
-                        [overlaps("12-30 ms, 25-120x CPU")]),
+                        [overlaps("10-30 ms, 20-120x CPU")]),
     "e_seq_state_pushes_one_sided": (numerical(seq=fam.state_pushes(True)), cheating(SEQ), [SEQ],
-                                     [cost_blind("10-20 ms, 15-40x CPU, inside the honest range (8-53x)")]),
-    # (g) (d step) run in a forked child: the calling thread and process spend almost no CPU time
+                                     [overlaps("5-15 ms, 13-43x CPU, as cheap as honest loops")]),
+    # (g) (d, step) in a forked child that pipes its answer back: the calling thread and process
+    # spend 66-140x (the fork and the pickle), the child the rest; only the cgroup sees it all
     "g_step_complex_in_a_child": (numerical(step=fam.in_a_child(fam.STEP_COMPLEX, STEP)), cheating(STEP), [STEP],
-                                  [passes_today("about 25 ms wall; only the cgroup sees the child's CPU time")]),
-    # (g) reverse-mode autodiff, a tape written in the notebook: 4-8x
+                                  [passes_today("20-70 ms wall; only the cgroup sees the child's CPU time")]),
+    # (g) reverse-mode autodiff, a tape written in the notebook (no library): 4-6x
     "g_seq_tape_autodiff": (numerical(seq=fam.TAPE), cheating(SEQ), [SEQ],
-                            [cost_blind("a hand-written tape, 1-2 ms, 4-8x")]),
-    # (g) the Jacobian computed in lstm_forward (150x the reference's forward, untimed by any
-    # derivation limit), contracted in lstm_backward: 2x
+                            [cost_blind("a hand-written tape, 1-2 ms, 4-6x")]),
+    # (g) (b)'s Jacobian of h computed in lstm_forward (135-170x the reference's forward; 3,000x
+    # with T 24-32), contracted with dh in lstm_backward: the backward call is 1-5x
     "g_seq_jacobian_in_forward": (numerical(seq=fam.FORWARD_JACOBIAN, forward=JACOBIAN_FORWARD), cheating(SEQ), [SEQ],
-                                  [cost_blind("the backward call itself 2x; the work is in the forward "
-                                              "pass, which no derivation limit times")]),
+                                  [passes_today("the backward call is 1-5x; the work is in the forward call, "
+                                                "which no derivation limit times")]),
 }
 
 HONEST = {
-    # (f) numerical sigmoid' and tanh', everything else derived: 2-5x
+    # (f) numerical sigmoid' and tanh', everything else derived: 2-6x
     "f_gate_derivatives": numerical(step=fam.STEP_GATE_DERIVATIVES, seq=fam.SEQ_GATE_DERIVATIVES),
     "honest": honest(),
-    "honest_slow": honest(**HONEST_SLOW),                                  # 8-13x
-    "honest_cs231n_scalar_loops": honest(lstm_step_backward=fam.HONEST_SCALAR_LOOPS_STEP,   # 13-28x
+    "honest_slow": honest(**HONEST_SLOW),                                  # 8-23x
+    "honest_cs231n_scalar_loops": honest(lstm_step_backward=fam.HONEST_SCALAR_LOOPS_STEP,
                                          lstm_forward=OTHER_STYLE["lstm_forward"],
-                                         lstm_backward=OTHER_STYLE["lstm_backward"]),
-    "honest_slowest": honest(lstm_step_backward=fam.HONEST_SCALAR_LOOPS_STEP, **HONEST_SLOW),   # 15-53x
+                                         lstm_backward=OTHER_STYLE["lstm_backward"]),   # 11-22x
+    "honest_slowest": honest(lstm_step_backward=fam.HONEST_SCALAR_LOOPS_STEP, **HONEST_SLOW),   # 12-42x
 }
 
 
