@@ -11,7 +11,7 @@ when a fix catches one, its test XPASSes and turns red, which says which mark to
 whose reason says "cost-blind" cost what an honest pass costs (benchmarks/
 bench_numerical_families.py): no limit on time, wall or CPU, can catch them. Those marked
 "overlaps" (not strict) cost as much CPU time as the slowest honest passes: a limit on CPU time
-catches them on some draws only.
+catches them on some draws only; "borderline" (not strict) ones sit at the limit today.
 """
 import inspect
 import json
@@ -66,6 +66,11 @@ def overlaps(why):
     return pytest.mark.xfail(strict=False, reason=OVERLAPS.format(why))
 
 
+def borderline(why):
+    # not strict: caught or not depending on the machine's load, today and under a 50x CPU limit
+    return pytest.mark.xfail(strict=False, reason=f"borderline: {why}")
+
+
 def passes_today(why):
     return pytest.mark.xfail(strict=True, reason=PASSES_TODAY.format(why))
 
@@ -85,9 +90,11 @@ FAMILIES = {
     "a_step_compressed": (numerical(step=fam.STEP_COMPRESSED), cheating(STEP), [STEP],
                           [passes_today("6-18 ms, under the 0.15 s floor")]),
     # (b) lstm_backward by pre-activation pushes per step, every sample and column at once, run
-    # from the cached state of that step: 15-200 ms, 55-250x; caught today on its largest draw, in
-    # the sandbox (near the floor: a quiet machine or small draws may let it through)
-    "b_seq_pushes_centred": (numerical(seq=fam.seq_pushes("centred")), cheating(SEQ), [SEQ], []),
+    # from the cached state of that step: 15-200 ms, 55-250x; caught today on its largest draw
+    # only (75-93 ms on the other two, in the sandbox)
+    "b_seq_pushes_centred": (numerical(seq=fam.seq_pushes("centred")), cheating(SEQ), [SEQ],
+                             [borderline("its largest draw takes a little over the 0.15 s floor in the sandbox, "
+                                         "the others 75-93 ms; 55-250x CPU, about a 50x factor")]),
     # (b'') pushes of the state (h_t, c_t) instead, 2H a sample, then step t's own colours: 20-80x
     "b_seq_state_pushes": (numerical(seq=fam.state_pushes(False)), cheating(SEQ), [SEQ],
                            [overlaps("10-40 ms, 20-80x CPU")]),
