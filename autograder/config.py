@@ -23,7 +23,7 @@ class Limits:
     # On a derivation case the student's forward and backward passes together may take this many
     # times the reference's, in wall time and in CPU time (README, "derivation cases"), never less
     # than the floors: the wall clock's covers a loaded machine, the CPU clock's the channel.
-    derive_factor: float = 50.0
+    derive_factor: float = 100.0
     derive_floor_seconds: float = 0.15
     derive_cpu_floor_seconds: float = 0.01
 

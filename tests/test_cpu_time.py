@@ -3,8 +3,8 @@
 It is counted by the session's cgroup, so it covers every process the student starts, those that
 have ended included, and none of the grader's own work; where the machine gives no cgroup it is
 not measured (None) and every result names the protection refused. The grader's stand-ins'
-round trips are granted back at what they cost a session of the grader's own, with a margin
-that buys a student who only sends requests almost nothing.
+round trips are granted back at what they cost a session of the grader's own (its fastest), so
+that a student who only sends requests buys nothing with them.
 """
 import inspect
 
@@ -72,8 +72,8 @@ def test_a_sessions_cpu_time_counts_the_processes_it_started_and_not_its_waiting
 @pytest.mark.parametrize("mode", MODES)
 def test_the_stand_ins_round_trips_are_granted_back_and_buy_almost_nothing_more(mode, tmp_path):
     """A call that does nothing but send requests (the largest array of a derivation case each)
-    is left with about no CPU time of its own, and what is granted back is at most the margin
-    above what the requests cost."""
+    is left with little CPU time of its own, and what is granted back is not more than what the
+    requests cost."""
     limits = Limits(wall_seconds=60, call_seconds=10, memory_mb=1024)
     cost = upcall_cost.measure(sandbox.make_scratch(None, "lstm.ipynb"), limits, mode)
     if not CPU_ACCOUNTING:

@@ -25,12 +25,13 @@ verified on the spot. A forward pass whose differences vanish where the referenc
 gives none.
 
 The backward exercises' larger cases are derivation cases (drawn from the same ranges as the
-forward exercises' larger cases, T >= 5 so the recurrence mixes every unit): the student's
-forward and backward calls together may take `derive_factor` (grading.yml) times the
-reference's on the same inputs, in wall time and in CPU time; a backward pass computed by
-numerical differentiation of a forward pass, in the backward or ahead of it in the forward,
-takes hundreds of times that. Too slow twice, or right on the small cases and wrong on a larger one, costs the
-whole exercise and flags it (autograder.judging.exercise).
+forward exercises' larger cases; T 24-32, so that differences pushed through the recurrence cost
+the square of the length while a derived pass costs the length): the student's forward and
+backward calls together may take `derive_factor` (grading.yml) times the reference's on the
+same inputs, in wall time and in CPU time; a backward pass computed by numerical
+differentiation of a forward pass, in the backward or ahead of it in the forward, takes hundreds
+to thousands of times that. Too slow twice, or right on the small cases and wrong on a larger
+one, costs the whole exercise and flags it (autograder.judging.exercise).
 """
 import hashlib
 
@@ -44,7 +45,7 @@ CLOSE = 0.25            # relative error under which an upstream function counts
 GATES = ("i", "f", "g", "o")
 STEP_GRADS = ("dx", "dprev_h", "dprev_c", "dWx", "dWh", "db")
 SEQ_GRADS = ("dx", "dh0", "dWx", "dWh", "db")
-LARGER = dict(n=(6, 10), d=(24, 48), h=(48, 96), t=(5, 8))   # ranges (inclusive) of the larger cases' sizes
+LARGER = dict(n=(6, 10), d=(24, 48), h=(48, 96), t=(24, 32))   # ranges (inclusive) of the larger cases' sizes
 KEPT = {"lstm_step_forward": (2,), "lstm_forward": (1,)}      # results the reference keeps: its caches
 
 

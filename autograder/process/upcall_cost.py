@@ -4,10 +4,10 @@ Judged on its own (impl.StandIns), a student's function that calls a graded func
 gets the grader's answer through a stand-in (worker.stand_in): the student's process encodes the
 arguments, writes them, waits, reads and decodes the answer. On a derivation case, where the
 grader limits the CPU time of the student's processes, that work is the grader's mechanism and
-not the student's: the CPU limit grants it back, request by request, at MARGIN times what the
-same requests cost a session of the grader's own (trusted cells, the same worker and sandbox),
-so that a loop calling a stand-in per sample and step costs nothing, and requests made only to
-earn time earn at most a fifth of what they cost. The wall-clock limit grants
+not the student's: the CPU limit grants it back, request by request, at what the same requests
+cost a session of the grader's own (trusted cells, the same worker and sandbox; the fastest of
+REPEATS), so that a loop calling a stand-in per sample and step costs next to nothing, and
+requests made only to earn time earn none. The wall-clock limit grants
 channel.UPCALL_WALL_SECONDS a request (two processes taking turns on a loaded machine).
 """
 from dataclasses import dataclass
@@ -22,7 +22,6 @@ CELLS = [[0, "def calibrate(x, k):\n    for _ in range(int(k)):\n        echo(x)
 REQUESTS = 40                  # stand-in requests per measured call
 SHAPES = ((1,), (96, 384))     # a one-number array, and the largest array of a derivation case
 REPEATS = 3                    # the fastest of these counts (a loaded machine only adds time)
-MARGIN = 1.2
 _measured = {}                 # sandbox mode -> UpcallCost or None, once per grader process
 
 
@@ -36,7 +35,7 @@ class UpcallCost:
 
     def granted(self, requests, size):
         """(wall, CPU) seconds granted back for `requests` round trips of `size` bytes in all."""
-        cpu = 0.0 if self.per_request is None else MARGIN * (self.per_request * requests + self.per_byte * size)
+        cpu = 0.0 if self.per_request is None else self.per_request * requests + self.per_byte * size
         return requests * UPCALL_WALL_SECONDS, cpu
 
 
