@@ -8,7 +8,7 @@ export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: venv sandbox browser test demo bench release clean
+.PHONY: venv sandbox browser test demo bench release gradescope-check clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,12 @@ bench: $(STAMP) sandbox
 
 release: $(STAMP)
 	$(PY) -m tools.release lstm
+
+# The Gradescope zip in a fresh Debian 12 image (README, "Gradescope"): root, debootstrap, the
+# network and a few minutes; not part of `make test`.
+gradescope-check: $(STAMP)
+	@command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >/dev/null
+	$(PY) -m tools.gradescope_check
 
 clean:
 	rm -rf demo-out bench-out .pytest_cache

@@ -41,36 +41,15 @@ VISIBILITIES = ("visible", "after_due_date", "after_published", "hidden")
 DEFAULT_VISIBILITY = {"visibility": "visible", "tests_visibility": "visible", "stdout_visibility": "hidden"}
 UNANSWERED = "YOUR ANSWER HERE"       # nbgrader's text in an answer cell nobody has written in
 ANSWER_LIMIT = 4000                    # characters of each written answer shown in results.json
+NOT_READ = "Not graded (the reason is at the top of this page)."
 VENV = "/opt/autograder-venv"          # where setup.sh installs Python and the requirements
 
-SETUP_SH = """#!/usr/bin/env bash
-# Gradescope runs this once, as root, when it builds the autograder image (Ubuntu).
-set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq bubblewrap software-properties-common
-if ! apt-get install -y -qq python{py} python{py}-venv; then
-  add-apt-repository -y ppa:deadsnakes/ppa
-  apt-get update -qq
-  apt-get install -y -qq python{py} python{py}-venv
-fi
-python{py} -m venv {venv}
-{venv}/bin/pip install -q --no-cache-dir -r /autograder/source/requirements.txt
-chmod -R a+rX {venv}
-"""
-
-RUN_AUTOGRADER = """#!/usr/bin/env bash
-# Gradescope runs this as root in /autograder for every submission (AUTOGRADER_ROOT: elsewhere,
-# for tests). The student's cells run only in the grader's sandboxed worker, never here.
-set -u
-ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
-PYTHON="${{AUTOGRADER_PYTHON:-{venv}/bin/python}}"   # setup.sh's; AUTOGRADER_PYTHON: another (tests)
-[ -x "$PYTHON" ] || PYTHON="$(command -v python{py})"
-chmod 700 "$ROOT/source" "$ROOT/results"
-chmod -R go-rwx "$ROOT/source/grading.yml" "$ROOT/source/{catalogue}" {secret}
-[ -f "$ROOT/submission_metadata.json" ] && chmod 600 "$ROOT/submission_metadata.json"
-cd "$ROOT/source" && exec "$PYTHON" -E -s -m autograder.integrations.gradescope --assignment {assignment} "$ROOT"
-"""
+LOCK_FILE = "requirements-gradescope.txt"   # the repository's and the zip's: every package, pinned, with hashes
+SCRIPTS = {"setup.sh": "gradescope_setup.sh", "run_autograder": "gradescope_run.sh"}   # zip name: template here
+# What a student sees when the grader could not run (the shell fallback of run_autograder too):
+# plain, short, no quote or backslash (it is written into a shell string). Staff read why in the log.
+FAILED = ("Not graded: the autograder itself failed, which is a problem on the course's side, not in your work. "
+          "Please tell the course staff.")
 
 
 # ---------------------------------------------------------------- building the zip (TA side)
@@ -79,13 +58,6 @@ def python_version(pyproject):
     """The Python minor version the project pins (requires-python = ">=3.11,<3.12" -> "3.11")."""
     spec = tomllib.loads(Path(pyproject).read_text())["project"]["requires-python"]
     return re.search(r">=\s*(\d+\.\d+)", spec).group(1)
-
-
-def pinned_requirements(pyproject):
-    """The pyproject's pins of the packages grading needs."""
-    deps = tomllib.loads(Path(pyproject).read_text())["project"]["dependencies"]
-    pins = {d.split("==")[0].strip().lower(): d.strip() for d in deps if "==" in d}
-    return [pins[p] for p in RUNTIME_PACKAGES if p in pins]
 
 
 def compile_module(source, repo, stage, dfile=None, target=None):
@@ -189,13 +161,19 @@ def build(config, out_dir, repo):
                 "*.ipynb", "__pycache__", "*.pyc", ".ipynb_checkpoints"))
         shutil.copy(repo / "grading.yml", stage / "grading.yml")
         (stage / CATALOGUE_FILE).write_bytes(catalogue_bytes(config))
-        (stage / "requirements.txt").write_text("\n".join(pinned_requirements(repo / "pyproject.toml")) + "\n")
-        (stage / "setup.sh").write_text(SETUP_SH.format(py=py, venv=VENV))
+        shutil.copy(repo / LOCK_FILE, stage / LOCK_FILE)
         secret = " ".join(f'"$ROOT/source/{name.split(".")[0]}"' for name in sorted({package, reference}))
-        (stage / "run_autograder").write_text(RUN_AUTOGRADER.format(
-            py=py, venv=VENV, catalogue=CATALOGUE_FILE, assignment=config.name, secret=secret))
+        fill = {"PY": py, "VENV": VENV, "LOCK": LOCK_FILE, "ASSIGNMENT": config.name, "CATALOGUE": CATALOGUE_FILE,
+                "SECRET": secret, "FAILED": FAILED}
+        for name, template in SCRIPTS.items():
+            (stage / name).write_text(filled(Path(__file__).with_name(template).read_text(), fill))
         write_zip(stage, zip_path)
     return zip_path
+
+
+def filled(template, values):
+    """A script template with each @NAME@ replaced by values[NAME] (KeyError for an unknown one)."""
+    return re.sub(r"@([A-Z]+)@", lambda m: values[m.group(1)], template)
 
 
 def write_zip(stage, zip_path):
@@ -225,21 +203,36 @@ def read_settings(grading_yml, assignment):
     return settings
 
 
+class NotGradable(Exception):
+    """Gradescope's side of a submission is not as its specification says (course staff's matter)."""
+
+
 def student_id(metadata_path):
     """The submitter(s) from Gradescope's submission_metadata.json: user ids, sorted, joined
-    with '+' for a group. The student cannot write this file."""
-    users = json.loads(Path(metadata_path).read_text())["users"]
-    return "+".join(sorted(str(u["id"]) for u in users))
+    with '+' for a group. The student cannot write this file; NotGradable when it is missing or
+    names nobody (hidden inputs are seeded per student: no stand-in id is made up)."""
+    try:
+        users = json.loads(Path(metadata_path).read_text())["users"]
+        ids = sorted(str(u["id"]) for u in users)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NotGradable(f"{metadata_path} is missing or not Gradescope's submission metadata "
+                          f"({type(exc).__name__}: {exc}); Gradescope writes it for every submission, so "
+                          "run the zip only through Gradescope or `python -m autograder gradescope --try`") from exc
+    if not ids:
+        raise NotGradable(f"{metadata_path} names no submitter")
+    return "+".join(ids)
 
 
 def find_notebook(submission, name):
     """The uploaded notebook: `name`, else the only .ipynb anywhere in the upload -> (path or
-    None, note or None). Links are not followed (the file is read by root)."""
+    None, note or None); the note names the notebooks left ungraded. Links are not followed (the
+    file is read by root)."""
     found = sorted(p for p in Path(submission).rglob("*.ipynb")
                    if ".ipynb_checkpoints" not in p.parts and p.is_file() and not p.is_symlink())
     exact = [p for p in found if p.name == name]
     if exact:
-        return exact[0], None
+        others = [p.name for p in found if p != exact[0]]
+        return exact[0], (f"graded {name}; also uploaded and not graded: {', '.join(others)}" if others else None)
     if len(found) == 1:
         return found[0], f"graded {found[0].name}, the only notebook uploaded (expected {name})"
     if found:
@@ -268,8 +261,9 @@ def exercise_output(exercise):
     from autograder.outputs.report import STATUS_WORDS
     words = STATUS_WORDS.get(exercise["status"], exercise["status"])
     text = words.capitalize() + "."
-    if exercise["message"] and exercise["message"].lower() != words:
-        text += f" {exercise['message']}"
+    message = (exercise["message"] or "").strip()
+    if message and message.lower() != words:
+        text += f" {message}"
     m = exercise.get("misconception")
     if m:
         text += f"\nThis looks like a known mistake: {m['title']}. {m['hint']} (See Section {m['section']}.)"
@@ -287,28 +281,31 @@ def answer_test(question, points, text, visibility):
 
 
 def to_gradescope(result, settings, notes, answers, manual):
-    """The local result dict -> Gradescope's results.json: one test per exercise, then one per
-    written answer. Every output is plain text (`output_format` "text": Gradescope renders
-    neither HTML nor markdown in it) without control characters (no ANSI colours either)."""
+    """The local result dict -> Gradescope's results.json: one test per exercise, then, when a
+    notebook was graded, one per written answer. Every output is plain text (`output_format`
+    "text": Gradescope renders neither HTML nor markdown in it) without control characters (no
+    ANSI colours either). A notebook that could not be read says why once, at the top; its
+    exercises say they were not graded."""
     from autograder.outputs.report import fmt
     from autograder.outputs.student_text import printable
+    read = not result.get("reason")
     tests = [{"name": e["id"], "name_format": "text", "score": e["points"], "max_score": e["max_points"],
               "status": "passed" if e["points"] >= e["max_points"] else "failed",
-              "output": printable(exercise_output(e), newlines=True), "output_format": "text",
+              "output": printable(exercise_output(e) if read else NOT_READ, newlines=True), "output_format": "text",
               "visibility": settings["tests_visibility"]}
              for e in result["exercises"]]
-    tests += [answer_test(question, fmt(points), printable(answers.get(question, ""), newlines=True),
-                          settings["tests_visibility"]) for question, points in manual.items()]
-    lines = list(notes)
-    if result.get("reason"):
+    lines = [note for note in notes if note]
+    if not read:
         lines.append(f"Your submission could not be graded: {result['reason']}")
     for error in result.get("cell_errors") or ():
         lines.append(f"Cell {error['cell']} raised {error['error']} while the notebook ran (the grader went on).")
-    if manual:
+    if manual and read:
+        tests += [answer_test(question, fmt(points), printable(answers.get(question, ""), newlines=True),
+                              settings["tests_visibility"]) for question, points in manual.items()]
         lines.append("Written answers (graded by hand: " + ", ".join(
             f"{q} {fmt(p)} points" for q, p in manual.items()) + "): each is shown in a test of its own.")
     return {"score": result["score"], "execution_time": round(result["seconds"], 1),
-            "output": printable("\n".join(lines), newlines=True), "output_format": "text",
+            "output": printable("\n".join(lines), newlines=True).strip(), "output_format": "text",
             "test_output_format": "text", "test_name_format": "text",
             "visibility": settings["visibility"], "stdout_visibility": settings["stdout_visibility"],
             "tests": tests, "extra_data": {"student_id": result["student_id"], "status": result["status"],
@@ -344,22 +341,23 @@ def grade(root, assignment):
     from autograder import config as configuration
     from autograder.grade import Grader
     source = root / "source"
+    student = student_id(root / "submission_metadata.json")
     settings = read_settings(source / "grading.yml", assignment)
     config = configuration.load(assignment, source / "grading.yml")
     grader = Grader(config, sandbox_mode(root), recorded_catalogue(source / CATALOGUE_FILE))
     notebook, note = find_notebook(root / "submission", config.notebook)
-    result = grader.grade(student_id(root / "submission_metadata.json"), notebook)
+    result = grader.grade(student, notebook)
     answers = written_answers(notebook, config.manual) if notebook else {}
     return to_gradescope(result, settings, [note] if note else [], answers, config.manual)
 
 
 def failure_results(reason):
-    """results.json when the grader itself could not grade: zero, and why (never Gradescope's
-    bare "Autograder failed")."""
+    """results.json when the grader itself could not grade: zero, FAILED for the student (never
+    Gradescope's bare "Autograder failed"), and `reason` for the staff in extra_data (run() prints
+    it to the log, which only staff see)."""
     from autograder.outputs.student_text import printable
-    return {"score": 0.0, "output": printable(f"The autograder could not grade this submission: {reason}. "
-                                              "Please tell the course staff."), "output_format": "text",
-            "tests": [], "stdout_visibility": "hidden"}
+    return {"score": 0.0, "output": FAILED, "output_format": "text", "tests": [], "stdout_visibility": "hidden",
+            "extra_data": {"autograder_error": printable(reason)}}
 
 
 def run(argv=None):
@@ -374,9 +372,13 @@ def run(argv=None):
         results = grade(args.root, args.assignment)
     except Exception as exc:   # the grader's own failure: still a results.json with the reason
         import traceback
-        traceback.print_exc()
+        traceback.print_exc(file=sys.stdout)
         results = failure_results(f"{type(exc).__name__}: {exc}")
-    (args.root / "results" / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+        print(f"AUTOGRADER ERROR (for the course staff): {results['extra_data']['autograder_error']}")
+    path = args.root / "results" / "results.json"
+    partial = path.with_name(".results.json.partial")     # whole or absent: run_autograder's fallback checks
+    partial.write_text(json.dumps(results, indent=1) + "\n")
+    os.replace(partial, path)
     for test in results["tests"]:
         if "score" in test:
             print(f"{test['name']:<20} {test['score']:>7g} / {test['max_score']:g}")

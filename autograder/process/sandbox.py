@@ -3,7 +3,8 @@
 A sandbox mode is "bubblewrap", "uid" or "none" (README, "Isolation"):
 - "bubblewrap": new user, PID, network, IPC and mount namespaces as uid 65534; the filesystem
   holds only /usr, the Python installation (autodiff libraries hidden), the worker's code
-  read-only at /grader and a size-limited tmpfs /tmp whose /tmp/work, seeded from the release
+  read-only at /grader and a tmpfs /tmp (sized by bwrap 0.7 and later; under bwrap 0.6, which
+  has no --size, bounded by the cgroup's memory only) whose /tmp/work, seeded from the release
   folder, is the only writable place: nothing the student writes reaches the host disk, and
   nothing survives the namespace's init.
 - "uid": the grader runs as root; each student process runs as a uid/gid of its own, taken from
@@ -127,14 +128,27 @@ def bubblewrap_problem():
             "profile), or run the grader as root for the uid mode")
 
 
+@functools.lru_cache(maxsize=None)
+def bubblewrap_sizes_tmpfs():
+    """True when the installed bwrap has `--size` (bubblewrap 0.7.0 and later), asked once from
+    its own `--help`; 0.6.x (Ubuntu 22.04) has none, and its /tmp tmpfs is then bounded only by
+    the cgroup's memory limit, which counts tmpfs pages (`refused_protections` says so)."""
+    try:
+        shown = subprocess.run(["bwrap", "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return re.search(r"^\s*--size\b", shown.stdout + shown.stderr, re.MULTILINE) is not None
+
+
 def bubblewrap_prefix(scratch, tmpfs_mb):
     """The bwrap command line that shows the student nothing but /usr, Python (without the
     autodiff libraries), the scratch folder's release copy read-only at SEED and its worker code
-    read-only at AGENT, and a `tmpfs_mb` tmpfs at /tmp."""
+    read-only at AGENT, and a tmpfs at /tmp of `tmpfs_mb` MiB where bwrap can size it."""
+    size = ["--size", str(int(tmpfs_mb) * 2**20)] if bubblewrap_sizes_tmpfs() else []
     cmd = ["bwrap", "--die-with-parent", "--new-session", "--unshare-all",
            "--uid", str(NOBODY), "--gid", str(NOBODY),
            "--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev",
-           "--size", str(int(tmpfs_mb) * 2**20), "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
+           *size, "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
         if os.path.islink(top):
             cmd += ["--symlink", os.readlink(top), top]
@@ -566,6 +580,9 @@ def refused_protections(mode):
                        "derivation cases timed by the wall clock only)")
     elif not set(cgroup_parents()) & set(CPU_USAGE):
         refused.append("cgroup CPU accounting (derivation cases timed by the wall clock only)")
+    if mode == "bubblewrap" and not bubblewrap_sizes_tmpfs():
+        refused.append("tmpfs size (this bwrap has no --size: /tmp is bounded by the cgroup's memory limit" +
+                       (")" if cgroup_parents() else ", and without a cgroup only per file)"))
     if mode != "bubblewrap" and not tmpfs_works():
         refused.append("tmpfs (what the student writes is bounded per file only, on the host disk)")
     if mode == "uid":
