@@ -1,7 +1,7 @@
 """Numerical and automatic differentiation made as cheap as a student can make it (issue 18 item 3).
 
 Notebook sources, shared by tests/test_numerical_families.py (graded through the CLI) and
-benchmarks/bench_numerical_families.py (their cost against the reference's, in-process).
+benchmarks/bench_derivation.py (`make bench`: their CPU time against the reference's).
 
 Every family keeps its forward passes right (the reference, with a cache that also holds the
 arguments) and never calls a graded function by name inside its backward pass (the grader's

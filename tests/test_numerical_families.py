@@ -6,7 +6,7 @@ numerically earn 0 and are flagged (`numerical_gradient`, or `too_slow` where it
 slow too). The honest classmates, and (f) (a derived backward pass whose gate derivatives
 sigmoid' and tanh' are scalar centred differences), keep full marks, unflagged.
 
-The families that cost what an honest pass costs (benchmarks/bench_numerical_families.py) are
+The families that cost what an honest pass costs (`make bench`, benchmarks/bench_derivation.py) are
 marked `xfail(strict=True)`, "cost-blind": no limit on time, wall or CPU, can catch them, and
 they stay documented (README, "What is not done") for a TA's eyes. Were one ever caught, its test
 would XPASS and turn red.
@@ -62,8 +62,9 @@ JACOBIAN_FORWARD = fam.forward_with_jacobian(inspect.getsource(reference.lstm_fo
 
 # id: (builder, expected points, exercises flagged, marks). Costs: CPU time of the forward and
 # backward calls against the reference's on derivation-case shapes (N 6-10, T 24-32, D 24-48,
-# H 48-96), min-max over 4 draws (benchmarks/bench_numerical_families.py --t 24 32); the limit is
-# 100x, and the slowest honest pass below takes 25-51x.
+# H 48-96), min-max over 4 draws, of the backward call alone (`make bench` times the forward and
+# backward calls together: benchmarks/bench_derivation.py); the limit is 100x, and the slowest
+# honest pass below takes 25-51x.
 FAMILIES = {
     # (a) compressed centred differences, one step: 2(5D + 5H + 5) passes batched into 12 numpy
     # calls: 1,800-6,600x
