@@ -13,7 +13,7 @@ import pytest
 
 from assignments.lstm.samples import FULL, ZERO, reference_cells, release, solved, with_body
 from autograder.samples import write_submission
-from tests.conftest import run_cli
+from tests.conftest import cpu_accounting, run_cli
 
 BACKWARD = ("lstm_step_backward", "lstm_backward")
 
@@ -542,6 +542,10 @@ def with_metadata(config):
     return nb
 
 
+# A single step's differences cost tens of milliseconds: under the wall clock's 0.15 s floor,
+# caught by the session's CPU time, which only a cgroup measures (README, "Not done").
+CAUGHT_BY_CPU_TIME = {**FULL, "lstm_step_backward": 0} if cpu_accounting() else FULL
+
 ATTACKS = {
     # id: (builder, expected points per exercise)
     "honest": (solved(), FULL),
@@ -585,9 +589,9 @@ return np.where(x >= 0, 1 / (1 + e), e / (1 + e))""")), FULL),
     "stand_in_abuse": (solved(lstm_forward=STAND_IN_ABUSE, lstm_step_forward=zeros_like_outputs("lstm_step_forward"),
                               lstm_backward=with_body("lstm_backward", "raise NotImplementedError")),
                        {**FULL, "lstm_step_forward": 0, "lstm_step_backward": 0, "lstm_backward": 0}),
-    "compressed_step": (compressed_step, {**FULL, "lstm_step_backward": 0}),
-    "compressed_step_padded": (lambda c: compressed_step(c, PADDED_STEP), {**FULL, "lstm_step_backward": 0}),
-    "differences_ahead": (solved(**DIFFERENCES_AHEAD), {**FULL, "lstm_step_backward": 0}),
+    "compressed_step": (compressed_step, CAUGHT_BY_CPU_TIME),
+    "compressed_step_padded": (lambda c: compressed_step(c, PADDED_STEP), CAUGHT_BY_CPU_TIME),
+    "differences_ahead": (solved(**DIFFERENCES_AHEAD), CAUGHT_BY_CPU_TIME),
     "no_time_loop": (no_time_loop, {**FULL, "sigmoid": 0.625, "lstm_forward": round(3 / 7, 4), "lstm_backward": 0}),
     "odd_metadata": (with_metadata, FULL),
 }
@@ -639,8 +643,9 @@ def test_numerical_differentiation_is_flagged_and_honest_slow_work_is_not(class_
     for student, exercises in (("finite_differences", BACKWARD), ("shipped_gradcheck", BACKWARD[:1]),
                                ("numerical_inputs", BACKWARD[1:]), ("laundered_crashes", BACKWARD),
                                ("zeros_on_large", BACKWARD), ("sleepy_forward", BACKWARD),
-                               ("pre_activation_differences", BACKWARD[1:]), ("compressed_step", BACKWARD[:1]),
-                               ("compressed_step_padded", BACKWARD[:1]), ("differences_ahead", BACKWARD[:1])):
+                               ("pre_activation_differences", BACKWARD[1:]),
+                               *[(student, BACKWARD[:1] if cpu_accounting() else ())
+                                 for student in ("compressed_step", "compressed_step_padded", "differences_ahead")]):
         flagged = {e["id"]: e for e in results[student]["exercises"] if e["flags"]}
         assert set(flagged) == set(exercises), student
         for e in flagged.values():

@@ -14,9 +14,10 @@ import pytest
 from autograder.config import Limits
 from autograder.process import sandbox, upcall_cost
 from autograder.process.impl import LocalImpl
+from tests.conftest import cpu_accounting
 from tests.test_isolation import MODES, student
 
-CPU_ACCOUNTING = bool(set(sandbox.cgroup_parents()) & set(sandbox.CPU_USAGE))
+CPU_ACCOUNTING = cpu_accounting()
 
 CELLS = '''
 import os, time

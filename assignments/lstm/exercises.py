@@ -39,7 +39,7 @@ import numpy as np
 
 from autograder.judging import compare
 from autograder.judging.exercise import Exercise, TooSlow
-from autograder.process.impl import StudentFailure, TimedOut, unpack
+from autograder.process.impl import CallTimedOut, StudentFailure, unpack
 
 CLOSE = 0.25            # relative error under which an upstream function counts as "close"
 GATES = ("i", "f", "g", "o")
@@ -211,7 +211,7 @@ def timed_forward(impl, case, forward, fn):
     limit = derivation_limit(impl, case)
     try:
         return forward(impl, case, seconds=limit)
-    except TimedOut:
+    except CallTimedOut:
         if limit is None:
             raise
         raise TooSlow(fn, "did not get its cache in time: the forward pass before it did not finish", True) from None
@@ -232,7 +232,7 @@ def timed_backward(impl, case, fn, *args):
         raise TooSlow(fn, f"the forward pass before it took {forward_wall:.3f} s (wall clock)", True)
     try:
         grads = impl.call(fn, *args, seconds=limit - forward_wall)
-    except TimedOut:
+    except CallTimedOut:
         raise TooSlow(fn, "did not finish in time", slow_forward) from None
     backward_wall, backward_cpu = own_time(impl, impl.log[-1])
     seconds = forward_wall + backward_wall

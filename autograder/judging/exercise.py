@@ -24,7 +24,8 @@ numerically): the grader times the reference's probe on them, and the student's 
 (its forward and backward passes) together may take `limits.derive_factor` times that, in wall
 time (at least `derive_floor_seconds`) and in CPU time, all its processes counted (at least
 `derive_cpu_floor_seconds`); a probe that is slower twice, or an output that is right on every
-other case and wrong on a derivation case, costs the whole exercise and flags it. An output wrong on a derivation case earns nothing.
+other case and wrong on a derivation case, costs the whole exercise and flags it. An output
+wrong on a derivation case earns nothing.
 Only values the grader computed decide: no exception, message or traceback excuses a case.
 """
 from dataclasses import asdict, dataclass, field

@@ -46,6 +46,11 @@ class TimedOut(StudentFailure):
     status = "timeout"
 
 
+class CallTimedOut(TimedOut):
+    """The call itself ran past its time limit (not the notebook's cells, nor the submission's
+    total time)."""
+
+
 class Crashed(StudentFailure):
     status = "crashed"
 
@@ -343,7 +348,7 @@ class StudentImpl(Impl):
             outcome = self.server.call(fn, wire_args, opaque, seconds, stand_ins and stand_ins.stubs,
                                        stand_ins and stand_ins.answer, **({"grace": 0.0} if strict else {}))
         except ChannelTimeout:
-            raise TimedOut(fn, f"did not return within {seconds:g} s") from None
+            raise CallTimedOut(fn, f"did not return within {seconds:g} s") from None
         except ChannelClosed as exc:
             raise Crashed(fn, f"{exc}") from None
         if not outcome.reply["ok"]:
