@@ -18,7 +18,9 @@ already uses here, and PyPI); a few minutes. It
    the points against each sample's expected points, and the two set-ups' points against each other;
    then grades once more with setup.sh's venv moved away: the shell fallback's results.json;
 6. prints the figures: set-up time, image size, seconds per submission in each set-up.
-It exits 1 when anything failed. It is not part of `make test` (network, minutes).
+It exits 1 when anything failed. It is not part of `make test` (network, minutes). Run it while
+nothing else grades on this machine in the uid sandbox: the host sees into the image's PID
+namespace, and a host grader cleaning up its uid kills the image's student process of that uid.
 """
 import argparse
 import json
