@@ -60,13 +60,26 @@ PROBES = {
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 '''},
+    "probe_clip_without_eps": {"clip_grad_norm": '''def clip_grad_norm(grads, max_norm):
+    total_norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
+    scale = max_norm / total_norm if total_norm > max_norm else 1.0
+    return {k: g * scale for k, g in grads.items()}, total_norm
+'''},
+}
+# Right work that a public check used to fail while the grader gave full marks: every check passes.
+RIGHT_PROBES = {
+    "probe_sigmoid_clipped_at_709": {"sigmoid": '''def sigmoid(x):
+    x = np.clip(x, -709, 709)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+'''},
 }
 
 
 @pytest.fixture(scope="module")
 def probes_graded(config, tmp_path_factory):
     root = tmp_path_factory.mktemp("probes")
-    for student, sources in PROBES.items():
+    for student, sources in {**PROBES, **RIGHT_PROBES}.items():
         write_submission(root, student, config.name, config.notebook, mutants.entry_notebook(config, sources))
     results = grade_all(Grader.prepare(config), find_submissions(root, config.name, config.notebook), 2)
     return {r["student_id"]: r for r in results}
@@ -79,7 +92,7 @@ def compared_notebooks(config):
     on_catalogue = catalogue_notebooks(config)
     ids = [e.name for e in CATALOGUE] + [style_id(s) for s in STYLES] + [mutants.CONTROL, TWO_MISTAKES]
     built.update({sid: on_catalogue[sid] for sid in ids})
-    built.update({sid: mutants.entry_notebook(config, sources) for sid, sources in PROBES.items()})
+    built.update({sid: mutants.entry_notebook(config, sources) for sid, sources in {**PROBES, **RIGHT_PROBES}.items()})
     return built
 
 
@@ -146,10 +159,11 @@ def test_a_passing_check_says_hidden_cases_test_more(both):
     assert all(public[ex][0] and HIDDEN_NOTE in public[ex][1] for ex in EXERCISES), public
 
 
-@pytest.mark.parametrize("student", [style_id(s) for s in STYLES] + ["correct_other_style"])
+@pytest.mark.parametrize("student", [style_id(s) for s in STYLES] + ["correct_other_style"] + sorted(RIGHT_PROBES))
 def test_correct_work_in_any_style_passes_every_check(both, student):
     """Prints, its own warnings, NumPy warnings outside sigmoid, lists for tuples, a float from a
-    0-d sigmoid, the grads dict itself when nothing is clipped: full marks, and every check passes."""
+    0-d sigmoid, the grads dict itself when nothing is clipped, a sigmoid off only below 1e-300:
+    full marks, and every check passes."""
     public, grader = both[student]
     assert all(full(grader[ex]) for ex in EXERCISES), student
     assert {ex: public[ex][1] for ex in EXERCISES if not public[ex][0]} == {}

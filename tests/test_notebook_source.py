@@ -225,7 +225,7 @@ def refs_for(name):
 def test_check_passes_the_reference_with_one_line(name):
     out, err, exc = run_check(getattr(checks, f"check_{name}"), *refs_for(name))
     assert exc is None, exc
-    assert out == f"{name}: all checks passed\n"
+    assert out == f"{name}: all checks passed ({checks.HIDDEN})\n"
     assert err == ""
 
 

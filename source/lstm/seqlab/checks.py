@@ -28,6 +28,7 @@ __all__ = ["CheckFailure", "NotImplementedYet", "check_sigmoid", "check_lstm_gat
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures.npz")
 RTOL = 1e-7               # the grader's: max |actual - expected| <= RTOL * max |expected|, per output
 SIGMOID_RTOL = 1e-12      # the grader's for sigmoid, entry by entry ("exact to float64 rounding")
+CLIP_RTOL = 1e-9          # the grader's for clip_grad_norm: it sees the 1e-6 of max_norm / (total_norm + 1e-6)
 TINY = 1e-300             # the grader's floor: a difference this small is no difference
 
 
@@ -209,8 +210,13 @@ def _close_each(name, label, actual, expected, hint=None):
     if (excess > TINY).any():
         idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), excess.shape))
         rel = abs(actual[idx] - expected[idx]) / max(abs(expected[idx]), TINY)
+        got, want = _num(actual[idx]), _num(expected[idx])
+        digits = 6
+        while got == want and digits < 17:
+            digits += 3
+            got, want = (f"{float(v):.{digits}g}" for v in (actual[idx], expected[idx]))
         msg = (f"{label} is wrong: relative error {rel:.2e} at index {idx} (tolerance {SIGMOID_RTOL:.0e} "
-               f"at every entry): got {_num(actual[idx])}, expected {_num(expected[idx])}")
+               f"at every entry): got {got}, expected {want}")
         _fail(name, msg + (f". {hint}" if hint else ""))
 
 
@@ -284,17 +290,6 @@ def check_sigmoid(sigmoid):
     __tracebackhide__ = True
     name = "sigmoid"
     fx = _get(name)
-    x = fx["x"]
-    x0 = x.copy()
-    out = _call(name, sigmoid, x)
-    _array(name, "sigmoid(x)", out, x.shape)
-    _unchanged(name, ["x"], [x0], [x])
-    _close_each(name, "sigmoid(x)", out, fx["out"])
-    big = fx["big"]
-    out = _call(name, sigmoid, big)
-    _array(name, "sigmoid on large |x|", out, big.shape)
-    _close_each(name, "sigmoid on large |x| (up to 1e4 in absolute value)", out, fx["big_out"],
-                hint="For very negative x, 1/(1+exp(-x)) overflows: use exp(-|x|)")
     out = _call(name, sigmoid, SIGMOID_TAIL.copy())
     _array(name, "sigmoid far in the tails", out, SIGMOID_TAIL.shape)
     bad = np.abs(out - SIGMOID_TAIL_OUT) - SIGMOID_RTOL * np.abs(SIGMOID_TAIL_OUT) > TINY
@@ -311,6 +306,18 @@ def check_sigmoid(sigmoid):
                     f"whole line, and far in the tails the exact value is tiny but not the value at a "
                     f"clipped x. Did you clip x (to +-500, say) to avoid overflow? No clipping is "
                     f"needed: e = np.exp(-np.abs(x)) is never larger than 1, so it cannot overflow")
+    x = fx["x"]
+    x0 = x.copy()
+    out = _call(name, sigmoid, x)
+    _array(name, "sigmoid(x)", out, x.shape)
+    _unchanged(name, ["x"], [x0], [x])
+    _close_each(name, "sigmoid(x)", out, fx["out"])
+    big = fx["big"]
+    out = _call(name, sigmoid, big)
+    _array(name, "sigmoid on large |x|", out, big.shape)
+    _close_each(name, "sigmoid on large |x| (up to 1e4 in absolute value)", out, fx["big_out"],
+                hint="sigmoid must be exact to float64 rounding on the whole line: with e = np.exp(-np.abs(x)), "
+                     "1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0")
     s = _call(name, sigmoid, np.array(0.0))     # a 0-d array: its result is one too, or a float
     _array(name, "sigmoid(np.array(0.0)), of a 0-d array,", np.asarray(s), ())
     _close_each(name, "sigmoid(np.array(0.0))", np.asarray(s), np.array(0.5))
@@ -487,19 +494,19 @@ def check_clip_grad_norm(clip_grad_norm):
             isinstance(clipped[k], np.ndarray) and np.shares_memory(clipped[k], grads[k]) for k in keys)
         want_total = float(np.sqrt(sum(np.sum(before[k] ** 2) for k in keys)))
         _array(name, "total_norm", np.asarray(total), ())     # a float, or a 0-d float64 array
-        _close(name, "total_norm", np.asarray(total), np.array(want_total),
+        _close(name, "total_norm", np.asarray(total), np.array(want_total), rtol=CLIP_RTOL,
                hint="total_norm is the L2 norm of all arrays together, sqrt of the sum of all squared entries")
         scale = max_norm / (want_total + 1e-6) if want_total > max_norm else 1.0
         label = "norm above" if case == "big" else "norm below"
         for k in keys:
             got = clipped[k]
             _array(name, f"clipped[{k!r}]", got, before[k].shape)
-            if (want_total > max_norm and not close(got, before[k] * scale, RTOL)
-                    and close(got, before[k] * (max_norm / want_total), RTOL)):
+            if (want_total > max_norm and not close(got, before[k] * scale, CLIP_RTOL)
+                    and close(got, before[k] * (max_norm / want_total), CLIP_RTOL)):
                 _fail(name, f"clipped[{k!r}] is scaled by max_norm / total_norm = "
                             f"{max_norm / want_total:.12g}; the scale is max_norm / (total_norm + 1e-6) "
                             f"= {scale:.12g}, as in PyTorch's clip_grad_norm_: add the 1e-6")
-            _close(name, f"clipped[{k!r}] ({label} max_norm)", got, before[k] * scale,
+            _close(name, f"clipped[{k!r}] ({label} max_norm)", got, before[k] * scale, rtol=CLIP_RTOL,
                    hint="scale = max_norm / (total_norm + 1e-6) only when total_norm > max_norm")
     _ok(name, SHARED_NOTE if shared else "")
 
@@ -730,14 +737,7 @@ def _upstream_blame(name, fn):
         if not found:
             own = _own_steps_failure(name, fn) if callable(fn) else None
             if own:
-                dep, dexc = own
-                k = EXERCISE_NUMBER[dep]
-                who = "that" if dep == "lstm_step_forward" else f"your {dep}, which it calls,"
-                _raise(CheckFailure(
-                    f"{name}: the problem starts upstream: your {name} gives what your own lstm_step_forward "
-                    f"gives, step after step, and {who} fails its own check (Exercise {k}): {_without_name(dep, dexc).rstrip('.')}. Fix Exercise {k} "
-                    f"first: the grader judges your {name} on your own steps too, so it is the same mistake, "
-                    f"charged once, where it is made."))
+                _raise(CheckFailure(_own_steps_message(name, *own)))
             raise
         dep, dexc = found
         k = EXERCISE_NUMBER[dep]
@@ -782,6 +782,15 @@ def _own_steps_failure(name, fn):
     except Exception:   # noqa: BLE001 - no verdict then
         return None
     return first if close(h, np.stack(steps, axis=1), RTOL) else None
+
+
+def _own_steps_message(name, dep, dexc):
+    k = EXERCISE_NUMBER[dep]
+    who = "that" if dep == "lstm_step_forward" else f"your {dep}, which it calls,"
+    return (f"{name}: the problem starts upstream: your {name} gives what your own lstm_step_forward gives, "
+            f"step after step, and {who} fails its own check (Exercise {k}): "
+            f"{_without_name(dep, dexc).rstrip('.')}. Fix Exercise {k} first: the grader judges your {name} "
+            f"on your own steps too, so it is the same mistake, charged once, where it is made.")
 
 
 def _backward_note(backward, forward, name="lstm_backward"):
