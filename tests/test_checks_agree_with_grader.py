@@ -65,6 +65,13 @@ PROBES = {
     scale = max_norm / total_norm if total_norm > max_norm else 1.0
     return {k: g * scale for k, g in grads.items()}, total_norm
 '''},
+    "probe_clip_replaces_arrays": {"clip_grad_norm": '''def clip_grad_norm(grads, max_norm):
+    total_norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
+    scale = max_norm / (total_norm + 1e-6) if total_norm > max_norm else 1.0
+    for k in grads:
+        grads[k] = grads[k] * scale      # new arrays, but in the caller's dict
+    return dict(grads), total_norm
+'''},
 }
 # Right work that a public check used to fail while the grader gave full marks: every check passes.
 RIGHT_PROBES = {

@@ -483,10 +483,10 @@ def check_clip_grad_norm(clip_grad_norm):
     shared = False
     for case in ("big", "small"):
         grads = {k: fx[f"grads.{k}"] * (1.0 if case == "big" else 1e-3) for k in keys}
-        before = {k: v.copy() for k, v in grads.items()}
+        before, originals = {k: v.copy() for k, v in grads.items()}, dict(grads)
         max_norm = float(fx["max_norm"])
         clipped, total = _tuple(name, _call(name, clip_grad_norm, grads, max_norm), 2, ["clipped", "total_norm"])
-        _clip_inputs_unchanged(name, grads, before, clipped)
+        _clip_inputs_unchanged(name, grads, before, originals, clipped)
         if not isinstance(clipped, dict):
             _fail(name, f"clipped should be a dict, got {type(clipped).__name__}")
         if set(clipped) != set(keys):
@@ -517,10 +517,12 @@ SHARED_NOTE = (". Note: clipped is your grads dict itself, or holds its arrays, 
                "caller who then changes clipped in place changes grads too (return g.copy())")
 
 
-def _clip_inputs_unchanged(name, grads, before, clipped):
-    """The grader takes half the points of a clip_grad_norm that changes the caller's dict or arrays."""
+def _clip_inputs_unchanged(name, grads, before, originals, clipped):
+    """The grader takes half the points of a clip_grad_norm that changes the caller's dict (its
+    keys, or an array it holds replaced by another) or arrays (their values)."""
     __tracebackhide__ = True
-    if set(grads) == set(before) and all(np.array_equal(grads[k], before[k]) for k in before):
+    if set(grads) == set(before) and all(grads[k] is originals[k] and np.array_equal(grads[k], before[k])
+                                         for k in before):
         return
     alias = [k for k in before if isinstance(clipped, dict) and isinstance(clipped.get(k), np.ndarray)
              and k in grads and np.shares_memory(clipped[k], grads[k])]
