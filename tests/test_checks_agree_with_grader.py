@@ -68,9 +68,9 @@ PROBES = {
     "probe_clip_replaces_arrays": {"clip_grad_norm": '''def clip_grad_norm(grads, max_norm):
     total_norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
     scale = max_norm / (total_norm + 1e-6) if total_norm > max_norm else 1.0
-    for k in grads:
-        grads[k] = grads[k] * scale      # new arrays, but in the caller's dict
-    return dict(grads), total_norm
+    if scale == 1.0:
+        grads.update({k: g.copy() for k, g in grads.items()})   # the same values, in the caller's dict
+    return {k: g * scale for k, g in grads.items()}, total_norm
 '''},
 }
 # Right work that a public check used to fail while the grader gave full marks: every check passes.
