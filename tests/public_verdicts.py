@@ -1,9 +1,10 @@
 """The public checks' verdicts on a notebook, as a student running it in Jupyter would see them.
 
 `verdicts(notebooks)` runs each notebook (a dict, as autograder.samples builds them) in a
-process of its own, `python -m tests.public_verdicts`, with the release's `seqlab` package
-importable as the release folder makes it: its code cells in order, the ones the grader skips
-(tagged demo) skipped too, the others run in one namespace that is `__main__` (as in a kernel).
+process of its own (this file run as a script), where the release's `seqlab` package is
+importable, as in the release folder (the venv's editable install of the repository is too:
+the notebooks compared here are the project's own). Its code cells run in order, in one
+namespace that is `__main__` (as in a kernel), except those the grader skips (tagged demo).
 Each check cell (nbgrader test cell `check_<exercise>`) runs in a forked child, with a time
 limit, so that a check that hangs, exits or crashes costs only its own verdict. A check passes
 when its cell raises nothing. The process's address space is limited (a notebook may allocate
@@ -25,7 +26,6 @@ import traceback
 import types
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 SKIP_TAGS = {"demo"}
 CELL_SECONDS = 5           # a top-level cell that runs longer is interrupted (the grader stops it too)
 CHECK_SECONDS = 10         # a check cell that runs longer fails
@@ -45,9 +45,9 @@ def verdicts(notebooks, release_dir, jobs=2):
 def _run_one(notebook, path, release_dir):
     path.write_text(json.dumps(notebook))
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg",
-           "PYTHONPATH": os.pathsep.join([str(release_dir), str(REPO)])}
-    done = subprocess.run([sys.executable, "-m", "tests.public_verdicts", str(path)], cwd=path.parent,
-                          env=env, capture_output=True, timeout=600)
+           "PYTHONPATH": str(release_dir)}
+    done = subprocess.run([sys.executable, __file__, str(path)], cwd=path.parent, env=env,
+                          capture_output=True, timeout=600)
     found = {}
     for line in done.stdout.decode(errors="replace").splitlines():
         if line.startswith("VERDICT "):
@@ -138,5 +138,6 @@ def main(path):
 
 
 if __name__ == "__main__":
+    sys.path.remove(os.path.dirname(os.path.abspath(__file__)))   # the tests are not the student's
     sys.stdout = open(os.devnull, "w")     # what the cells print stays out of the verdicts
     main(sys.argv[1])
