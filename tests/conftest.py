@@ -37,3 +37,19 @@ def demo(tmp_path_factory):
     assert done.returncode == 0, done.stderr
     results = {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
     return out, results, done
+
+
+@pytest.fixture(scope="session")
+def catalogue_graded(config, tmp_path_factory):
+    """(grader, {student id: result}): tests/catalogue_notebooks.py's submissions, graded once in
+    parallel by one Grader (sandboxed student processes)."""
+    from autograder.grade import Grader, find_submissions, grade_all
+    from autograder.samples import write_submission
+    from tests.catalogue_notebooks import notebooks
+    assert (config.release_dir / config.notebook).is_file(), "the release notebook is missing"
+    root = tmp_path_factory.mktemp("mutants")
+    grader = Grader.prepare(config)
+    for student, notebook in notebooks(config).items():
+        write_submission(root, student, config.name, config.notebook, notebook)
+    results = grade_all(grader, find_submissions(root, config.name, config.notebook))
+    return grader, {r["student_id"]: r for r in results}

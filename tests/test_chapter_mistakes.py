@@ -180,6 +180,12 @@ def run_notebook(answers, stop_after=None):
     return outputs, ns
 
 
+def passed_line(name):
+    """What a check cell prints when it passes (seqlab.checks._ok)."""
+    from seqlab import checks
+    return f"{name}: all checks passed ({checks.HIDDEN})"
+
+
 def check_cells():
     nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
     return {c["metadata"]["nbgrader"]["grade_id"][len("check_"):]: c["id"] for c in nb["cells"]
@@ -189,7 +195,7 @@ def check_cells():
 def test_the_students_functions_pass_every_check():
     outputs, _ = run_notebook(STUDENT, stop_after=check_cells()["clip_grad_norm"])
     for name, cid in check_cells().items():
-        assert outputs[cid].strip() == f"{name}: all checks passed", (name, outputs[cid])
+        assert outputs[cid].strip() == passed_line(name), (name, outputs[cid])
 
 
 @pytest.mark.parametrize("mistake", MISTAKES, ids=[m[0] for m in MISTAKES])
@@ -206,7 +212,7 @@ def test_a_mistake_is_blamed_on_its_exercise_and_stops_the_experiments(mistake):
     # the exercises before it pass; every later check that fails names it, and no other one
     for name, cid in cells.items():
         said = outputs[cid]
-        if name == culprit or said.strip() == f"{name}: all checks passed":
+        if name == culprit or said.strip() == passed_line(name):
             continue
         assert NUMBER[name] > k, (name, said)
         assert f"Exercise {k}" in said, (name, said)
@@ -251,17 +257,22 @@ def test_the_step_forward_is_cleared_when_only_the_gates_are_wrong():
     assert "Even with the right gates your lstm_step_forward is not right" in said, said
 
 
-def test_a_sigmoid_exact_only_to_absolute_rounding_fails():
-    """The text promises float64 rounding: a sigmoid clipped at +-709 (no overflow warning,
-    every value within 1e-300 of the right one) still fails, as in the hidden tests."""
+def test_a_sigmoid_off_only_below_1e300_passes_as_with_the_grader():
+    """A sigmoid clipped at +-709 (no overflow warning) differs from the right value only where
+    that value is below 1e-300 (x < -690), where the grader's comparison stops (its TINY): it
+    earns full marks, so the check passes. Clipped at +-500 it is off by far more, and fails."""
     from seqlab import checks
 
-    def clipped(x):
-        x = np.clip(x, -709, 709)
+    def clipped(x, at=709):
+        x = np.clip(x, -at, at)
         e = np.exp(-np.abs(x))
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-    with pytest.raises(checks.CheckFailure, match=r"sigmoid\(-709\.9\) is"):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
         checks.check_sigmoid(clipped)
+    assert out.getvalue().startswith("sigmoid: all checks passed")
+    with pytest.raises(checks.CheckFailure, match=r"sigmoid\(-600\) is .*Did you clip x"):
+        checks.check_sigmoid(lambda x: clipped(x, 500))
 
 
 def test_a_sigmoid_that_rounds_the_tail_to_zero_is_told_so():

@@ -15,41 +15,14 @@ processes) at once, each under two student ids, so with two sets of hidden input
 """
 import pytest
 
-from assignments.lstm.misconceptions import load_catalogue
-from assignments.lstm.styles import load_styles
 from autograder.judging import mutants
-from autograder.grade import Grader, find_submissions, grade_all
-from autograder.samples import write_submission
-
-CATALOGUE = load_catalogue()
-STYLES = load_styles()
-AGAIN = "__again"          # suffix of each submission's second student id (other hidden inputs)
-TWO_MISTAKES = "two_mistakes"   # a tanh forget gate and backward passes that drop dnext_c
-
-
-def student_ids(name):
-    return (name, name + AGAIN)
+from tests.catalogue_notebooks import CATALOGUE, STYLES, TWO_MISTAKES, student_ids, style_id
 
 
 @pytest.fixture(scope="module")
-def graded(config, tmp_path_factory):
-    """All catalogue entries, styles and the control, graded once in parallel by one Grader."""
-    assert (config.release_dir / config.notebook).is_file(), "the release notebook is missing"
-    root = tmp_path_factory.mktemp("mutants")
-    grader = Grader.prepare(config)
-    notebooks = {mutants.CONTROL: mutants.entry_notebook(config, {})}
-    for entry in CATALOGUE:
-        notebooks.update(dict.fromkeys(student_ids(entry.name), mutants.entry_notebook(config, entry.sources)))
-    for style in STYLES:
-        notebooks.update(dict.fromkeys(student_ids(f"style_{style.name}"),
-                                       mutants.entry_notebook(config, style.sources)))
-    by_name = {e.name: e for e in CATALOGUE}
-    notebooks[TWO_MISTAKES] = mutants.entry_notebook(config, {
-        **by_name["forget_gate_tanh"].sources, **by_name["backward_drops_dnext_c"].sources})
-    for student, notebook in notebooks.items():
-        write_submission(root, student, config.name, config.notebook, notebook)
-    results = grade_all(grader, find_submissions(root, config.name, config.notebook))
-    return grader, {r["student_id"]: r for r in results}
+def graded(catalogue_graded):
+    """All catalogue entries, styles and the control, graded once (tests/conftest.py)."""
+    return catalogue_graded
 
 
 def exercises_of(result):
@@ -82,7 +55,7 @@ def test_entry_is_named_on_every_exercise_it_affects(graded, entry):
 @pytest.mark.parametrize("style", STYLES, ids=[s.name for s in STYLES])
 def test_correct_work_in_another_style_gets_full_marks_and_no_diagnosis(graded, config, style):
     _, results = graded
-    for student in student_ids(f"style_{style.name}"):
+    for student in student_ids(style_id(style)):
         result = results[student]
         assert result["score"] == config.max_score, [(e["id"], e["message"]) for e in result["exercises"]]
         for exercise in result["exercises"]:

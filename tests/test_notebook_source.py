@@ -225,7 +225,7 @@ def refs_for(name):
 def test_check_passes_the_reference_with_one_line(name):
     out, err, exc = run_check(getattr(checks, f"check_{name}"), *refs_for(name))
     assert exc is None, exc
-    assert out == f"{name}: all checks passed\n"
+    assert out == f"{name}: all checks passed ({checks.HIDDEN})\n"
     assert err == ""
 
 
@@ -259,7 +259,7 @@ def test_check_sigmoid_catches_overflow_warning():
 
 
 def test_check_sigmoid_catches_inexact_sigmoid():
-    msg = _fails(checks.check_sigmoid, lambda x: 0.5 * (1 + np.tanh(0.5 * x)) * (1 + 1e-9))
+    msg = _fails(checks.check_sigmoid, lambda x: ref.sigmoid(x) * (1 + 1e-9))
     assert "relative error" in msg and "index" in msg
 
 
@@ -352,8 +352,8 @@ def test_check_clip_grad_norm_in_place_and_scale():
         total = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
         s = max_norm / total if total > max_norm else 1.0
         return {k: g * s for k, g in grads.items()}, total
-    # 1e-6 on a norm of a few units is below the check's tolerance only if rtol is loose;
-    # this check uses rtol 1e-7, so a missing eps is caught.
+    # 1e-6 on a norm of a few units is a relative 1e-7: the check and the grader compare clipping
+    # to 1e-9 (grading.yml's clip_rtol), so a missing eps is caught whatever the norm.
     msg = _fails(checks.check_clip_grad_norm, no_eps)
     assert "max_norm / (total_norm + 1e-6)" in msg
 

@@ -70,6 +70,8 @@ class Exercise:
     kept: dict = field(default_factory=dict)   # fn -> positions of its results the reference keeps (caches)
     budget: Callable = None     # budget(case) -> stand-in calls one call may make
     slow_message: Callable = None   # slow_message(case, TooSlow, numerical) -> the student's message
+    tolerance: str = None       # the grading.yml tolerance its outputs are compared with (default: rtol,
+                                # or sigmoid_rtol when elementwise)
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,13 @@ class Context:
         return self.tolerance["rtol"]
 
 
+def exercise_rtol(exercise, ctx):
+    """The tolerance of the exercise's comparisons with the reference (and its misconceptions)."""
+    return ctx.tolerance[exercise.tolerance or ("sigmoid_rtol" if exercise.elementwise else "rtol")]
+
+
 def default_judge(ctx, exercise, case, student_out, expected_out):
-    rtol = ctx.tolerance["sigmoid_rtol"] if exercise.elementwise else ctx.rtol
+    rtol = exercise_rtol(exercise, ctx)
     return {name: compare.values(student_out[name], expected_out[name], rtol, exercise.elementwise)
             for name in exercise.weights if name in expected_out}
 
@@ -361,7 +368,7 @@ def diagnose(exercise, ctx, cases, attempts, modified):
     on every case the student answered, each computed the way the student's were (on its own, or
     through its own chain); derivation cases, large ones that time the student's code, are left
     out: they would only make diagnosing slow."""
-    rtol = ctx.tolerance["sigmoid_rtol"] if exercise.elementwise else ctx.rtol
+    rtol = exercise_rtol(exercise, ctx)
     answered = [(case, a) for case, a in zip(cases, attempts)
                 if a.outputs is not None and not (isinstance(case, dict) and case.get("derive"))]
     if not answered:

@@ -26,7 +26,10 @@ __all__ = ["CheckFailure", "NotImplementedYet", "check_sigmoid", "check_lstm_gat
            "check_lstm_backward", "check_clip_grad_norm", "progress"]
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures.npz")
-RTOL = 1e-7
+RTOL = 1e-7               # the grader's: max |actual - expected| <= RTOL * max |expected|, per output
+SIGMOID_RTOL = 1e-12      # the grader's for sigmoid, entry by entry ("exact to float64 rounding")
+CLIP_RTOL = 1e-9          # the grader's for clip_grad_norm: it sees the 1e-6 of max_norm / (total_norm + 1e-6)
+TINY = 1e-300             # the grader's floor: a difference this small is no difference
 
 
 class CheckFailure(AssertionError):
@@ -61,7 +64,8 @@ def _num(value):
 
 
 # sigmoid far in the tails, as float64 rounds the exact value (the smallest are subnormal):
-# a sigmoid that clips x, at +-500 or +-709, is off by many orders of magnitude there.
+# a sigmoid that clips x at +-500 is off by many orders of magnitude there. As in the grader,
+# differences below TINY pass (the values at -700 and below).
 SIGMOID_TAIL = np.array([-600.0, -700.0, -709.9, -745.5, -40.0, 40.0, 709.9, 745.5])
 SIGMOID_TAIL_OUT = np.array([float.fromhex(v) for v in (
     "0x1.4dd4d0d12c071p-866", "0x1.14f2b0fb9307fp-1010", "0x0.38eac7a36430fp-1022", "0x0.0p+0",
@@ -97,16 +101,21 @@ def _fail(name, message):
     _raise(CheckFailure(f"{name}: {message}"))
 
 
+# numpy's floating-point errors during a call: only sigmoid must be silent (CONTRACT); in any
+# other function they decide nothing, as in the grader. Warnings (warnings.warn) and prints are
+# the student's own and decide nothing either.
+SILENT = dict(divide="raise", over="raise", invalid="raise", under="ignore")
+UNWATCHED = dict(all="ignore")
+
+
 def _call(name, fn, *args):
-    """Call the student's function; no warnings allowed, NotImplementedError explained."""
+    """Call the student's function as the grader does; NotImplementedError explained."""
     __tracebackhide__ = True
     if not callable(fn):
         _fail(name, f"expected a function, got {type(fn).__name__}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            with np.errstate(divide="raise", over="raise", invalid="raise", under="ignore"):
-                return fn(*args)
+        with np.errstate(**(SILENT if name == "sigmoid" else UNWATCHED)):
+            return fn(*args)
     except NotImplementedError as exc:
         where = _where(exc)
         inner = where[0] if where else name
@@ -118,7 +127,7 @@ def _call(name, fn, *args):
             f"{name} is not implemented yet: write its body in the cell above "
             f"(replace `raise NotImplementedError()`), run that cell, then run this one again."
         ))
-    except (FloatingPointError, RuntimeWarning) as exc:
+    except FloatingPointError as exc:
         _raise(CheckFailure(
             f"{name}: numpy warned during the call ({exc}){_at(exc)}. A correct {name} computes "
             f"without overflow or invalid operations; see the hint in the instructions."
@@ -165,8 +174,9 @@ def _array(name, label, value, shape, why=None, axes=None, sizes=None):
             if hint:
                 msg += f": {hint}"
         _fail(name, msg)
-    if not np.issubdtype(value.dtype, np.floating):
-        _fail(name, f"{label} has dtype {value.dtype}, expected a floating dtype (float64)")
+    if value.dtype != np.float64:
+        _fail(name, f"{label} has dtype {value.dtype}, expected float64: keep the inputs' precision "
+                    f"(the grader takes the points of any other dtype, float32 included)")
     bad = ~np.isfinite(value)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -190,6 +200,24 @@ def _close(name, label, actual, expected, rtol=RTOL, hint=None):
         if hint:
             msg += f". {hint}"
         _fail(name, msg)
+
+
+def _close_each(name, label, actual, expected, hint=None):
+    """The grader's sigmoid rule: |actual - expected| <= SIGMOID_RTOL * |expected| at every entry,
+    up to TINY (values below it, deep in the subnormals, are free)."""
+    __tracebackhide__ = True
+    excess = np.abs(actual - expected) - SIGMOID_RTOL * np.abs(expected)
+    if (excess > TINY).any():
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), excess.shape))
+        rel = abs(actual[idx] - expected[idx]) / max(abs(expected[idx]), TINY)
+        got, want = _num(actual[idx]), _num(expected[idx])
+        digits = 6
+        while got == want and digits < 17:
+            digits += 3
+            got, want = (f"{float(v):.{digits}g}" for v in (actual[idx], expected[idx]))
+        msg = (f"{label} is wrong: relative error {rel:.2e} at index {idx} (tolerance {SIGMOID_RTOL:.0e} "
+               f"at every entry): got {got}, expected {want}")
+        _fail(name, msg + (f". {hint}" if hint else ""))
 
 
 def _unchanged(name, names, before, after):
@@ -247,9 +275,14 @@ def _judge(name, outs, want, note=None, after=None):
 _QUIET = []   # progress() runs the checks without their "all checks passed" line
 
 
-def _ok(name):
+HIDDEN = ("the grader's hidden cases test more: other shapes (one sample, one step, a hidden size "
+          "of 1), saturated gates, larger inputs")
+
+
+def _ok(name, note=""):
+    """The line of a passing check; a graded exercise's says that the grader tests more."""
     if not _QUIET:
-        print(f"{name}: all checks passed")
+        print(f"{name}: all checks passed" + (f" ({HIDDEN})" if name in _EXERCISES else "") + note)
 
 
 # ---------------------------------------------------------------- the checks
@@ -258,21 +291,9 @@ def check_sigmoid(sigmoid):
     __tracebackhide__ = True
     name = "sigmoid"
     fx = _get(name)
-    x = fx["x"]
-    x0 = x.copy()
-    out = _call(name, sigmoid, x)
-    _array(name, "sigmoid(x)", out, x.shape)
-    _unchanged(name, ["x"], [x0], [x])
-    _close(name, "sigmoid(x)", out, fx["out"], rtol=1e-12)
-    big = fx["big"]
-    out = _call(name, sigmoid, big)
-    _array(name, "sigmoid on large |x|", out, big.shape)
-    _close(name, "sigmoid on large |x| (up to 1e4 in absolute value)", out, fx["big_out"],
-           rtol=1e-12, hint="For very negative x, 1/(1+exp(-x)) overflows: use exp(-|x|)")
     out = _call(name, sigmoid, SIGMOID_TAIL.copy())
     _array(name, "sigmoid far in the tails", out, SIGMOID_TAIL.shape)
-    err = np.abs(out - SIGMOID_TAIL_OUT)
-    bad = err > 1e-12 * np.abs(SIGMOID_TAIL_OUT) + 2 * 5e-324     # rounding, down to subnormals
+    bad = np.abs(out - SIGMOID_TAIL_OUT) - SIGMOID_RTOL * np.abs(SIGMOID_TAIL_OUT) > TINY
     if bad.any():
         k = int(np.argmax(bad))
         if out[k] == 0:
@@ -281,14 +302,28 @@ def check_sigmoid(sigmoid):
                         f"0.5 * (1 + tanh(x / 2)) do). Exact to float64 rounding means to a relative "
                         f"precision, down to the tiny values far in the negative tail: e / (1 + e) with "
                         f"e = np.exp(-np.abs(x)) keeps them")
+        if abs(out[k] - SIGMOID_TAIL_OUT[k]) <= 0.5 * SIGMOID_TAIL_OUT[k]:   # close, but not to rounding
+            _close_each(name, "sigmoid far in the tails", out, SIGMOID_TAIL_OUT)
         _fail(name, f"sigmoid({_num(SIGMOID_TAIL[k])}) is {_num(out[k])}, expected "
                     f"{_num(SIGMOID_TAIL_OUT[k])}: sigmoid must be exact to float64 rounding on the "
                     f"whole line, and far in the tails the exact value is tiny but not the value at a "
                     f"clipped x. Did you clip x (to +-500, say) to avoid overflow? No clipping is "
                     f"needed: e = np.exp(-np.abs(x)) is never larger than 1, so it cannot overflow")
-    s = _call(name, sigmoid, np.float64(0.0))
-    if not np.isclose(float(np.asarray(s)), 0.5, rtol=0, atol=1e-15):
-        _fail(name, f"sigmoid(0.0) should be 0.5, got {_num(s)}")
+    x = fx["x"]
+    x0 = x.copy()
+    out = _call(name, sigmoid, x)
+    _array(name, "sigmoid(x)", out, x.shape)
+    _unchanged(name, ["x"], [x0], [x])
+    _close_each(name, "sigmoid(x)", out, fx["out"])
+    big = fx["big"]
+    out = _call(name, sigmoid, big)
+    _array(name, "sigmoid on large |x|", out, big.shape)
+    _close_each(name, "sigmoid on large |x| (up to 1e4 in absolute value)", out, fx["big_out"],
+                hint="sigmoid must be exact to float64 rounding on the whole line: with e = np.exp(-np.abs(x)), "
+                     "1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0")
+    s = _call(name, sigmoid, np.array(0.0))     # a 0-d array: its result is one too, or a float
+    _array(name, "sigmoid(np.array(0.0)), of a 0-d array,", np.asarray(s), ())
+    _close_each(name, "sigmoid(np.array(0.0))", np.asarray(s), np.array(0.5))
     _ok(name)
 
 
@@ -377,7 +412,8 @@ def check_lstm_step_backward(lstm_step_backward, lstm_step_forward=None):
         _array(name, label, out, fx[label].shape, axes=AXES[name][label], sizes=sizes_of(name, fx))
     story = lambda: next_c_gradient_story(res[2], fx["gate_f"], fx["gate_o"], fx["next_c"],   # noqa: E731
                                           dnext_h, dnext_c)
-    _judge(name, dict(zip(outs, res)), {k: fx[k] for k in outs}, after=story)
+    _judge(name, dict(zip(outs, res)), {k: fx[k] for k in outs},
+           lambda: _backward_note(lstm_step_backward, forward, name), after=story)
     _ok(name)
 
 
@@ -397,9 +433,8 @@ def check_lstm_backward(lstm_backward, lstm_forward=None):
     _unchanged(name, ["dh"], before, [dh])
     for label, out in zip(outs, res):
         _array(name, label, out, fx[label].shape, axes=AXES[name][label], sizes=sizes_of(name, fx))
-    carried = _carried_story(lstm_backward, fx, dict(zip(outs, res)))
-    _judge(name, dict(zip(outs, res)), {k: fx[k] for k in outs},
-           lambda: carried or _backward_note(lstm_backward, forward))
+    _judge(name, dict(zip(outs, res)), {k: fx[k] for k in outs},     # the notes run other exercises: on failure only
+           lambda: _carried_story(lstm_backward, fx, dict(zip(outs, res))) or _backward_note(lstm_backward, forward))
     _ok(name)
 
 
@@ -447,59 +482,62 @@ def check_clip_grad_norm(clip_grad_norm):
     name = "clip_grad_norm"
     fx = _get(name)
     keys = sorted({k.split(".")[1] for k in fx if k.startswith("grads.")})
+    shared = False
     for case in ("big", "small"):
         grads = {k: fx[f"grads.{k}"] * (1.0 if case == "big" else 1e-3) for k in keys}
-        before = {k: v.copy() for k, v in grads.items()}
+        before, originals = {k: v.copy() for k, v in grads.items()}, dict(grads)
         max_norm = float(fx["max_norm"])
-        res = _tuple(name, _call(name, clip_grad_norm, grads, max_norm), 2,
-                     ["clipped", "total_norm"])
-        clipped, total = res
-        shared = [k for k in keys if isinstance(clipped, dict) and isinstance(clipped.get(k), np.ndarray)
-                  and np.shares_memory(clipped[k], grads[k])]
-        if set(grads) != set(before) or any(not np.array_equal(grads[k], before[k]) for k in keys):
-            if shared:
-                k = shared[0]
-                _fail(name, f"the input arrays were modified: clipped[{k!r}] is the caller's array "
-                            f"grads[{k!r}] itself, scaled in place. dict(grads) or grads.copy() makes a "
-                            f"new dict but keeps the same arrays, so `clipped[k] *= scale` changes the "
-                            f"caller's gradients too. Build new arrays: "
-                            f"`clipped = {{k: g * scale for k, g in grads.items()}}`")
-            _fail(name, "the input dict or its arrays were modified; return a new dict of new arrays")
+        clipped, total = _tuple(name, _call(name, clip_grad_norm, grads, max_norm), 2, ["clipped", "total_norm"])
+        _clip_inputs_unchanged(name, grads, before, originals, clipped)
         if not isinstance(clipped, dict):
             _fail(name, f"clipped should be a dict, got {type(clipped).__name__}")
-        if clipped is grads:
-            _fail(name, "clipped is the input dict itself; return a new dict")
         if set(clipped) != set(keys):
             _fail(name, f"clipped has keys {sorted(clipped)}, expected {keys}")
-        for k in keys:
-            if isinstance(clipped[k], np.ndarray) and np.shares_memory(clipped[k], grads[k]):
-                _fail(name, f"clipped[{k!r}] is the caller's array grads[{k!r}] itself "
-                            f"({'norm below' if case == 'small' else 'norm above'} max_norm): "
-                            f"dict(grads) or grads.copy() makes a new dict but keeps the same "
-                            f"arrays, so changing one changes the other. Return new arrays "
-                            f"(g * scale, or g.copy() when nothing is scaled)")
-        try:
-            total = float(total)
-        except (TypeError, ValueError):
-            _fail(name, f"total_norm should be a float, got {type(total).__name__}")
+        shared = shared or clipped is grads or any(
+            isinstance(clipped[k], np.ndarray) and np.shares_memory(clipped[k], grads[k]) for k in keys)
         want_total = float(np.sqrt(sum(np.sum(before[k] ** 2) for k in keys)))
-        if not abs(total - want_total) <= 1e-9 * want_total:
-            _fail(name, f"total_norm is {_num(total)}, expected {_num(want_total)}: the L2 norm "
-                        f"of all arrays together, sqrt of the sum of all squared entries")
+        _array(name, "total_norm", np.asarray(total), ())     # a float, or a 0-d float64 array
+        _close(name, "total_norm", np.asarray(total), np.array(want_total), rtol=CLIP_RTOL,
+               hint="total_norm is the L2 norm of all arrays together, sqrt of the sum of all squared entries")
         scale = max_norm / (want_total + 1e-6) if want_total > max_norm else 1.0
+        label = "norm above" if case == "big" else "norm below"
         for k in keys:
-            _array(name, f"clipped[{k!r}]", np.asarray(clipped[k]), before[k].shape)
-            got = np.asarray(clipped[k])
-            if (want_total > max_norm and not close(got, before[k] * scale, 1e-12)
-                    and close(got, before[k] * (max_norm / want_total), 1e-12)):
+            got = clipped[k]
+            _array(name, f"clipped[{k!r}]", got, before[k].shape)
+            if (want_total > max_norm and not close(got, before[k] * scale, CLIP_RTOL)
+                    and close(got, before[k] * (max_norm / want_total), CLIP_RTOL)):
                 _fail(name, f"clipped[{k!r}] is scaled by max_norm / total_norm = "
                             f"{max_norm / want_total:.12g}; the scale is max_norm / (total_norm + 1e-6) "
-                            f"= {scale:.12g}, as in PyTorch's clip_grad_norm_. The difference is small "
-                            f"(relative {1e-6 / want_total:.1e} here), but the grader checks it: add the 1e-6")
-            _close(name, f"clipped[{k!r}] ({'norm above' if case == 'big' else 'norm below'} "
-                         f"max_norm)", got, before[k] * scale, rtol=1e-12,
+                            f"= {scale:.12g}, as in PyTorch's clip_grad_norm_: add the 1e-6")
+            _close(name, f"clipped[{k!r}] ({label} max_norm)", got, before[k] * scale, rtol=CLIP_RTOL,
                    hint="scale = max_norm / (total_norm + 1e-6) only when total_norm > max_norm")
-    _ok(name)
+    _ok(name, SHARED_NOTE if shared else "")
+
+
+SHARED_NOTE = (". Note: clipped is your grads dict itself, or holds its arrays, where nothing is scaled. "
+               "That costs no points (the arrays are unchanged), but the contract asks for a new dict: a "
+               "caller who then changes clipped in place changes grads too (return g.copy())")
+
+
+def _clip_inputs_unchanged(name, grads, before, originals, clipped):
+    """The grader takes half the points of a clip_grad_norm that changes the caller's dict (its
+    keys, or an array it holds replaced by another) or arrays (their values)."""
+    __tracebackhide__ = True
+    if set(grads) == set(before) and all(grads[k] is originals[k] and np.array_equal(grads[k], before[k])
+                                         for k in before):
+        return
+    alias = [k for k in before if isinstance(clipped, dict) and isinstance(clipped.get(k), np.ndarray)
+             and k in grads and np.shares_memory(clipped[k], grads[k])]
+    if alias:
+        k = alias[0]
+        _fail(name, f"the input arrays were modified: clipped[{k!r}] is the caller's array "
+                    f"grads[{k!r}] itself, scaled in place. dict(grads) or grads.copy() makes a "
+                    f"new dict but keeps the same arrays, so `clipped[k] *= scale` changes the "
+                    f"caller's gradients too. Build new arrays: "
+                    f"`clipped = {{k: g * scale for k, g in grads.items()}}`. The grader takes half of "
+                    f"this exercise's points for it, even when every value is right")
+    _fail(name, "the input dict or its arrays were modified; return a new dict of new arrays. The grader "
+                "takes half of this exercise's points for it, even when every value is right")
 
 
 # ---------------------------------------------------------------- the optional GRU (not graded)
@@ -702,6 +740,9 @@ def _upstream_blame(name, fn):
     except CheckFailure as exc:
         found = _upstream_failure(name, fn) if callable(fn) else None
         if not found:
+            own = _own_steps_failure(name, fn) if callable(fn) else None
+            if own:
+                _raise(CheckFailure(_own_steps_message(name, *own)))
             raise
         dep, dexc = found
         k = EXERCISE_NUMBER[dep]
@@ -721,17 +762,55 @@ def _upstream_blame(name, fn):
         _raise(CheckFailure(f"{name}: {message}"))
 
 
-def _backward_note(backward, forward):
-    """When an exercise that lstm_backward or its forward pass calls fails its own check, say
-    so before lstm_backward's message, naming the first such exercise: the errors most likely
-    come from there (an lstm_step_forward that changes prev_c in place corrupts the cache of an
-    lstm_forward built on it, although that forward pass returns the right h)."""
+def _own_steps_failure(name, fn):
+    """For lstm_forward that does not call lstm_step_forward: (exercise, failure) when it returns
+    what the notebook's own lstm_step_forward gives, looped over the fixture's steps, and that
+    chain fails its own check (the first failing exercise of lstm_step_forward and what it
+    calls); None otherwise. The grader's second opinion judges lstm_forward the same way."""
+    step = getattr(fn, "__globals__", {}).get("lstm_step_forward")
+    if name != "lstm_forward" or not callable(step) or step is fn:
+        return None
+    first = first_failing(step, "lstm_step_forward")
+    if first is None or isinstance(first[1], NotImplementedYet):
+        return None
+    fx = _get(name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with np.errstate(all="ignore"):
+                h = fn(*(fx[k].copy() for k in ("x", "h0", "Wx", "Wh", "b")))[0]
+                prev_h, prev_c, steps = fx["h0"].copy(), np.zeros_like(fx["h0"]), []
+                for t in range(fx["x"].shape[1]):
+                    prev_h, prev_c = step(fx["x"][:, t].copy(), prev_h, prev_c, fx["Wx"].copy(),
+                                          fx["Wh"].copy(), fx["b"].copy())[:2]
+                    steps.append(np.array(prev_h, dtype=float))
+    except Exception:   # noqa: BLE001 - no verdict then
+        return None
+    return first if close(h, np.stack(steps, axis=1), RTOL) else None
+
+
+def _own_steps_message(name, dep, dexc):
+    k = EXERCISE_NUMBER[dep]
+    who = "that" if dep == "lstm_step_forward" else f"your {dep}, which it calls,"
+    return (f"{name}: the problem starts upstream: your {name} gives what your own lstm_step_forward gives, "
+            f"step after step, and {who} fails its own check (Exercise {k}): "
+            f"{_without_name(dep, dexc).rstrip('.')}. Fix Exercise {k} first: the grader judges your {name} "
+            f"on your own steps too, so it is the same mistake, charged once, where it is made.")
+
+
+def _backward_note(backward, forward, name="lstm_backward"):
+    """When an exercise that the backward function `name` or its forward pass calls fails its
+    own check, say so before the backward check's message, naming the first such exercise: the
+    errors most likely come from there (an lstm_step_forward that changes prev_c in place
+    corrupts the cache of an lstm_forward built on it, although that forward pass returns the
+    right h; float32 gates leave next_h within tolerance and the gradients outside it). The
+    grader stands in for those exercises and judges the backward pass on its own."""
     found = {}
     for f in (forward, backward):
         for n, g in calls(f).items():
             found.setdefault(n, g)
     for n in _EXERCISES:
-        if n not in found or n == "lstm_backward":
+        if n not in found or n == name:
             continue
         space = dict(getattr(found[n], "__globals__", {}))
         space.update(found)
@@ -741,10 +820,10 @@ def _backward_note(backward, forward):
         if n == "lstm_step_backward":
             break
         k = EXERCISE_NUMBER[n]
-        return (f"your {n} (Exercise {k}) fails its own check, and your lstm_forward and lstm_backward "
+        return (f"your {n} (Exercise {k}) fails its own check, and your {_FORWARD_OF[name]} and {name} "
                 f"build on it, so these errors most likely come from there: fix Exercise {k} first. Its "
                 f"check says: {_without_name(n, exc).rstrip('.')}. What this check sees now: ")
-    return _step_backward_note()
+    return _step_backward_note() if name == "lstm_backward" else ""
 
 
 def _step_backward_note():
