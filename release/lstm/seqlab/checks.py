@@ -190,16 +190,21 @@ def _close(name, label, actual, expected, rtol=RTOL, hint=None):
     err = float(diff.max()) / scale if diff.size else 0.0
     if not err <= rtol:
         idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
-        got, want = _num(actual[idx]), _num(expected[idx])
-        digits = 6
-        while got == want and digits < 17:
-            digits += 3
-            got, want = (f"{float(v):.{digits}g}" for v in (actual[idx], expected[idx]))
+        got, want = _told_apart(actual[idx], expected[idx])
         msg = (f"{label} is wrong: relative error {err:.2e} (tolerance {rtol:.0e}); largest "
                f"difference at index {idx}: got {got}, expected {want}")
         if hint:
             msg += f". {hint}"
         _fail(name, msg)
+
+
+def _told_apart(got, want):
+    """Two numbers as text, with as many digits as it takes to show they differ (up to 17)."""
+    texts, digits = (_num(got), _num(want)), 6
+    while texts[0] == texts[1] and digits < 17:
+        digits += 3
+        texts = tuple(f"{float(v):.{digits}g}" for v in (got, want))
+    return texts
 
 
 def _close_each(name, label, actual, expected, hint=None):
@@ -210,11 +215,7 @@ def _close_each(name, label, actual, expected, hint=None):
     if (excess > TINY).any():
         idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), excess.shape))
         rel = abs(actual[idx] - expected[idx]) / max(abs(expected[idx]), TINY)
-        got, want = _num(actual[idx]), _num(expected[idx])
-        digits = 6
-        while got == want and digits < 17:
-            digits += 3
-            got, want = (f"{float(v):.{digits}g}" for v in (actual[idx], expected[idx]))
+        got, want = _told_apart(actual[idx], expected[idx])
         msg = (f"{label} is wrong: relative error {rel:.2e} at index {idx} (tolerance {SIGMOID_RTOL:.0e} "
                f"at every entry): got {got}, expected {want}")
         _fail(name, msg + (f". {hint}" if hint else ""))
