@@ -214,7 +214,8 @@ def timed_forward(impl, case, forward, fn):
     except CallTimedOut:
         if limit is None:
             raise
-        raise TooSlow(fn, "did not get its cache in time: the forward pass before it did not finish", True) from None
+        raise TooSlow(fn, "did not get its cache in time: the forward pass before it did not finish "
+                      f"(the limit was {limit:.2f} s)", True) from None
 
 
 def timed_backward(impl, case, fn, *args):
@@ -229,15 +230,17 @@ def timed_backward(impl, case, fn, *args):
     forward_wall, forward_cpu = own_time(impl, forward)
     slow_forward = forward_slow(case, forward_wall, forward_cpu)
     if forward_wall >= limit:
-        raise TooSlow(fn, f"the forward pass before it took {forward_wall:.3f} s (wall clock)", True)
+        raise TooSlow(fn, f"did not get its cache in time: the forward pass before it took {forward_wall:.3f} s "
+                      f"(the limit was {limit:.2f} s)", True)
     try:
         grads = impl.call(fn, *args, seconds=limit - forward_wall)
     except CallTimedOut:
-        raise TooSlow(fn, "did not finish in time", slow_forward) from None
+        raise TooSlow(fn, f"did not finish in time (the limit was {limit:.2f} s)", slow_forward) from None
     backward_wall, backward_cpu = own_time(impl, impl.log[-1])
     seconds = forward_wall + backward_wall
     if seconds > limit:
-        raise TooSlow(fn, f"took {seconds:.3f} s (wall clock) with the forward pass before it", slow_forward)
+        raise TooSlow(fn, f"took {seconds:.3f} s with the forward pass before it (the limit was {limit:.2f} s)",
+                      slow_forward)
     if None not in (forward_cpu, backward_cpu) and forward_cpu + backward_cpu > case["cpu_seconds"]:
         raise TooSlow(fn, f"used {forward_cpu + backward_cpu:.3f} s of CPU time with the forward pass before it "
                       f"(the limit was {case['cpu_seconds']:.3f} s)", slow_forward)
@@ -262,9 +265,8 @@ def forward_slow(case, wall, cpu):
 def slow_message(case, slow, numerical):
     """What a student reads when a backward pass was too slow on a derivation case."""
     N, H = np.shape(case["x"])[0], np.shape(case["Wh"])[0]
-    took = slow.message if "limit was" in slow.message else f"{slow.message} (the limit was {case['seconds']:.2f} s)"
-    return (f"{slow.fn} {took} on a larger hidden case (N = {N}, H = {H}), twice, where the forward and "
-            "backward passes derived by hand take about a millisecond together. "
+    return (f"{slow.fn} {slow.message} on a larger hidden case (N = {N}, H = {H}), twice, where the forward and "
+            "backward passes derived by hand take a few milliseconds together. "
             + ("A backward pass computed by numerical differentiation of the forward pass earns no points: "
                "the exercise is to derive it." if numerical else
                "Your forward pass is slow too: make both faster (vectorise over the batch with numpy)."))
