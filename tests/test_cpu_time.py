@@ -3,8 +3,8 @@
 It is counted by the session's cgroup, so it covers every process the student starts, those that
 have ended included, and none of the grader's own work; where the machine gives no cgroup it is
 not measured (None) and every result names the protection refused. The grader's stand-ins'
-round trips are granted back at what they cost a session of the grader's own (its fastest), so
-that a student who only sends requests buys nothing with them.
+round trips are granted back at MARGIN times what they cost a session of the grader's own, so a
+student who only sends requests buys little with them.
 """
 import inspect
 
@@ -13,6 +13,7 @@ import pytest
 
 from autograder.config import Limits
 from autograder.process import sandbox, upcall_cost
+from autograder.process.channel import UPCALL_WALL_SECONDS
 from autograder.process.impl import LocalImpl
 from tests.conftest import cpu_accounting
 from tests.test_isolation import MODES, student
@@ -73,12 +74,12 @@ def test_a_sessions_cpu_time_counts_the_processes_it_started_and_not_its_waiting
 @pytest.mark.parametrize("mode", MODES)
 def test_the_stand_ins_round_trips_are_granted_back_and_buy_almost_nothing_more(mode, tmp_path):
     """A call that does nothing but send requests (the largest array of a derivation case each)
-    is left with little CPU time of its own, and what is granted back is not more than what the
-    requests cost."""
+    is left with little CPU time of its own, and what is granted back is not much more than what
+    the requests cost."""
     limits = Limits(wall_seconds=60, call_seconds=10, memory_mb=1024)
     cost = upcall_cost.measure(sandbox.make_scratch(None, "lstm.ipynb"), limits, mode)
     if not CPU_ACCOUNTING:
-        assert cost == upcall_cost.UpcallCost() and cost.granted(10, 10_000) == (10 * upcall_cost.UPCALL_WALL_SECONDS, 0.0)
+        assert cost == upcall_cost.UpcallCost() and cost.cpu_seconds(10, 10_000) == 0.0
         return
     assert cost.per_request > 0 and cost.per_byte > 0
     impl = session(mode, tmp_path)
@@ -93,12 +94,12 @@ def test_the_stand_ins_round_trips_are_granted_back_and_buy_almost_nothing_more(
     finally:
         impl.close()
     assert busy.upcalls == 150 and busy.upcall_bytes > 150 * 2 * x.nbytes
-    wall, cpu = cost.granted(busy.upcalls, busy.upcall_bytes)
+    cpu = cost.cpu_seconds(busy.upcalls, busy.upcall_bytes)
     spent = busy.cpu_seconds - idle.cpu_seconds
-    assert wall == pytest.approx(150 * upcall_cost.UPCALL_WALL_SECONDS)
+    assert impl.stand_in_wall(busy) == pytest.approx(150 * UPCALL_WALL_SECONDS)
     # (two measurements on a machine that may be loaded: within a factor of 2 of each other)
     assert spent - cpu < 0.5 * spent, (spent, cpu)                      # the round trips: granted back
-    assert cpu < 2 * spent, (spent, cpu)                                # and not much more
+    assert cpu < 2 * upcall_cost.MARGIN * spent, (spent, cpu)           # and not much more
 
 
 def test_the_reference_is_timed_by_its_cpu_time_on_one_blas_thread():

@@ -207,7 +207,8 @@ def derivation_limit(impl, case):
 
 def timed_forward(impl, case, forward, fn):
     """forward(impl, case, seconds) before backward function `fn`: on a derivation case it too
-    must end within the limit (a forward pass that differentiates ahead is too slow), else TooSlow."""
+    must end within the limit (a forward pass that differentiates ahead is too slow), else TooSlow
+    (the stand-ins' round trips extend its deadline as they happen: channel.UPCALL_WALL_SECONDS)."""
     limit = derivation_limit(impl, case)
     try:
         return forward(impl, case, seconds=limit)
@@ -222,43 +223,49 @@ def timed_backward(impl, case, fn, *args):
     """Call a backward function right after its forward pass; on a derivation case the two
     calls together must stay within the grader's limits from the reference's own time
     (case["seconds"] of wall time, case["cpu_seconds"] of CPU time), the time of the grader's
-    stand-ins' round trips left out (impl.stand_in_time), else TooSlow."""
+    stand-ins' round trips left out (impl.stand_in_wall, impl.stand_in_cpu), else TooSlow."""
     forward = impl.log[-1]
     limit = derivation_limit(impl, case)
     if limit is None:
         return impl.call(fn, *args)
-    forward_wall, forward_cpu = own_time(impl, forward)
-    slow_forward = forward_slow(case, forward_wall, forward_cpu)
+    forward_wall = forward.seconds - impl.stand_in_wall(forward)
     if forward_wall >= limit:
         raise TooSlow(fn, f"did not get its cache in time: the forward pass before it took {forward_wall:.3f} s "
                       f"(the limit was {limit:.2f} s)", True)
     try:
         grads = impl.call(fn, *args, seconds=limit - forward_wall)
     except CallTimedOut:
-        raise TooSlow(fn, f"did not finish in time (the limit was {limit:.2f} s)", slow_forward) from None
-    backward_wall, backward_cpu = own_time(impl, impl.log[-1])
-    seconds = forward_wall + backward_wall
+        raise TooSlow(fn, f"did not finish in time (the limit was {limit:.2f} s)",
+                      forward_slow(impl, case, forward)) from None
+    backward = impl.log[-1]
+    seconds = forward_wall + backward.seconds - impl.stand_in_wall(backward)
     if seconds > limit:
         raise TooSlow(fn, f"took {seconds:.3f} s with the forward pass before it (the limit was {limit:.2f} s)",
-                      slow_forward)
-    if None not in (forward_cpu, backward_cpu) and forward_cpu + backward_cpu > case["cpu_seconds"]:
-        raise TooSlow(fn, f"used {forward_cpu + backward_cpu:.3f} s of CPU time with the forward pass before it "
-                      f"(the limit was {case['cpu_seconds']:.3f} s)", slow_forward)
+                      forward_slow(impl, case, forward))
+    cpu = own_cpu(impl, [forward, backward], case["cpu_seconds"])
+    if cpu is not None and cpu > case["cpu_seconds"]:
+        raise TooSlow(fn, f"used {cpu:.3f} s of CPU time with the forward pass before it (the limit was "
+                      f"{case['cpu_seconds']:.3f} s)", forward_slow(impl, case, forward))
     return grads
 
 
-def own_time(impl, record):
-    """(wall, CPU) seconds of a call of the student's, less its stand-ins' round trips (CPU None
-    where it is not measured)."""
-    wall, cpu = impl.stand_in_time(record)
-    return record.seconds - wall, None if record.cpu_seconds is None else record.cpu_seconds - cpu
+def own_cpu(impl, records, limit=0.0):
+    """CPU seconds of the student's calls `records`, less their stand-ins' round trips (None where
+    CPU time is not measured). Within `limit` without that, it is not worked out (it may take
+    measuring what a round trip costs)."""
+    if any(r.cpu_seconds is None for r in records):
+        return None
+    spent = sum(r.cpu_seconds for r in records)
+    return spent if spent <= limit else spent - sum(impl.stand_in_cpu(r) for r in records)
 
 
-def forward_slow(case, wall, cpu):
+def forward_slow(impl, case, forward):
     """Was the student's forward pass more than ten times the reference's (at least 1 ms), on
     the CPU clock where it is measured (a loaded machine does not change it), else the wall's?"""
     reference_wall, reference_cpu = case["reference_forward"]
-    own, reference = (wall, reference_wall) if cpu is None else (cpu, reference_cpu)
+    cpu = own_cpu(impl, [forward])
+    own, reference = (forward.seconds - impl.stand_in_wall(forward), reference_wall) if cpu is None \
+        else (cpu, reference_cpu)
     return own > 10 * max(reference, 1e-3)
 
 

@@ -174,10 +174,10 @@ def time_derivation_case(exercise, ctx, case):
     """On a derivation case, the limits of the student's forward and backward calls together,
     from the reference's own time on the same inputs (best of three, in this process): wall
     time case["seconds"], CPU time case["cpu_seconds"]; and the reference's forward pass alone,
-    case["reference_forward"] = (wall, CPU) seconds."""
+    case["reference_forward"] = (wall, CPU) seconds. -> the reference's outputs."""
     wall, cpu, forward = [], [], []
     for _ in range(3):
-        exercise.probe(ctx.reference, case)
+        expected = exercise.probe(ctx.reference, case)
         calls = ctx.reference.log[-2:]
         wall.append(sum(c.seconds for c in calls))
         cpu.append(sum(c.cpu_seconds for c in calls))
@@ -186,6 +186,7 @@ def time_derivation_case(exercise, ctx, case):
     case["seconds"] = max(limits.derive_floor_seconds, limits.derive_factor * min(wall))
     case["cpu_seconds"] = max(limits.derive_cpu_floor_seconds, limits.derive_factor * min(cpu))
     case["reference_forward"] = tuple(min(f[k] for f in forward) for k in (0, 1))
+    return expected
 
 
 def attempt(exercise, ctx, case, expected_out, on_its_own, explained):
@@ -255,9 +256,8 @@ def grade_exercise(exercise, ctx, cases, max_points, input_penalty):
     on_its_own = bool(exercise.upstream)
     expected = []
     for case in cases:
-        if isinstance(case, dict) and case.get("derive"):
-            time_derivation_case(exercise, ctx, case)
-        expected.append(exercise.probe(ctx.reference, case))
+        derive = isinstance(case, dict) and case.get("derive")
+        expected.append(time_derivation_case(exercise, ctx, case) if derive else exercise.probe(ctx.reference, case))
     attempts, explained, current = [None] * len(cases), set(), 0
     try:
         for current, case in enumerate(cases):

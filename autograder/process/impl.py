@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autograder.process.channel import ChannelClosed, ChannelTimeout, Opaque, fp_errors
+from autograder.process.channel import UPCALL_WALL_SECONDS, ChannelClosed, ChannelTimeout, Opaque, fp_errors
 
 # A reply may hold at most REPLY_FACTOR times the bytes of the arrays the grader sent to its
 # session so far, plus REPLY_SLACK: a reply over that is refused before it is read (the grader's
@@ -364,12 +364,17 @@ class StudentImpl(Impl):
                 result[k] = Handle(self.sessions, result[k]["handle"])
         return to_arrays(result)
 
-    def stand_in_time(self, record):
-        """(wall, CPU) seconds of `record`'s call that were its stand-ins' round trips, as the
-        grader grants them back on a derivation case (upcall_cost.granted)."""
+    def stand_in_wall(self, record):
+        """Wall seconds of `record`'s call granted back for its stand-ins' round trips on a
+        derivation case (channel.UPCALL_WALL_SECONDS each)."""
+        return record.upcalls * UPCALL_WALL_SECONDS
+
+    def stand_in_cpu(self, record):
+        """CPU seconds of `record`'s call that were its stand-ins' round trips, at what they cost
+        a session of the grader's own (upcall_cost; measured on first use)."""
         if not record.upcalls or self.upcall_cost is None:
-            return 0.0, 0.0
-        return self.upcall_cost().granted(record.upcalls, record.upcall_bytes)
+            return 0.0
+        return self.upcall_cost().cpu_seconds(record.upcalls, record.upcall_bytes)
 
     def close(self):
         if self.server is not None:
