@@ -9,9 +9,10 @@ same requests cost a session of the grader's own (trusted cells, the same worker
 the fastest of REPEATS), so that a loop calling a stand-in per sample and step costs nothing
 (its requests also copy the arguments for the student's own cache, which the measured ones do
 not), and requests made only to earn time earn at most half of what they cost: on a derivation
-case, a few percent of what numerical differentiation takes. It is measured only when a derivation case's CPU time is over the limit
-without the grant, and not at all where no cgroup counts a session's CPU time. (The wall-clock
-limit grants a fixed channel.UPCALL_WALL_SECONDS a request.)
+case, a few percent of what numerical differentiation takes. It is measured only when a
+derivation case's CPU time is over the limit without the grant, and not at all where no cgroup
+counts a session's CPU time. (The wall-clock limit grants a fixed channel.UPCALL_WALL_SECONDS
+a request.)
 """
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ REQUESTS = 40                  # stand-in requests per measured call
 SHAPES = ((1,), (96, 384))     # a one-number array, and the largest array of a derivation case
 REPEATS = 3                    # the fastest of these counts (a loaded machine only adds time)
 MARGIN = 1.5
-_measured = {}                 # sandbox mode -> UpcallCost or None, once per grader process
+_measured = {}                 # sandbox mode -> UpcallCost, once per grader process
 
 
 @dataclass(frozen=True)
