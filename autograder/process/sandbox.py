@@ -578,7 +578,7 @@ def refused_protections(mode):
     if not cgroup_parents():
         refused.append("cgroup (memory, process count and CPU time of all the student's processes together; "
                        "derivation cases timed by the wall clock only)")
-    elif not set(cgroup_parents()) & set(CPU_USAGE):
+    elif not cpu_accounting():
         refused.append("cgroup CPU accounting (derivation cases timed by the wall clock only)")
     if mode == "bubblewrap" and not bubblewrap_sizes_tmpfs():
         refused.append("tmpfs size (this bwrap has no --size: /tmp is bounded by the cgroup's memory limit" +
@@ -796,6 +796,11 @@ def cgroup_parents():
 
 
 CPU_USAGE = {"cpuacct": "cpuacct.usage", "v2": "cpu.stat"}   # where a cgroup counts its CPU time
+
+
+def cpu_accounting():
+    """Does a student's session get a cgroup that counts its CPU time (derivation cases)?"""
+    return bool(set(cgroup_parents()) & set(CPU_USAGE))
 
 
 def remove_cgroups(folders):

@@ -55,7 +55,7 @@ def measured(scratch, limits, mode):
 def measure(scratch, limits, mode):
     """Time REQUESTS round trips of each of SHAPES against none, in a session of the grader's
     own; -> UpcallCost fitted to the two sizes."""
-    if not set(sandbox.cgroup_parents()) & set(sandbox.CPU_USAGE):
+    if not sandbox.cpu_accounting():
         return UpcallCost()
     try:
         server = ForkServer(scratch, limits, mode, CELLS, limits.call_seconds)
